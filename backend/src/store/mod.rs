@@ -1,0 +1,161 @@
+//! The event store: what the rest of the code needs from any backend, and nothing more.
+//!
+//! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default;
+//! PostgreSQL and KurrentDB come later and must pass the same [`conformance`] suite.
+
+pub mod conformance;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use ducha_events::envelope::{NewEvent, RecordedEvent};
+use ducha_events::ids::TenantId;
+use ducha_events::time::Timestamp;
+
+/// What the appender believes the stream's version is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the version is.
+    Any,
+    /// The stream must not exist yet (version 0).
+    NoStream,
+    /// The stream must be at exactly this version (0 = does not exist).
+    Exact(u64),
+}
+
+/// One atomic append of one or more events to one stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub tenant: TenantId,
+    /// Must start with `"{tenant}/"`.
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    /// A retry with the same key (within the tenant) returns the first outcome and appends nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub first_position: u64,
+    pub last_position: u64,
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// True when an earlier append with the same idempotency key answered instead.
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream}: expected version {expected:?}, actual {actual}")]
+    WrongExpectedVersion {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("idempotency key {key:?} was used for a different stream ({stream})")]
+    IdempotencyKeyReused { key: String, stream: String },
+    #[error("the data store is locked by another process")]
+    Locked,
+    #[error("the data store is corrupt or not a Ducha database: {0}")]
+    Corrupt(String),
+    #[error(
+        "the data store was written by a newer Ducha (schema {found}, this build knows {known})"
+    )]
+    NewerSchema { found: u32, known: u32 },
+    #[error("the data store is read-only")]
+    ReadOnly,
+    #[error("storage error: {0}")]
+    Io(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+/// An upper bound for reads ("as of").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Upto {
+    #[default]
+    Head,
+    /// Up to and including this global position.
+    Position(u64),
+}
+
+impl Upto {
+    pub fn limit(self) -> u64 {
+        match self {
+            Upto::Head => u64::MAX,
+            Upto::Position(p) => p,
+        }
+    }
+}
+
+/// A tenant's chain summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantHead {
+    pub tenant: TenantId,
+    pub events: u64,
+    pub last_position: u64,
+    pub head_hash: String,
+}
+
+/// The event store contract. All reads return events in global position order.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically with an expected-version check, chaining each event into its tenant's
+    /// hash chain. `occurred_at` is raised to the previous event's time if it would go backwards.
+    async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// The stream's current version (0 if it does not exist).
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
+
+    /// Events of one stream with `stream_version > after_version`, at most `limit`, up to `upto`.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        after_version: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of one tenant with `position > after_position`, at most `limit`, up to `upto`.
+    async fn read_tenant(
+        &self,
+        tenant: &TenantId,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The global log: events with `position > after_position`, at most `limit`, up to `upto`.
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The last global position (0 when empty).
+    async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The last global position whose `occurred_at` is at or before `at` (0 if none): "as of" a time.
+    async fn position_at(&self, at: Timestamp) -> Result<u64, StoreError>;
+
+    /// Every tenant with events, with its chain head.
+    async fn tenants(&self) -> Result<Vec<TenantHead>, StoreError>;
+
+    /// Be told of new events: the receiver sees the head position after each append.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Saves a projection checkpoint (replacing the previous one of that name).
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        position: u64,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError>;
+
+    /// Loads a projection checkpoint: `(position, data)`.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+}

@@ -1,0 +1,603 @@
+//! Every domain event: its payload, its type name and its schema version.
+//!
+//! Events are immutable. A payload is stored as the JSON its schema version had when it was written;
+//! when an older version is read, [`upcast`] brings it to the current shape before it is decoded.
+//! The store never rewrites a stored event.
+
+use crate::authz::{Role, Scope};
+use crate::ids::*;
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Checklist points, held exactly in hundredths (so sums never drift) and written as a JSON number
+/// with at most two decimals (`2.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Points(pub u32);
+
+impl Points {
+    pub fn from_hundredths(h: u32) -> Self {
+        Points(h)
+    }
+    pub fn whole(p: u32) -> Self {
+        Points(p * 100)
+    }
+    pub fn hundredths(self) -> u32 {
+        self.0
+    }
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+    /// Parses a non-negative number with at most two decimals, up to 10,000 points.
+    pub fn from_f64(v: f64) -> Option<Self> {
+        if !v.is_finite() || !(0.0..=10_000.0).contains(&v) {
+            return None;
+        }
+        let h = (v * 100.0).round();
+        if ((h / 100.0) - v).abs() > 1e-9 {
+            return None;
+        }
+        Some(Points(h as u32))
+    }
+}
+
+impl std::fmt::Display for Points {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (w, r) = (self.0 / 100, self.0 % 100);
+        match r {
+            0 => write!(f, "{w}"),
+            r if r % 10 == 0 => write!(f, "{w}.{}", r / 10),
+            r => write!(f, "{w}.{r:02}"),
+        }
+    }
+}
+
+impl Serialize for Points {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 100 == 0 {
+            s.serialize_u32(self.0 / 100)
+        } else {
+            s.serialize_f64(self.as_f64())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Points {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Points::from_f64(v).ok_or_else(|| {
+            serde::de::Error::custom("points must be 0..=10000 with at most two decimals")
+        })
+    }
+}
+
+/// 座谈交流 / 查阅资料 / 实地查看 / 个别访谈 / 问卷调查.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InspectionMethod {
+    Meeting,
+    DocumentReview,
+    SiteVisit,
+    Interview,
+    Questionnaire,
+}
+
+impl InspectionMethod {
+    pub const ALL: [InspectionMethod; 5] = [
+        InspectionMethod::Meeting,
+        InspectionMethod::DocumentReview,
+        InspectionMethod::SiteVisit,
+        InspectionMethod::Interview,
+        InspectionMethod::Questionnaire,
+    ];
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            InspectionMethod::Meeting => "座谈交流",
+            InspectionMethod::DocumentReview => "查阅资料",
+            InspectionMethod::SiteVisit => "实地查看",
+            InspectionMethod::Interview => "个别访谈",
+            InspectionMethod::Questionnaire => "问卷调查",
+        }
+    }
+}
+
+/// How serious a finding is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    #[default]
+    General,
+    Major,
+    Serious,
+}
+
+impl Severity {
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Severity::General => "一般",
+            Severity::Major => "较重",
+            Severity::Serious => "严重",
+        }
+    }
+}
+
+/// One line of a 评分表.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub code: String,
+    pub title: String,
+    pub max_points: Points,
+}
+
+/// A member of the 督查组.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMember {
+    pub user_id: UserId,
+    #[serde(default)]
+    pub leader: bool,
+}
+
+/// A figure quoted in an achievement ("开展理论宣讲会等10场": label 理论宣讲会, value 10, unit 场).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Figure {
+    pub label: String,
+    pub value: i64,
+    pub unit: String,
+}
+
+/// A piece of evidence, stored content-addressed; the event keeps only its hash and description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRef {
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+// ---------------------------------------------------------------- platform and tenant administration
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistrictCreated {
+    pub district_id: DistrictId,
+    pub name: String,
+}
+
+/// The first event of a tenant's own stream; it also registers the tenant with its district.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantCreated {
+    pub tenant_id: TenantId,
+    pub district_id: DistrictId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityAdded {
+    pub community_id: CommunityId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommunityRenamed {
+    pub community_id: CommunityId,
+    pub name: String,
+}
+
+/// Finding categories are tenant data (理论学习, 督查自查, 主体责任, 舆情研判, 队伍建设, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingCategoryAdded {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistDefined {
+    pub checklist_id: ChecklistId,
+    pub title: String,
+    pub items: Vec<ChecklistItem>,
+}
+
+/// Users are recorded on the stream of the scope that owns them (platform, district or tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// An argon2id PHC string; the password itself is never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordSet {
+    pub user_id: UserId,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGranted {
+    pub user_id: UserId,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRevoked {
+    pub user_id: UserId,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDisabled {
+    pub user_id: UserId,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEnabled {
+    pub user_id: UserId,
+}
+
+// ---------------------------------------------------------------- inspection
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionPlanned {
+    pub inspection_id: InspectionId,
+    pub year: i32,
+    /// e.g. 对下级社区督查2023年度意识形态工作情况
+    pub title: String,
+    /// e.g. 意识形态工作
+    pub subject: String,
+    pub communities: Vec<CommunityId>,
+    pub team: Vec<TeamMember>,
+    pub methods: Vec<InspectionMethod>,
+    pub checklist_id: Option<ChecklistId>,
+    pub planned_start: NaiveDate,
+    pub planned_end: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionScopeChanged {
+    pub communities: Vec<CommunityId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionTeamChanged {
+    pub team: Vec<TeamMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionStarted {
+    pub started_on: NaiveDate,
+}
+
+/// A meeting (座谈交流), document review (查阅资料) or other method, held with one community.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldworkRecorded {
+    pub community_id: CommunityId,
+    pub method: InspectionMethod,
+    pub held_on: NaiveDate,
+    pub participants: String,
+    pub notes: String,
+}
+
+/// A deduction (扣分) against a checklist item for one community.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeductionRecorded {
+    pub community_id: CommunityId,
+    pub item_code: String,
+    pub points: Points,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AchievementRecorded {
+    pub achievement_id: AchievementId,
+    /// A heading of 主要工作开展情况, e.g. 加强理论武装，坚定理想信念
+    pub category: String,
+    pub text: String,
+    pub figures: Vec<Figure>,
+    pub community_id: Option<CommunityId>,
+}
+
+/// A 存在问题. Schema v2 added `title` and `severity`; v1 events are upcast (see [`upcast`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRecorded {
+    pub finding_id: FindingId,
+    /// `None`: a cross-cutting finding about several communities.
+    pub community_id: Option<CommunityId>,
+    /// A finding category code of the tenant.
+    pub category: String,
+    /// e.g. 理论学习走过场的情况仍有存在
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionConcluded {
+    /// The overall assessment, e.g. 总体良好
+    pub assessment: String,
+    pub summary: String,
+}
+
+// ---------------------------------------------------------------- finding follow-up (整改)
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectificationAssigned {
+    pub inspection_id: InspectionId,
+    /// e.g. 狠抓理论学习强化思想武装
+    pub title: String,
+    pub measure: String,
+    pub responsible_unit: String,
+    pub leader: String,
+    pub person: String,
+    pub deadline: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressReported {
+    pub text: String,
+    pub evidence: Vec<EvidenceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectificationSubmitted {
+    pub summary: String,
+}
+
+/// 销号.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectificationVerified {
+    pub comment: String,
+}
+
+/// 退回.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectificationReturned {
+    pub reason: String,
+}
+
+/// 延期.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineExtended {
+    pub new_deadline: NaiveDate,
+    pub reason: String,
+}
+
+/// 催办.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderIssued {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingDismissed {
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------- self-inspection
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfInspectionSubmitted {
+    pub self_inspection_id: SelfInspectionId,
+    pub community_id: CommunityId,
+    pub year: i32,
+    pub title: String,
+    pub text: String,
+    pub inspection_id: Option<InspectionId>,
+}
+
+/// Why a stored event could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event {event_type} has schema version {found}, newer than this build knows ({known})")]
+    FutureVersion {
+        event_type: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("event {event_type} v{version}: {message}")]
+    Payload {
+        event_type: String,
+        version: u32,
+        message: String,
+    },
+}
+
+macro_rules! domain_events {
+    ($( $variant:ident = $version:literal; )*) => {
+        /// A domain event. The variant name is the stored type name.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum Event { $( $variant($variant), )* }
+
+        impl Event {
+            /// Every event type with its current schema version.
+            pub const TYPES: &'static [(&'static str, u32)] = &[$( (stringify!($variant), $version), )*];
+
+            pub fn event_type(&self) -> &'static str {
+                match self { $( Event::$variant(_) => stringify!($variant), )* }
+            }
+
+            pub fn schema_version(&self) -> u32 {
+                match self { $( Event::$variant(_) => $version, )* }
+            }
+
+            /// The payload as stored: compact JSON of the variant's struct (no type tag).
+            pub fn payload_json(&self) -> String {
+                // Serialising these plain structs cannot fail: no maps with non-string keys, no
+                // custom serialisers that error.
+                match self { $( Event::$variant(p) => serde_json::to_string(p).unwrap_or_default(), )* }
+            }
+
+            /// Decodes a stored payload, upcasting older schema versions first.
+            pub fn decode(event_type: &str, version: u32, payload: &str) -> Result<Event, DecodeError> {
+                let bad = |m: serde_json::Error| DecodeError::Payload {
+                    event_type: event_type.to_owned(), version, message: m.to_string(),
+                };
+                match event_type {
+                    $( stringify!($variant) => {
+                        if version == $version {
+                            serde_json::from_str(payload).map(Event::$variant).map_err(bad)
+                        } else if version > $version {
+                            Err(DecodeError::FutureVersion { event_type: event_type.to_owned(), found: version, known: $version })
+                        } else {
+                            let value = serde_json::from_str(payload).map_err(bad)?;
+                            let value = upcast(event_type, version, value)?;
+                            serde_json::from_value(value).map(Event::$variant).map_err(bad)
+                        }
+                    } )*
+                    other => Err(DecodeError::UnknownType(other.to_owned())),
+                }
+            }
+        }
+
+        $( impl From<$variant> for Event { fn from(e: $variant) -> Event { Event::$variant(e) } } )*
+    };
+}
+
+domain_events! {
+    DistrictCreated = 1;
+    TenantCreated = 1;
+    CommunityAdded = 1;
+    CommunityRenamed = 1;
+    FindingCategoryAdded = 1;
+    ChecklistDefined = 1;
+    UserCreated = 1;
+    PasswordSet = 1;
+    RoleGranted = 1;
+    RoleRevoked = 1;
+    UserDisabled = 1;
+    UserEnabled = 1;
+    InspectionPlanned = 1;
+    InspectionScopeChanged = 1;
+    InspectionTeamChanged = 1;
+    InspectionStarted = 1;
+    FieldworkRecorded = 1;
+    DeductionRecorded = 1;
+    AchievementRecorded = 1;
+    FindingRecorded = 2;
+    InspectionConcluded = 1;
+    RectificationAssigned = 1;
+    ProgressReported = 1;
+    RectificationSubmitted = 1;
+    RectificationVerified = 1;
+    RectificationReturned = 1;
+    DeadlineExtended = 1;
+    ReminderIssued = 1;
+    FindingDismissed = 1;
+    SelfInspectionSubmitted = 1;
+}
+
+/// The upcasting hook: turns a payload of an older schema version into the next one, step by step,
+/// until it has the current shape. Add a match arm when a schema version is bumped; never change a
+/// stored event.
+pub fn upcast(
+    event_type: &str,
+    mut version: u32,
+    mut value: serde_json::Value,
+) -> Result<serde_json::Value, DecodeError> {
+    loop {
+        let current = Event::TYPES
+            .iter()
+            .find(|(t, _)| *t == event_type)
+            .map(|(_, v)| *v)
+            .unwrap_or(version);
+        if version >= current {
+            return Ok(value);
+        }
+        match (event_type, version) {
+            // v1 (pre-release) had no title or severity: the title is the description's first
+            // sentence, the severity "general".
+            ("FindingRecorded", 1) => {
+                if let Some(obj) = value.as_object_mut() {
+                    let description = obj
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or_default();
+                    let title = description
+                        .split(['。', '.'])
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    obj.entry("title")
+                        .or_insert(serde_json::Value::String(title));
+                    obj.entry("severity")
+                        .or_insert(serde_json::Value::String("general".to_owned()));
+                }
+            }
+            _ => {
+                return Err(DecodeError::Payload {
+                    event_type: event_type.to_owned(),
+                    version,
+                    message: "no upcaster from this version".to_owned(),
+                });
+            }
+        }
+        version += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips_with_type_and_version() {
+        let e = Event::from(CommunityAdded {
+            community_id: CommunityId::parse("c1").unwrap(),
+            name: "东风社区".into(),
+        });
+        assert_eq!(e.event_type(), "CommunityAdded");
+        assert_eq!(e.schema_version(), 1);
+        let back = Event::decode(e.event_type(), e.schema_version(), &e.payload_json()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn old_finding_version_is_upcast() {
+        let v1 = r#"{"finding_id":"f1","community_id":null,"category":"theory","description":"理论学习走过场。督查发现有些社区……"}"#;
+        let e = Event::decode("FindingRecorded", 1, v1).unwrap();
+        match e {
+            Event::FindingRecorded(f) => {
+                assert_eq!(f.title, "理论学习走过场");
+                assert_eq!(f.severity, Severity::General);
+            }
+            other => panic!("decoded to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_and_future_versions_are_errors() {
+        assert!(matches!(
+            Event::decode("Nope", 1, "{}"),
+            Err(DecodeError::UnknownType(_))
+        ));
+        assert!(matches!(
+            Event::decode("CommunityAdded", 9, "{}"),
+            Err(DecodeError::FutureVersion { .. })
+        ));
+        assert!(matches!(
+            Event::decode("CommunityAdded", 1, "{"),
+            Err(DecodeError::Payload { .. })
+        ));
+    }
+
+    #[test]
+    fn points_are_exact_hundredths() {
+        let p: Points = serde_json::from_str("2.5").unwrap();
+        assert_eq!(p, Points(250));
+        assert_eq!(serde_json::to_string(&p).unwrap(), "2.5");
+        assert_eq!(serde_json::to_string(&Points::whole(10)).unwrap(), "10");
+        assert!(serde_json::from_str::<Points>("-1").is_err());
+        assert!(serde_json::from_str::<Points>("0.001").is_err());
+        assert_eq!(Points(1005).to_string(), "10.05");
+        assert_eq!(Points(1050).to_string(), "10.5");
+    }
+}
