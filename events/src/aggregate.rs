@@ -29,10 +29,7 @@ pub fn require_text(field: &str, value: &str, max: usize) -> Result<(), crate::D
         return Err(crate::DomainError::invalid(field, "不能为空"));
     }
     if value.chars().count() > max {
-        return Err(crate::DomainError::invalid(
-            field,
-            format!("不能超过{max}个字符"),
-        ));
+        return Err(crate::DomainError::invalid(field, format!("不能超过{max}个字符")));
     }
     Ok(())
 }

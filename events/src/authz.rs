@@ -64,18 +64,9 @@ impl Role {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Scope {
     Platform,
-    District {
-        district_id: DistrictId,
-    },
-    Tenant {
-        district_id: DistrictId,
-        tenant_id: TenantId,
-    },
-    Community {
-        district_id: DistrictId,
-        tenant_id: TenantId,
-        community_id: CommunityId,
-    },
+    District { district_id: DistrictId },
+    Tenant { district_id: DistrictId, tenant_id: TenantId },
+    Community { district_id: DistrictId, tenant_id: TenantId, community_id: CommunityId },
 }
 
 impl Scope {
@@ -85,13 +76,8 @@ impl Scope {
             Scope::Platform => true,
             Scope::District { district_id } => target.district_id.as_ref() == Some(district_id),
             Scope::Tenant { tenant_id, .. } => target.tenant_id.as_ref() == Some(tenant_id),
-            Scope::Community {
-                tenant_id,
-                community_id,
-                ..
-            } => {
-                target.tenant_id.as_ref() == Some(tenant_id)
-                    && target.community_id.as_ref() == Some(community_id)
+            Scope::Community { tenant_id, community_id, .. } => {
+                target.tenant_id.as_ref() == Some(tenant_id) && target.community_id.as_ref() == Some(community_id)
             }
         }
     }
@@ -102,14 +88,8 @@ impl Scope {
             (role, self),
             (Role::PlatformAdmin, Scope::Platform)
                 | (Role::DistrictOfficer, Scope::District { .. })
-                | (
-                    Role::Auditor,
-                    Scope::Platform | Scope::District { .. } | Scope::Tenant { .. }
-                )
-                | (
-                    Role::SubdistrictAdmin | Role::Inspector,
-                    Scope::Tenant { .. }
-                )
+                | (Role::Auditor, Scope::Platform | Scope::District { .. } | Scope::Tenant { .. })
+                | (Role::SubdistrictAdmin | Role::Inspector, Scope::Tenant { .. })
                 | (Role::CommunityOfficer, Scope::Community { .. })
         )
     }
@@ -134,10 +114,7 @@ impl Actor {
     pub fn system() -> Actor {
         Actor {
             user_id: UserId::parse("_system").unwrap_or_else(|_| unreachable!("valid literal id")),
-            grants: vec![Grant {
-                role: Role::PlatformAdmin,
-                scope: Scope::Platform,
-            }],
+            grants: vec![Grant { role: Role::PlatformAdmin, scope: Scope::Platform }],
         }
     }
 }
@@ -155,24 +132,13 @@ impl Target {
         Target::default()
     }
     pub fn district(d: &DistrictId) -> Self {
-        Target {
-            district_id: Some(d.clone()),
-            ..Target::default()
-        }
+        Target { district_id: Some(d.clone()), ..Target::default() }
     }
     pub fn tenant(d: &DistrictId, t: &TenantId) -> Self {
-        Target {
-            district_id: Some(d.clone()),
-            tenant_id: Some(t.clone()),
-            community_id: None,
-        }
+        Target { district_id: Some(d.clone()), tenant_id: Some(t.clone()), community_id: None }
     }
     pub fn community(d: &DistrictId, t: &TenantId, c: Option<&CommunityId>) -> Self {
-        Target {
-            district_id: Some(d.clone()),
-            tenant_id: Some(t.clone()),
-            community_id: c.cloned(),
-        }
+        Target { district_id: Some(d.clone()), tenant_id: Some(t.clone()), community_id: c.cloned() }
     }
 }
 
@@ -192,7 +158,8 @@ pub enum Action {
     RecordInspection,
     /// Assign, verify, return, extend, remind and dismiss.
     ManageRectification,
-    /// Report progress and submit a rectification (the finding's own community).
+    /// Report progress and submit a rectification (the finding's own community; the sub-district
+    /// itself for cross-cutting findings).
     ReportProgress,
     /// Submit a 自查报告 for a community.
     SubmitSelfInspection,
@@ -210,12 +177,7 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         Role::DistrictOfficer => matches!(action, Read),
         Role::SubdistrictAdmin => matches!(
             action,
-            ManageTenant
-                | ManageUsers
-                | ManageInspection
-                | RecordInspection
-                | ManageRectification
-                | Read
+            ManageTenant | ManageUsers | ManageInspection | RecordInspection | ManageRectification | Read
         ),
         Role::Inspector => matches!(action, RecordInspection | Read),
         Role::CommunityOfficer => matches!(action, ReportProgress | SubmitSelfInspection | Read),
@@ -229,17 +191,10 @@ pub fn role_allows(role: Role, action: Action) -> bool {
 /// stable. A community officer reading a tenant-wide target (no community) is refused: they see
 /// their own community only.
 pub fn authorize(actor: &Actor, action: Action, target: &Target) -> Result<Role, DomainError> {
-    let mut allowed: Vec<Role> = actor
-        .grants
-        .iter()
-        .filter(|g| role_allows(g.role, action) && g.scope.covers(target))
-        .map(|g| g.role)
-        .collect();
+    let mut allowed: Vec<Role> =
+        actor.grants.iter().filter(|g| role_allows(g.role, action) && g.scope.covers(target)).map(|g| g.role).collect();
     allowed.sort();
-    allowed
-        .first()
-        .copied()
-        .ok_or(DomainError::Forbidden { action })
+    allowed.first().copied().ok_or(DomainError::Forbidden { action })
 }
 
 #[cfg(test)]
@@ -256,66 +211,31 @@ mod tests {
         CommunityId::parse(s).unwrap()
     }
     fn actor(role: Role, scope: Scope) -> Actor {
-        Actor {
-            user_id: UserId::parse("u").unwrap(),
-            grants: vec![Grant { role, scope }],
-        }
+        Actor { user_id: UserId::parse("u").unwrap(), grants: vec![Grant { role, scope }] }
     }
 
     #[test]
     fn auditor_reads_but_never_writes() {
-        let a = actor(
-            Role::Auditor,
-            Scope::District {
-                district_id: d("d1"),
-            },
-        );
+        let a = actor(Role::Auditor, Scope::District { district_id: d("d1") });
         let target = Target::tenant(&d("d1"), &t("t1"));
         assert_eq!(authorize(&a, Action::Read, &target), Ok(Role::Auditor));
         assert_eq!(authorize(&a, Action::ReadAudit, &target), Ok(Role::Auditor));
-        for action in [
-            Action::ManageTenant,
-            Action::RecordInspection,
-            Action::ManageRectification,
-            Action::ReportProgress,
-        ] {
+        for action in
+            [Action::ManageTenant, Action::RecordInspection, Action::ManageRectification, Action::ReportProgress]
+        {
             assert!(authorize(&a, action, &target).is_err(), "{action:?}");
         }
     }
 
     #[test]
     fn tenant_scope_does_not_leak() {
-        let a = actor(
-            Role::SubdistrictAdmin,
-            Scope::Tenant {
-                district_id: d("d1"),
-                tenant_id: t("t1"),
-            },
-        );
-        assert!(
-            authorize(
-                &a,
-                Action::ManageInspection,
-                &Target::tenant(&d("d1"), &t("t1"))
-            )
-            .is_ok()
-        );
+        let a = actor(Role::SubdistrictAdmin, Scope::Tenant { district_id: d("d1"), tenant_id: t("t1") });
+        assert!(authorize(&a, Action::ManageInspection, &Target::tenant(&d("d1"), &t("t1"))).is_ok());
         assert_eq!(
-            authorize(
-                &a,
-                Action::ManageInspection,
-                &Target::tenant(&d("d1"), &t("t2"))
-            ),
-            Err(DomainError::Forbidden {
-                action: Action::ManageInspection
-            })
+            authorize(&a, Action::ManageInspection, &Target::tenant(&d("d1"), &t("t2"))),
+            Err(DomainError::Forbidden { action: Action::ManageInspection })
         );
-        let officer = actor(
-            Role::DistrictOfficer,
-            Scope::District {
-                district_id: d("d1"),
-            },
-        );
+        let officer = actor(Role::DistrictOfficer, Scope::District { district_id: d("d1") });
         assert!(authorize(&officer, Action::Read, &Target::tenant(&d("d1"), &t("t9"))).is_ok());
         assert!(authorize(&officer, Action::Read, &Target::tenant(&d("d2"), &t("t9"))).is_err());
     }
@@ -324,28 +244,10 @@ mod tests {
     fn community_officer_sees_only_their_community() {
         let a = actor(
             Role::CommunityOfficer,
-            Scope::Community {
-                district_id: d("d1"),
-                tenant_id: t("t1"),
-                community_id: c("c1"),
-            },
+            Scope::Community { district_id: d("d1"), tenant_id: t("t1"), community_id: c("c1") },
         );
-        assert!(
-            authorize(
-                &a,
-                Action::ReportProgress,
-                &Target::community(&d("d1"), &t("t1"), Some(&c("c1")))
-            )
-            .is_ok()
-        );
-        assert!(
-            authorize(
-                &a,
-                Action::ReportProgress,
-                &Target::community(&d("d1"), &t("t1"), Some(&c("c2")))
-            )
-            .is_err()
-        );
+        assert!(authorize(&a, Action::ReportProgress, &Target::community(&d("d1"), &t("t1"), Some(&c("c1")))).is_ok());
+        assert!(authorize(&a, Action::ReportProgress, &Target::community(&d("d1"), &t("t1"), Some(&c("c2")))).is_err());
         assert!(authorize(&a, Action::Read, &Target::tenant(&d("d1"), &t("t1"))).is_err());
     }
 
@@ -353,12 +255,7 @@ mod tests {
     fn scopes_fit_roles() {
         assert!(Scope::Platform.fits(Role::PlatformAdmin));
         assert!(!Scope::Platform.fits(Role::Inspector));
-        assert!(
-            !Scope::District {
-                district_id: d("d")
-            }
-            .fits(Role::SubdistrictAdmin)
-        );
+        assert!(!Scope::District { district_id: d("d") }.fits(Role::SubdistrictAdmin));
         for r in Role::ALL {
             assert_eq!(Role::from_code(r.code()), Some(r));
         }

@@ -113,31 +113,15 @@ pub enum ChainBreak {
     #[error(
         "event {event_id} (tenant {tenant}, seq {tenant_seq}, position {position}): tenant_seq expected {expected}"
     )]
-    Gap {
-        tenant: String,
-        tenant_seq: u64,
-        position: u64,
-        event_id: String,
-        expected: u64,
-    },
+    Gap { tenant: String, tenant_seq: u64, position: u64, event_id: String, expected: u64 },
     #[error(
         "event {event_id} (tenant {tenant}, seq {tenant_seq}, position {position}): prev_hash does not match the previous event's hash"
     )]
-    PrevMismatch {
-        tenant: String,
-        tenant_seq: u64,
-        position: u64,
-        event_id: String,
-    },
+    PrevMismatch { tenant: String, tenant_seq: u64, position: u64, event_id: String },
     #[error(
         "event {event_id} (tenant {tenant}, seq {tenant_seq}, position {position}): stored hash does not match its contents"
     )]
-    HashMismatch {
-        tenant: String,
-        tenant_seq: u64,
-        position: u64,
-        event_id: String,
-    },
+    HashMismatch { tenant: String, tenant_seq: u64, position: u64, event_id: String },
 }
 
 /// Checks one tenant's events, in tenant_seq order, continuing from `prev` (GENESIS at the start).
@@ -150,52 +134,25 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier {
-            prev: GENESIS,
-            next_seq: 1,
-            checked: 0,
-        }
+        ChainVerifier { prev: GENESIS, next_seq: 1, checked: 0 }
     }
 }
 
 impl ChainVerifier {
     pub fn check(&mut self, e: &RecordedEvent) -> Result<(), ChainBreak> {
-        let id = || {
-            (
-                e.tenant.to_string(),
-                e.tenant_seq,
-                e.position,
-                e.event_id.clone(),
-            )
-        };
+        let id = || (e.tenant.to_string(), e.tenant_seq, e.position, e.event_id.clone());
         if e.tenant_seq != self.next_seq {
             let (tenant, tenant_seq, position, event_id) = id();
-            return Err(ChainBreak::Gap {
-                tenant,
-                tenant_seq,
-                position,
-                event_id,
-                expected: self.next_seq,
-            });
+            return Err(ChainBreak::Gap { tenant, tenant_seq, position, event_id, expected: self.next_seq });
         }
         if parse_hash(&e.prev_hash) != Some(self.prev) {
             let (tenant, tenant_seq, position, event_id) = id();
-            return Err(ChainBreak::PrevMismatch {
-                tenant,
-                tenant_seq,
-                position,
-                event_id,
-            });
+            return Err(ChainBreak::PrevMismatch { tenant, tenant_seq, position, event_id });
         }
         let computed = ChainFields::of(e).hash(&self.prev);
         if parse_hash(&e.hash) != Some(computed) {
             let (tenant, tenant_seq, position, event_id) = id();
-            return Err(ChainBreak::HashMismatch {
-                tenant,
-                tenant_seq,
-                position,
-                event_id,
-            });
+            return Err(ChainBreak::HashMismatch { tenant, tenant_seq, position, event_id });
         }
         self.prev = computed;
         self.next_seq += 1;
@@ -227,10 +184,7 @@ mod tests {
             event_type: "CommunityAdded".into(),
             schema_version: 1,
             occurred_at: "2023-03-01T00:00:00.000000Z".into(),
-            actor: ActorRef {
-                user_id: UserId::parse("u1").unwrap(),
-                role: Role::SubdistrictAdmin,
-            },
+            actor: ActorRef { user_id: UserId::parse("u1").unwrap(), role: Role::SubdistrictAdmin },
             correlation_id: "c".into(),
             causation_id: None,
             payload: payload.into(),
@@ -264,14 +218,8 @@ mod tests {
         let mut tampered = e1.clone();
         tampered.payload = r#"{"name":"三"}"#.into();
         let mut v = ChainVerifier::default();
-        assert!(matches!(
-            v.check(&tampered),
-            Err(ChainBreak::HashMismatch { tenant_seq: 1, .. })
-        ));
+        assert!(matches!(v.check(&tampered), Err(ChainBreak::HashMismatch { tenant_seq: 1, .. })));
         let mut v = ChainVerifier::default();
-        assert!(matches!(
-            v.check(&e2),
-            Err(ChainBreak::Gap { expected: 1, .. })
-        ));
+        assert!(matches!(v.check(&e2), Err(ChainBreak::Gap { expected: 1, .. })));
     }
 }

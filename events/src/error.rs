@@ -24,16 +24,9 @@ pub enum DomainError {
     #[error("inspector is not on the inspection team")]
     NotOnTeam,
     #[error("deadline {deadline} is before the assignment date {assigned_on}")]
-    DeadlineBeforeAssignment {
-        deadline: String,
-        assigned_on: String,
-    },
+    DeadlineBeforeAssignment { deadline: String, assigned_on: String },
     #[error("deduction of {requested} exceeds what is left ({remaining}) of item {item}")]
-    DeductionExceedsItem {
-        item: String,
-        requested: String,
-        remaining: String,
-    },
+    DeductionExceedsItem { item: String, requested: String, remaining: String },
     #[error("rectification is {status}; this needs it to be {needed}")]
     RectificationState { status: String, needed: String },
     #[error("finding is closed ({status}) and accepts no progress")]
@@ -77,17 +70,10 @@ impl DomainError {
             }
             DomainError::InspectionConcluded => "督查已结束，不能再录入".to_owned(),
             DomainError::NotOnTeam => "您不是本次督查组成员".to_owned(),
-            DomainError::DeadlineBeforeAssignment {
-                deadline,
-                assigned_on,
-            } => {
+            DomainError::DeadlineBeforeAssignment { deadline, assigned_on } => {
                 format!("整改时限（{deadline}）不能早于交办日期（{assigned_on}）")
             }
-            DomainError::DeductionExceedsItem {
-                item,
-                requested,
-                remaining,
-            } => {
+            DomainError::DeductionExceedsItem { item, requested, remaining } => {
                 format!("扣分（{requested}分）超过评分项“{item}”剩余分值（{remaining}分）")
             }
             DomainError::RectificationState { status, needed } => {
@@ -110,10 +96,7 @@ impl DomainError {
     }
 
     pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
-        DomainError::Invalid {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
+        DomainError::Invalid { field: field.to_owned(), reason: reason.into() }
     }
 }
 
@@ -126,9 +109,6 @@ mod tests {
         let e = DomainError::InspectionConcluded;
         assert_eq!(e.code(), "inspection_concluded");
         assert!(e.message_zh().contains("督查"));
-        assert_eq!(
-            DomainError::invalid("title", "不能为空").field(),
-            Some("title")
-        );
+        assert_eq!(DomainError::invalid("title", "不能为空").field(), Some("title"));
     }
 }

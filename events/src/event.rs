@@ -53,20 +53,15 @@ impl std::fmt::Display for Points {
 
 impl Serialize for Points {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 % 100 == 0 {
-            s.serialize_u32(self.0 / 100)
-        } else {
-            s.serialize_f64(self.as_f64())
-        }
+        if self.0 % 100 == 0 { s.serialize_u32(self.0 / 100) } else { s.serialize_f64(self.as_f64()) }
     }
 }
 
 impl<'de> Deserialize<'de> for Points {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
-        Points::from_f64(v).ok_or_else(|| {
-            serde::de::Error::custom("points must be 0..=10000 with at most two decimals")
-        })
+        Points::from_f64(v)
+            .ok_or_else(|| serde::de::Error::custom("points must be 0..=10000 with at most two decimals"))
     }
 }
 
@@ -101,9 +96,7 @@ impl InspectionMethod {
 }
 
 /// How serious a finding is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     #[default]
@@ -397,17 +390,9 @@ pub enum DecodeError {
     #[error("unknown event type {0:?}")]
     UnknownType(String),
     #[error("event {event_type} has schema version {found}, newer than this build knows ({known})")]
-    FutureVersion {
-        event_type: String,
-        found: u32,
-        known: u32,
-    },
+    FutureVersion { event_type: String, found: u32, known: u32 },
     #[error("event {event_type} v{version}: {message}")]
-    Payload {
-        event_type: String,
-        version: u32,
-        message: String,
-    },
+    Payload { event_type: String, version: u32, message: String },
 }
 
 macro_rules! domain_events {
@@ -504,11 +489,7 @@ pub fn upcast(
     mut value: serde_json::Value,
 ) -> Result<serde_json::Value, DecodeError> {
     loop {
-        let current = Event::TYPES
-            .iter()
-            .find(|(t, _)| *t == event_type)
-            .map(|(_, v)| *v)
-            .unwrap_or(version);
+        let current = Event::TYPES.iter().find(|(t, _)| *t == event_type).map(|(_, v)| *v).unwrap_or(version);
         if version >= current {
             return Ok(value);
         }
@@ -517,19 +498,10 @@ pub fn upcast(
             // sentence, the severity "general".
             ("FindingRecorded", 1) => {
                 if let Some(obj) = value.as_object_mut() {
-                    let description = obj
-                        .get("description")
-                        .and_then(|d| d.as_str())
-                        .unwrap_or_default();
-                    let title = description
-                        .split(['。', '.'])
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    obj.entry("title")
-                        .or_insert(serde_json::Value::String(title));
-                    obj.entry("severity")
-                        .or_insert(serde_json::Value::String("general".to_owned()));
+                    let description = obj.get("description").and_then(|d| d.as_str()).unwrap_or_default();
+                    let title = description.split(['。', '.']).next().unwrap_or_default().to_owned();
+                    obj.entry("title").or_insert(serde_json::Value::String(title));
+                    obj.entry("severity").or_insert(serde_json::Value::String("general".to_owned()));
                 }
             }
             _ => {
@@ -575,18 +547,9 @@ mod tests {
 
     #[test]
     fn unknown_and_future_versions_are_errors() {
-        assert!(matches!(
-            Event::decode("Nope", 1, "{}"),
-            Err(DecodeError::UnknownType(_))
-        ));
-        assert!(matches!(
-            Event::decode("CommunityAdded", 9, "{}"),
-            Err(DecodeError::FutureVersion { .. })
-        ));
-        assert!(matches!(
-            Event::decode("CommunityAdded", 1, "{"),
-            Err(DecodeError::Payload { .. })
-        ));
+        assert!(matches!(Event::decode("Nope", 1, "{}"), Err(DecodeError::UnknownType(_))));
+        assert!(matches!(Event::decode("CommunityAdded", 9, "{}"), Err(DecodeError::FutureVersion { .. })));
+        assert!(matches!(Event::decode("CommunityAdded", 1, "{"), Err(DecodeError::Payload { .. })));
     }
 
     #[test]

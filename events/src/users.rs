@@ -26,31 +26,10 @@ pub struct Users {
 /// belongs to the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
-    CreateUser {
-        user_id: UserId,
-        username: String,
-        display_name: String,
-        password_hash: String,
-    },
-    SetPassword {
-        user_id: UserId,
-        password_hash: String,
-    },
-    GrantRole {
-        user_id: UserId,
-        role: Role,
-        scope: Scope,
-    },
-    RevokeRole {
-        user_id: UserId,
-        role: Role,
-        scope: Scope,
-    },
-    DisableUser {
-        user_id: UserId,
-        reason: String,
-    },
-    EnableUser {
-        user_id: UserId,
-    },
+    CreateUser { user_id: UserId, username: String, display_name: String, password_hash: String },
+    SetPassword { user_id: UserId, password_hash: String },
+    GrantRole { user_id: UserId, role: Role, scope: Scope },
+    RevokeRole { user_id: UserId, role: Role, scope: Scope },
+    DisableUser { user_id: UserId, reason: String },
+    EnableUser { user_id: UserId },
 }

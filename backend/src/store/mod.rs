@@ -48,11 +48,7 @@ pub struct AppendOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("stream {stream}: expected version {expected:?}, actual {actual}")]
-    WrongExpectedVersion {
-        stream: String,
-        expected: ExpectedVersion,
-        actual: u64,
-    },
+    WrongExpectedVersion { stream: String, expected: ExpectedVersion, actual: u64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
     #[error("idempotency key {key:?} was used for a different stream ({stream})")]
@@ -61,9 +57,7 @@ pub enum StoreError {
     Locked,
     #[error("the data store is corrupt or not a Ducha database: {0}")]
     Corrupt(String),
-    #[error(
-        "the data store was written by a newer Ducha (schema {found}, this build knows {known})"
-    )]
+    #[error("the data store was written by a newer Ducha (schema {found}, this build knows {known})")]
     NewerSchema { found: u32, known: u32 },
     #[error("the data store is read-only")]
     ReadOnly,
@@ -129,12 +123,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The global log: events with `position > after_position`, at most `limit`, up to `upto`.
-    async fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-        upto: Upto,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, after_position: u64, limit: usize, upto: Upto) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The last global position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
@@ -149,12 +138,7 @@ pub trait EventStore: Send + Sync + 'static {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Saves a projection checkpoint (replacing the previous one of that name).
-    async fn save_checkpoint(
-        &self,
-        name: &str,
-        position: u64,
-        data: Vec<u8>,
-    ) -> Result<(), StoreError>;
+    async fn save_checkpoint(&self, name: &str, position: u64, data: Vec<u8>) -> Result<(), StoreError>;
 
     /// Loads a projection checkpoint: `(position, data)`.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
