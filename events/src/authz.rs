@@ -177,7 +177,13 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         Role::DistrictOfficer => matches!(action, Read),
         Role::SubdistrictAdmin => matches!(
             action,
-            ManageTenant | ManageUsers | ManageInspection | RecordInspection | ManageRectification | Read
+            ManageTenant
+                | ManageUsers
+                | ManageInspection
+                | RecordInspection
+                | ManageRectification
+                | ReportProgress
+                | Read
         ),
         Role::Inspector => matches!(action, RecordInspection | Read),
         Role::CommunityOfficer => matches!(action, ReportProgress | SubmitSelfInspection | Read),

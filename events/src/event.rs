@@ -53,7 +53,7 @@ impl std::fmt::Display for Points {
 
 impl Serialize for Points {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.0 % 100 == 0 { s.serialize_u32(self.0 / 100) } else { s.serialize_f64(self.as_f64()) }
+        if self.0.is_multiple_of(100) { s.serialize_u32(self.0 / 100) } else { s.serialize_f64(self.as_f64()) }
     }
 }
 

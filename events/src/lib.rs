@@ -6,20 +6,26 @@
 //! - [`event`]: every domain event, its type name and schema version, and the codec (with upcasting);
 //! - [`envelope`]: what the store records around an event (GUIDE §3 rule 3);
 //! - [`chain`]: the canonical bytes and SHA-256 chain that make tampering detectable (docs/AUDIT.md);
-//! - [`aggregate`], [`users`], [`tenant`], [`inspection`], [`finding`], [`self_inspection`]: aggregates as `decide` / `evolve`;
-//! - [`projection`]: read models as folds over the log (dashboard, ledger, scorecards, roll-up, audit).
+//! - [`aggregate`]: what every `decide` receives, and shared field checks;
+//! - aggregates as `decide` / `evolve`: [`platform`] (platform users), [`district`] (a 区 and its
+//!   users), [`tenant`] (a 街道: communities, finding categories, checklists, users), [`inspection`],
+//!   [`finding`], [`self_inspection`] (自查报告); [`users`] holds the account rules the first three share;
+//! - [`projection`]: the read models, one fold over every tenant's log (directory for login, dashboard,
+//!   inspection detail, 整改台账 ledger, scorecards, district roll-up, audit counters; 红黄蓝绿 warnings).
 //!
 //! Nothing here does I/O or reads the clock: time comes in with each command.
 
 pub mod aggregate;
 pub mod authz;
 pub mod chain;
+pub mod district;
 pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod finding;
 pub mod ids;
 pub mod inspection;
+pub mod platform;
 pub mod projection;
 pub mod self_inspection;
 pub mod tenant;

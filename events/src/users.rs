@@ -1,7 +1,13 @@
 //! User accounts and their role grants. Users are recorded on the stream of the scope that owns them
 //! (the platform, a district, or a tenant); the same commands and rules serve all three.
+//!
+//! The owner aggregate passes in two things: the authz [`Target`] of the owner (who may manage its
+//! users) and a check of which grant scopes the owner may hand out (a tenant grants only its own
+//! scopes, a district only its own, the platform only platform-wide).
 
-use crate::authz::{Grant, Role, Scope};
+use crate::DomainError;
+use crate::authz::{self, Action, Actor, Grant, Role, Scope, Target};
+use crate::event::{Event, PasswordSet, RoleGranted, RoleRevoked, UserCreated, UserDisabled, UserEnabled};
 use crate::ids::UserId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,6 +28,13 @@ pub struct Users {
     pub by_id: BTreeMap<UserId, UserRecord>,
 }
 
+impl Users {
+    /// The account with this username (exact match), if any.
+    pub fn by_username(&self, username: &str) -> Option<(&UserId, &UserRecord)> {
+        self.by_id.iter().find(|(_, u)| u.username == username)
+    }
+}
+
 /// Commands on accounts (the password arrives already hashed: hashing is I/O-free but slow, and
 /// belongs to the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,4 +45,421 @@ pub enum UserCommand {
     RevokeRole { user_id: UserId, role: Role, scope: Scope },
     DisableUser { user_id: UserId, reason: String },
     EnableUser { user_id: UserId },
+}
+
+pub const USERNAME_MAX: usize = 64;
+pub const DISPLAY_NAME_MAX: usize = 64;
+pub const REASON_MAX: usize = 200;
+const PASSWORD_HASH_MAX: usize = 512;
+
+/// Decides a command on the accounts of one owner.
+///
+/// `owner` is the owner's authz target (the actor needs [`Action::ManageUsers`] on it);
+/// `scope_allowed` says whether the owner may hand out a grant of a scope (its error is returned
+/// as is, so an owner can say *which* part is wrong, e.g. an unknown community).
+///
+/// Granting a grant the user already holds, disabling a disabled user and enabling an enabled one
+/// change nothing and return no events (retries are harmless).
+pub fn decide(
+    users: &Users,
+    owner: &Target,
+    scope_allowed: impl Fn(&Scope) -> Result<(), DomainError>,
+    actor: &Actor,
+    cmd: &UserCommand,
+) -> Result<Vec<Event>, DomainError> {
+    authz::authorize(actor, Action::ManageUsers, owner)?;
+    match cmd {
+        UserCommand::CreateUser { user_id, username, display_name, password_hash } => {
+            if user_id.as_str().starts_with('_') {
+                return Err(DomainError::invalid("user_id", "以“_”开头的标识为系统保留"));
+            }
+            if users.by_id.contains_key(user_id) {
+                return Err(DomainError::AlreadyExists { what: format!("用户“{user_id}”") });
+            }
+            check_username(username)?;
+            if users.by_username(username).is_some() {
+                return Err(DomainError::AlreadyExists { what: format!("用户名“{username}”") });
+            }
+            crate::aggregate::require_text("display_name", display_name, DISPLAY_NAME_MAX)?;
+            check_password_hash(password_hash)?;
+            Ok(vec![
+                UserCreated {
+                    user_id: user_id.clone(),
+                    username: username.clone(),
+                    display_name: display_name.trim().to_owned(),
+                }
+                .into(),
+                PasswordSet { user_id: user_id.clone(), password_hash: password_hash.clone() }.into(),
+            ])
+        }
+        UserCommand::SetPassword { user_id, password_hash } => {
+            existing(users, user_id)?;
+            check_password_hash(password_hash)?;
+            Ok(vec![PasswordSet { user_id: user_id.clone(), password_hash: password_hash.clone() }.into()])
+        }
+        UserCommand::GrantRole { user_id, role, scope } => {
+            let user = existing(users, user_id)?;
+            if !scope.fits(*role) {
+                return Err(DomainError::invalid("scope", format!("角色“{}”不能授予此范围", role.name_zh())));
+            }
+            scope_allowed(scope)?;
+            if user.grants.iter().any(|g| g.role == *role && g.scope == *scope) {
+                return Ok(vec![]);
+            }
+            Ok(vec![RoleGranted { user_id: user_id.clone(), role: *role, scope: scope.clone() }.into()])
+        }
+        UserCommand::RevokeRole { user_id, role, scope } => {
+            let user = existing(users, user_id)?;
+            if !user.grants.iter().any(|g| g.role == *role && g.scope == *scope) {
+                return Err(DomainError::NotFound {
+                    what: format!("用户“{user_id}”的“{}”授权", role.name_zh())
+                });
+            }
+            Ok(vec![RoleRevoked { user_id: user_id.clone(), role: *role, scope: scope.clone() }.into()])
+        }
+        UserCommand::DisableUser { user_id, reason } => {
+            let user = existing(users, user_id)?;
+            if *user_id == actor.user_id {
+                return Err(DomainError::invalid("user_id", "不能停用自己的账号"));
+            }
+            crate::aggregate::require_text("reason", reason, REASON_MAX)?;
+            if user.disabled {
+                return Ok(vec![]);
+            }
+            Ok(vec![UserDisabled { user_id: user_id.clone(), reason: reason.trim().to_owned() }.into()])
+        }
+        UserCommand::EnableUser { user_id } => {
+            let user = existing(users, user_id)?;
+            if !user.disabled {
+                return Ok(vec![]);
+            }
+            Ok(vec![UserEnabled { user_id: user_id.clone() }.into()])
+        }
+    }
+}
+
+/// Applies an account event; other events leave the accounts unchanged.
+pub fn evolve(users: &mut Users, e: &Event) {
+    match e {
+        Event::UserCreated(e) => {
+            users.by_id.insert(
+                e.user_id.clone(),
+                UserRecord { username: e.username.clone(), display_name: e.display_name.clone(), ..Default::default() },
+            );
+        }
+        Event::PasswordSet(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.password_hash = Some(e.password_hash.clone());
+            }
+        }
+        Event::RoleGranted(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                let grant = Grant { role: e.role, scope: e.scope.clone() };
+                if !u.grants.contains(&grant) {
+                    u.grants.push(grant);
+                }
+            }
+        }
+        Event::RoleRevoked(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.grants.retain(|g| !(g.role == e.role && g.scope == e.scope));
+            }
+        }
+        Event::UserDisabled(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.disabled = true;
+            }
+        }
+        Event::UserEnabled(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.disabled = false;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn existing<'a>(users: &'a Users, user_id: &UserId) -> Result<&'a UserRecord, DomainError> {
+    users.by_id.get(user_id).ok_or_else(|| DomainError::NotFound { what: format!("用户“{user_id}”") })
+}
+
+/// A username: 1..=64 characters, none of them whitespace or control characters.
+fn check_username(username: &str) -> Result<(), DomainError> {
+    let n = username.chars().count();
+    if n == 0 {
+        return Err(DomainError::invalid("username", "不能为空"));
+    }
+    if n > USERNAME_MAX {
+        return Err(DomainError::invalid("username", format!("不能超过{USERNAME_MAX}个字符")));
+    }
+    if username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DomainError::invalid("username", "不能包含空白字符"));
+    }
+    Ok(())
+}
+
+/// A password hash must look like a PHC string (`$argon2id$v=19$…`): the plain password must never
+/// reach an event by mistake.
+fn check_password_hash(hash: &str) -> Result<(), DomainError> {
+    let looks_phc = hash.len() > 1
+        && hash.len() <= PASSWORD_HASH_MAX
+        && hash.starts_with('$')
+        && !hash.chars().any(|c| c.is_whitespace() || c.is_control());
+    if looks_phc {
+        Ok(())
+    } else {
+        Err(DomainError::invalid("password_hash", "不是有效的密码摘要（PHC 格式）"))
+    }
+}
+
+/// Small builders shared by the aggregates' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::aggregate::Command;
+    use crate::authz::{Actor, Grant, Role, Scope};
+    use crate::ids::UserId;
+    use crate::time::{self, Timestamp};
+
+    pub const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+    pub fn at() -> Timestamp {
+        time::parse("2024-01-15T09:00:00+08:00").unwrap()
+    }
+    pub fn uid(s: &str) -> UserId {
+        UserId::parse(s).unwrap()
+    }
+    pub fn actor(user: &str, grants: &[(Role, Scope)]) -> Actor {
+        Actor {
+            user_id: uid(user),
+            grants: grants.iter().map(|(role, scope)| Grant { role: *role, scope: scope.clone() }).collect(),
+        }
+    }
+    pub fn platform_admin() -> Actor {
+        actor("root", &[(Role::PlatformAdmin, Scope::Platform)])
+    }
+    pub fn cmd<C>(actor: &Actor, body: C) -> Command<C> {
+        Command::new(actor.clone(), at(), body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::ids::{DistrictId, TenantId};
+
+    fn d1() -> DistrictId {
+        DistrictId::parse("d1").unwrap()
+    }
+    fn t1() -> TenantId {
+        TenantId::parse("t1").unwrap()
+    }
+    fn owner() -> Target {
+        Target::tenant(&d1(), &t1())
+    }
+    fn tenant_scope() -> Scope {
+        Scope::Tenant { district_id: d1(), tenant_id: t1() }
+    }
+    /// The owner may hand out only its own tenant scope.
+    fn only_tenant(s: &Scope) -> Result<(), DomainError> {
+        if *s == tenant_scope() { Ok(()) } else { Err(DomainError::invalid("scope", "不属于本街道")) }
+    }
+    fn admin() -> Actor {
+        actor("admin", &[(Role::SubdistrictAdmin, tenant_scope())])
+    }
+    fn run(users: &Users, a: &Actor, c: UserCommand) -> Result<Vec<Event>, DomainError> {
+        decide(users, &owner(), only_tenant, a, &c)
+    }
+    fn apply(mut users: Users, events: &[Event]) -> Users {
+        for e in events {
+            evolve(&mut users, e);
+        }
+        users
+    }
+    fn create(id: &str, username: &str) -> UserCommand {
+        UserCommand::CreateUser {
+            user_id: uid(id),
+            username: username.into(),
+            display_name: "张晓红".into(),
+            password_hash: HASH.into(),
+        }
+    }
+    /// Users with `zhang` (an inspector) and `admin` itself.
+    fn seeded() -> Users {
+        let mut users = Users::default();
+        for (id, name) in [("zhang", "zhangxh"), ("admin", "admin")] {
+            let events = run(&users, &admin(), create(id, name)).unwrap();
+            users = apply(users, &events);
+        }
+        let events = run(
+            &users,
+            &admin(),
+            UserCommand::GrantRole { user_id: uid("zhang"), role: Role::Inspector, scope: tenant_scope() },
+        )
+        .unwrap();
+        apply(users, &events)
+    }
+    fn code(r: Result<Vec<Event>, DomainError>) -> &'static str {
+        r.unwrap_err().code()
+    }
+
+    #[test]
+    fn create_user_emits_created_then_password() {
+        let events = run(&Users::default(), &admin(), create("zhang", "zhangxh")).unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(matches!(&events[0], Event::UserCreated(e) if e.username == "zhangxh" && e.display_name == "张晓红"));
+        assert!(matches!(&events[1], Event::PasswordSet(e) if e.password_hash == HASH));
+        let users = apply(Users::default(), &events);
+        let u = &users.by_id[&uid("zhang")];
+        assert_eq!(u.password_hash.as_deref(), Some(HASH));
+        assert!(!u.disabled && u.grants.is_empty());
+        assert_eq!(users.by_username("zhangxh").map(|(id, _)| id.clone()), Some(uid("zhang")));
+    }
+
+    #[test]
+    fn managing_users_needs_manage_users_on_the_owner() {
+        let inspector = actor("li", &[(Role::Inspector, tenant_scope())]);
+        assert_eq!(code(run(&Users::default(), &inspector, create("x", "x"))), "forbidden");
+        let other_tenant = actor(
+            "admin2",
+            &[(Role::SubdistrictAdmin, Scope::Tenant { district_id: d1(), tenant_id: TenantId::parse("t2").unwrap() })],
+        );
+        assert_eq!(code(run(&Users::default(), &other_tenant, create("x", "x"))), "forbidden");
+        let auditor = actor("audit", &[(Role::Auditor, Scope::Platform)]);
+        assert_eq!(code(run(&seeded(), &auditor, UserCommand::EnableUser { user_id: uid("zhang") })), "forbidden");
+        assert!(run(&Users::default(), &platform_admin(), create("x", "x")).is_ok());
+    }
+
+    #[test]
+    fn user_ids_are_unique_and_not_reserved() {
+        let users = seeded();
+        assert_eq!(code(run(&users, &admin(), create("zhang", "other"))), "already_exists");
+        assert_eq!(code(run(&users, &admin(), create("_system", "sys"))), "invalid");
+    }
+
+    #[test]
+    fn usernames_are_unique_short_and_without_whitespace() {
+        let users = seeded();
+        assert_eq!(code(run(&users, &admin(), create("wang", "zhangxh"))), "already_exists");
+        for bad in ["", "zhang xh", "tab\tname", "line\n", "全角\u{3000}空格", &"x".repeat(65)] {
+            let err = run(&users, &admin(), create("wang", bad)).unwrap_err();
+            assert_eq!((err.code(), err.field()), ("invalid", Some("username")), "{bad:?}");
+        }
+        assert!(run(&users, &admin(), create("wang", &"王".repeat(64))).is_ok());
+        assert!(run(&users, &admin(), create("wang", "王芳")).is_ok());
+    }
+
+    #[test]
+    fn display_name_is_required() {
+        let c = UserCommand::CreateUser {
+            user_id: uid("wang"),
+            username: "wangf".into(),
+            display_name: "  ".into(),
+            password_hash: HASH.into(),
+        };
+        assert_eq!(run(&Users::default(), &admin(), c).unwrap_err().field(), Some("display_name"));
+    }
+
+    #[test]
+    fn password_hash_must_look_like_phc() {
+        for bad in ["", "$", "hunter2", "argon2id$v=19", "$argon2id$ with space"] {
+            let c = UserCommand::SetPassword { user_id: uid("zhang"), password_hash: bad.into() };
+            let err = run(&seeded(), &admin(), c).unwrap_err();
+            assert_eq!((err.code(), err.field()), ("invalid", Some("password_hash")), "{bad:?}");
+            let c = UserCommand::CreateUser {
+                user_id: uid("wang"),
+                username: "wangf".into(),
+                display_name: "王芳".into(),
+                password_hash: bad.into(),
+            };
+            assert_eq!(run(&seeded(), &admin(), c).unwrap_err().field(), Some("password_hash"));
+        }
+        let ok = UserCommand::SetPassword { user_id: uid("zhang"), password_hash: "$argon2id$new".into() };
+        let users = apply(seeded(), &run(&seeded(), &admin(), ok).unwrap());
+        assert_eq!(users.by_id[&uid("zhang")].password_hash.as_deref(), Some("$argon2id$new"));
+    }
+
+    #[test]
+    fn commands_on_unknown_users_are_not_found() {
+        let nobody = uid("nobody");
+        for c in [
+            UserCommand::SetPassword { user_id: nobody.clone(), password_hash: HASH.into() },
+            UserCommand::GrantRole { user_id: nobody.clone(), role: Role::Inspector, scope: tenant_scope() },
+            UserCommand::RevokeRole { user_id: nobody.clone(), role: Role::Inspector, scope: tenant_scope() },
+            UserCommand::DisableUser { user_id: nobody.clone(), reason: "离职".into() },
+            UserCommand::EnableUser { user_id: nobody.clone() },
+        ] {
+            assert_eq!(code(run(&seeded(), &admin(), c.clone())), "not_found", "{c:?}");
+        }
+    }
+
+    #[test]
+    fn grants_must_fit_the_role_and_the_owner() {
+        let users = seeded();
+        let grant = |role, scope| UserCommand::GrantRole { user_id: uid("zhang"), role, scope };
+        // The scope does not fit the role.
+        let err = run(&users, &admin(), grant(Role::DistrictOfficer, tenant_scope())).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("invalid", Some("scope")));
+        // The role fits but the owner may not hand out that scope.
+        let other = Scope::Tenant { district_id: d1(), tenant_id: TenantId::parse("t2").unwrap() };
+        assert_eq!(code(run(&users, &admin(), grant(Role::Inspector, other))), "invalid");
+        assert_eq!(code(run(&users, &admin(), grant(Role::PlatformAdmin, Scope::Platform))), "invalid");
+        // Allowed.
+        let events = run(&users, &admin(), grant(Role::Auditor, tenant_scope())).unwrap();
+        assert_eq!(events.len(), 1);
+        let users = apply(users, &events);
+        assert_eq!(users.by_id[&uid("zhang")].grants.len(), 2);
+    }
+
+    #[test]
+    fn granting_a_held_grant_is_a_no_op() {
+        let users = seeded();
+        let c = UserCommand::GrantRole { user_id: uid("zhang"), role: Role::Inspector, scope: tenant_scope() };
+        assert_eq!(run(&users, &admin(), c), Ok(vec![]));
+    }
+
+    #[test]
+    fn revoking_needs_a_held_grant() {
+        let users = seeded();
+        let revoke = |role| UserCommand::RevokeRole { user_id: uid("zhang"), role, scope: tenant_scope() };
+        assert_eq!(code(run(&users, &admin(), revoke(Role::Auditor))), "not_found");
+        let events = run(&users, &admin(), revoke(Role::Inspector)).unwrap();
+        let users = apply(users, &events);
+        assert!(users.by_id[&uid("zhang")].grants.is_empty());
+        assert_eq!(code(run(&users, &admin(), revoke(Role::Inspector))), "not_found");
+    }
+
+    #[test]
+    fn disable_and_enable() {
+        let users = seeded();
+        let disable = |id: &str, reason: &str| UserCommand::DisableUser { user_id: uid(id), reason: reason.into() };
+        // Not oneself.
+        let err = run(&users, &admin(), disable("admin", "测试")).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("invalid", Some("user_id")));
+        // A reason is required.
+        assert_eq!(run(&users, &admin(), disable("zhang", " ")).unwrap_err().field(), Some("reason"));
+        let events = run(&users, &admin(), disable("zhang", "人员流动，已调离")).unwrap();
+        let users = apply(users, &events);
+        assert!(users.by_id[&uid("zhang")].disabled);
+        assert_eq!(run(&users, &admin(), disable("zhang", "再次停用")), Ok(vec![]));
+        let enable = UserCommand::EnableUser { user_id: uid("zhang") };
+        let events = run(&users, &admin(), enable.clone()).unwrap();
+        let users = apply(users, &events);
+        assert!(!users.by_id[&uid("zhang")].disabled);
+        assert_eq!(run(&users, &admin(), enable), Ok(vec![]));
+    }
+
+    #[test]
+    fn evolve_ignores_events_of_unknown_users_and_other_kinds() {
+        let before = seeded();
+        let after = apply(
+            before.clone(),
+            &[
+                PasswordSet { user_id: uid("ghost"), password_hash: HASH.into() }.into(),
+                UserEnabled { user_id: uid("ghost") }.into(),
+                crate::event::DistrictCreated { district_id: d1(), name: "XX区".into() }.into(),
+            ],
+        );
+        assert_eq!(before, after);
+    }
 }

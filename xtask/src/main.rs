@@ -1,1 +1,100 @@
-fn main() {}
+//! Project tasks: `cargo xtask test | run | bench`. Only the standard library, so it builds fast.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("run") => run(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <test|run|bench>\n  test   format, lint, wasm check and every test\n  run    build, load the demo and show it\n  bench  run the benchmarks and print their figures"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    c.current_dir(root());
+    c
+}
+
+fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("==> {name}");
+    let status = cmd.status().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+}
+
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// Installs what the tests need and is missing: the wasm32 target (the events crate must build for
+/// the browser) and python3 (the independent chain check).
+fn ensure_tools() -> Result<(), String> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let has_wasm =
+        installed.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("wasm32-unknown-unknown"));
+    if !has_wasm {
+        step(
+            "rustup target add wasm32-unknown-unknown",
+            Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]),
+        )?;
+    }
+    if Command::new("python3").arg("--version").output().is_err() {
+        step(
+            "apt-get install python3",
+            Command::new("sh").args(["-c", "apt-get update -qq && apt-get install -y -qq python3"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    ensure_tools()?;
+    step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step(
+        "events crate builds for wasm32",
+        cargo().args(["build", "-p", "ducha-events", "--target", "wasm32-unknown-unknown"]),
+    )?;
+    // The end-to-end tests run the real binary; build it first so they find it.
+    step("cargo build -p ducha", cargo().args(["build", "-p", "ducha"]))?;
+    step("cargo test", cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    Ok(())
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    step("cargo build --release -p ducha", cargo().args(["build", "--release", "-p", "ducha"]))?;
+    let bin = target_dir().join("release").join("ducha");
+    let data = env::var("DUCHA_DATA_DIR").unwrap_or_else(|_| root().join("data").display().to_string());
+    step("ducha demo", Command::new(&bin).args(["--data-dir", &data, "demo"]))?;
+    let mut rollup = Command::new(&bin);
+    rollup.args(["--data-dir", &data, "rollup", "--district", "xxq"]).args(args);
+    step("ducha rollup --district xxq", &mut rollup)?;
+    step("ducha verify", Command::new(&bin).args(["--data-dir", &data, "verify"]))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    step(
+        "store and projection benchmarks",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_store", "--"]).args(args),
+    )
+}

@@ -1,0 +1,210 @@
+//! The `ducha` command line: argument parsing and one handler per command.
+
+use crate::datadir::DataDir;
+use crate::store::sqlite::Synchronous;
+use crate::store::{EventStore, Upto};
+use crate::{demo, exchange, projector, verify};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use ducha_events::ids::{DistrictId, TenantId};
+use ducha_events::projection::{RollupQuery, WarningPolicy};
+use ducha_events::time;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "ducha", version, about = "督查：街道意识形态工作责任制督查系统 / Ducha inspection service")]
+pub struct Cli {
+    /// Data directory (database, lock, evidence files).
+    #[arg(long, global = true, env = "DUCHA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// SQLite durability: `full` (default) survives power loss once an append is acknowledged;
+    /// `normal` may lose the last appends on power loss (never on a crash); `off` is for tests only.
+    #[arg(long, global = true, env = "DUCHA_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Full)]
+    pub synchronous: SyncArg,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SyncArg {
+    Full,
+    Normal,
+    Off,
+}
+
+impl From<SyncArg> for Synchronous {
+    fn from(s: SyncArg) -> Self {
+        match s {
+            SyncArg::Full => Synchronous::Full,
+            SyncArg::Normal => Synchronous::Normal,
+            SyncArg::Off => Synchronous::Off,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Load the demo data (XX区 with XX街道 from the sample report and two more sub-districts).
+    Demo,
+    /// Check every tenant's hash chain; exits non-zero and names the first bad event on tampering.
+    Verify {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild all projections from the log, with a progress bar and the rate.
+    Replay,
+    /// Write one tenant's events with envelopes as JSON Lines.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load a JSON Lines export into this store (the tenant must not exist here yet).
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
+    /// Print a district's roll-up table.
+    Rollup {
+        #[arg(long)]
+        district: String,
+        #[arg(long)]
+        year: Option<i32>,
+        /// Show the roll-up as it stood at this time (RFC 3339, e.g. 2024-01-01T00:00:00+08:00).
+        #[arg(long, conflicts_with = "at_position")]
+        as_of: Option<String>,
+        /// Show the roll-up as it stood at this global log position.
+        #[arg(long)]
+        at_position: Option<u64>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses arguments, runs the command, prints errors in Chinese and English, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("错误：无法启动运行时 / cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("错误：{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sync: Synchronous = cli.synchronous.into();
+    match cli.command {
+        Cmd::Demo => {
+            let dir = DataDir::open_for_write(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let report = demo::load(&store).await?;
+            let model = projector::load_live(&store).await?;
+            projector::checkpoint(&store, &model).await?;
+            print!("{}", report.render(&cli.data_dir));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Verify { json } => {
+            let dir = DataDir::open_for_read(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let report = verify::verify_all(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Cmd::Replay => {
+            let dir = DataDir::open_for_write(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let total = store.head().await?;
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} 事件 {per_sec} 剩余 {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let started = std::time::Instant::now();
+            let model = projector::rebuild(&store, |n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            projector::checkpoint(&store, &model).await?;
+            let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
+            println!("已重建全部投影：{total} 个事件，用时 {secs:.2} 秒，{rate:.0} 事件/秒");
+            println!("rebuilt all projections: {total} events in {secs:.2} s ({rate:.0} events/s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Export { tenant, out } => {
+            let tenant = TenantId::parse(tenant).context("租户编号无效 / invalid tenant id")?;
+            let dir = DataDir::open_for_read(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let n = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("无法创建文件 {} / cannot create file", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let n = exchange::export(&store, &tenant, &mut w).await?;
+                    std::io::Write::flush(&mut w)?;
+                    n
+                }
+                None => exchange::export(&store, &tenant, &mut std::io::stdout().lock()).await?,
+            };
+            if n == 0 {
+                bail!("租户 {tenant} 没有任何事件 / tenant has no events");
+            }
+            eprintln!("已导出 {n} 个事件 / exported {n} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import { file } => {
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("无法打开导入文件 {} / cannot open the import file", file.display()))?;
+            let dir = DataDir::open_for_write(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let n = exchange::import(&store, std::io::BufReader::new(input)).await?;
+            let model = projector::load_live(&store).await?;
+            projector::checkpoint(&store, &model).await?;
+            println!("已导入 {n} 个事件，哈希链校验通过 / imported {n} events, chain verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Rollup { district, year, as_of, at_position, json } => {
+            let district = DistrictId::parse(district).context("区编号无效 / invalid district id")?;
+            let dir = DataDir::open_for_read(&cli.data_dir)?;
+            let store = dir.store(sync)?;
+            let (upto, today) = match (as_of, at_position) {
+                (Some(t), _) => {
+                    let at = time::parse(&t).context("时间格式无效，应为 RFC 3339 / invalid time, use RFC 3339")?;
+                    (Upto::Position(store.position_at(at).await?), time::local_date(&at))
+                }
+                (None, Some(p)) => (Upto::Position(p), time::local_date(&chrono::Utc::now())),
+                (None, None) => (Upto::Head, time::local_date(&chrono::Utc::now())),
+            };
+            let model = match upto {
+                Upto::Head => projector::load_live(&store).await?,
+                Upto::Position(_) => projector::as_of(&store, upto, None).await?,
+            };
+            if model.directory().district(&district).is_none() {
+                bail!("未找到区 {district}（在所选时间点） / no such district (at that point)");
+            }
+            let rollup = model.rollup(&district, &RollupQuery { year }, today, &WarningPolicy::default());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rollup)?);
+            } else {
+                print!("{}", crate::render::rollup_table(&rollup));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Command handling: load an aggregate by folding its stream, `decide`, append with the expected
+//! version. This is the only path by which anything is written.
+//!
+//! When the caller gives no expected version (no `If-Match`), a version conflict means someone else
+//! wrote first: the command is decided again on the fresh state, a few times at most. With an
+//! expected version the conflict is returned to the caller.
+
+use crate::store::{AppendOutcome, AppendRequest, EventStore, ExpectedVersion, StoreError, Upto};
+use ducha_events::aggregate::Command;
+use ducha_events::authz::{Actor, Role, Target};
+use ducha_events::envelope::{ActorRef, NewEvent};
+use ducha_events::event::DecodeError;
+use ducha_events::ids::{DistrictId, FindingId, InspectionId, SelfInspectionId, TenantId, stream};
+use ducha_events::time::Timestamp;
+use ducha_events::{DomainError, Event};
+use ducha_events::{district, finding, inspection, platform, self_inspection, tenant};
+
+/// Everything about a command that is not its body.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub actor: Actor,
+    pub at: Timestamp,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The aggregate version the client saw (`If-Match`); `None` = decide on the latest.
+    pub expected_version: Option<u64>,
+}
+
+impl Meta {
+    pub fn new(actor: Actor, at: Timestamp) -> Self {
+        Meta { actor, at, correlation_id: None, causation_id: None, idempotency_key: None, expected_version: None }
+    }
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Domain(#[from] DomainError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("stored event cannot be decoded: {0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    pub outcome: AppendOutcome,
+    /// How many events were appended (0 when deduplicated or when the command changed nothing).
+    pub events: usize,
+}
+
+const RETRIES: usize = 5;
+
+/// Folds one stream into an aggregate state, returning it with the stream version.
+pub async fn load<S: EventStore + ?Sized, T>(
+    store: &S,
+    stream: &str,
+    init: T,
+    evolve: impl Fn(T, &Event) -> T,
+) -> Result<(T, u64), CommandError> {
+    let mut state = init;
+    let mut version = 0;
+    loop {
+        let batch = store.read_stream(stream, version, 1000, Upto::Head).await?;
+        if batch.is_empty() {
+            return Ok((state, version));
+        }
+        for e in &batch {
+            state = evolve(state, &e.decode()?);
+            version = e.stream_version;
+        }
+    }
+}
+
+/// The role recorded in the envelope: the first (in role order) of the actor's roles whose scope
+/// covers the target, so the same actor on the same target is always recorded the same way.
+pub fn acting_role(actor: &Actor, target: &Target) -> Role {
+    let mut roles: Vec<Role> = actor.grants.iter().filter(|g| g.scope.covers(target)).map(|g| g.role).collect();
+    roles.sort();
+    roles.first().copied().or_else(|| actor.grants.first().map(|g| g.role)).unwrap_or(Role::PlatformAdmin)
+}
+
+/// Appends decided events, turning a version conflict into "try again" when the caller allows it.
+async fn append<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    tenant: &TenantId,
+    stream: String,
+    version: u64,
+    role: Role,
+    events: Vec<Event>,
+) -> Result<Option<Executed>, CommandError> {
+    let n = events.len();
+    if n == 0 && meta.idempotency_key.is_none() {
+        let outcome =
+            AppendOutcome { first_position: 0, last_position: 0, stream_version: version, deduplicated: false };
+        return Ok(Some(Executed { outcome, events: 0 }));
+    }
+    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let new_events = events
+        .iter()
+        .map(|e| {
+            NewEvent::from_event(
+                e,
+                uuid::Uuid::new_v4().to_string(),
+                meta.at,
+                ActorRef { user_id: meta.actor.user_id.clone(), role },
+                correlation.clone(),
+                meta.causation_id.clone(),
+            )
+        })
+        .collect();
+    let expected = ExpectedVersion::Exact(version);
+    let req = AppendRequest {
+        tenant: tenant.clone(),
+        stream,
+        expected,
+        events: new_events,
+        idempotency_key: meta.idempotency_key.clone(),
+    };
+    match store.append(req).await {
+        Ok(outcome) => Ok(Some(Executed { events: if outcome.deduplicated { 0 } else { n }, outcome })),
+        Err(StoreError::WrongExpectedVersion { .. }) if meta.expected_version.is_none() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks the client's expected version against the loaded one before deciding.
+fn check_expected(meta: &Meta, stream: &str, version: u64) -> Result<(), CommandError> {
+    match meta.expected_version {
+        Some(v) if v != version => Err(StoreError::WrongExpectedVersion {
+            stream: stream.to_owned(),
+            expected: ExpectedVersion::Exact(v),
+            actual: version,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Runs decide-and-append with retries on concurrent writes. `decide` loads whatever it needs and
+/// returns (stream version it decided on, events).
+macro_rules! run {
+    ($store:expr, $meta:expr, $tenant:expr, $stream:expr, $target:expr, |$version:ident| $decide:expr) => {{
+        let stream: String = $stream;
+        let role = acting_role(&$meta.actor, &$target);
+        let mut attempt = 0;
+        loop {
+            let ($version, events): (u64, Vec<Event>) = $decide;
+            check_expected($meta, &stream, $version)?;
+            if let Some(done) = append($store, $meta, $tenant, stream.clone(), $version, role, events).await? {
+                break Ok(done);
+            }
+            attempt += 1;
+            if attempt >= RETRIES {
+                break Err(CommandError::Store(StoreError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected: ExpectedVersion::Exact($version),
+                    actual: $store.stream_version(&stream).await?,
+                }));
+            }
+        }
+    }};
+}
+
+pub async fn load_district<S: EventStore + ?Sized>(
+    store: &S,
+    d: &DistrictId,
+) -> Result<(district::DistrictState, u64), CommandError> {
+    load(store, &stream::district(d), district::DistrictState::default(), district::evolve).await
+}
+
+pub async fn load_tenant<S: EventStore + ?Sized>(
+    store: &S,
+    t: &TenantId,
+) -> Result<(tenant::TenantState, u64), CommandError> {
+    load(store, &stream::tenant(t), tenant::TenantState::default(), tenant::evolve).await
+}
+
+pub async fn load_inspection<S: EventStore + ?Sized>(
+    store: &S,
+    t: &TenantId,
+    i: &InspectionId,
+) -> Result<(inspection::InspectionState, u64), CommandError> {
+    load(store, &stream::inspection(t, i), inspection::InspectionState::default(), inspection::evolve).await
+}
+
+pub async fn platform<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    cmd: platform::PlatformCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let t = TenantId::platform();
+    run!(store, meta, &t, stream::platform(), Target::platform(), |version| {
+        let (state, version) =
+            load(store, &stream::platform(), platform::PlatformState::default(), platform::evolve).await?;
+        (version, platform::decide(&state, &cmd)?)
+    })
+}
+
+pub async fn district<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    d: &DistrictId,
+    cmd: district::DistrictCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let t = TenantId::platform();
+    run!(store, meta, &t, stream::district(d), Target::district(d), |version| {
+        let (state, version) = load_district(store, d).await?;
+        (version, district::decide(&state, &cmd)?)
+    })
+}
+
+pub async fn tenant<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    d: &DistrictId,
+    t: &TenantId,
+    cmd: tenant::TenantCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    run!(store, meta, t, stream::tenant(t), Target::tenant(d, t), |version| {
+        let (district_state, _) = load_district(store, d).await?;
+        let (state, version) = load_tenant(store, t).await?;
+        (version, tenant::decide(&district_state, &state, &cmd)?)
+    })
+}
+
+pub async fn inspection<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    t: &TenantId,
+    i: &InspectionId,
+    cmd: inspection::InspectionCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let (tenant_state, _) = load_tenant(store, t).await?;
+    let target = tenant_state.target().unwrap_or_default();
+    run!(store, meta, t, stream::inspection(t, i), target, |version| {
+        let (state, version) = load_inspection(store, t, i).await?;
+        (version, inspection::decide(&tenant_state, &state, &cmd)?)
+    })
+}
+
+pub async fn finding<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    t: &TenantId,
+    i: &InspectionId,
+    f: &FindingId,
+    cmd: finding::FindingCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let (tenant_state, _) = load_tenant(store, t).await?;
+    let (inspection_state, _) = load_inspection(store, t, i).await?;
+    let community = inspection_state.finding(f).and_then(|r| r.community_id.clone());
+    let target = tenant_state.community_target(community.as_ref()).unwrap_or_default();
+    run!(store, meta, t, stream::finding(t, f), target, |version| {
+        let (state, version) =
+            load(store, &stream::finding(t, f), finding::FindingState::default(), finding::evolve).await?;
+        (version, finding::decide(&tenant_state, &inspection_state, f, &state, &cmd)?)
+    })
+}
+
+pub async fn self_inspection<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    t: &TenantId,
+    s: &SelfInspectionId,
+    cmd: self_inspection::SelfInspectionCommand,
+) -> Result<Executed, CommandError> {
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let (tenant_state, _) = load_tenant(store, t).await?;
+    let self_inspection::SelfInspectionCommand::Submit { community_id, .. } = &cmd.body;
+    let target = tenant_state.community_target(Some(community_id)).unwrap_or_default();
+    run!(store, meta, t, stream::self_inspection(t, s), target, |version| {
+        let (state, version) = load(
+            store,
+            &stream::self_inspection(t, s),
+            self_inspection::SelfInspectionState::default(),
+            self_inspection::evolve,
+        )
+        .await?;
+        (version, self_inspection::decide(&tenant_state, &state, &cmd)?)
+    })
+}

@@ -1,0 +1,136 @@
+//! Runs the projections: keeps the live read model, checkpoints it, rebuilds it from the log, and
+//! folds a prefix of the log for "as of" views. The folds themselves live in
+//! `ducha_events::projection`; this module only feeds them events.
+
+use crate::commands::CommandError;
+use crate::store::{EventStore, StoreError, Upto};
+use ducha_events::envelope::RecordedEvent;
+use ducha_events::ids::TenantId;
+use ducha_events::projection::ReadModel;
+
+/// The checkpoint's name carries the read model's shape version: bump it when `ReadModel` changes
+/// shape and every store rebuilds on next start instead of loading an incompatible snapshot.
+pub const CHECKPOINT: &str = "read_model.v1";
+const PAGE: usize = 5_000;
+
+/// Applies one stored event to the model.
+pub fn apply(model: &mut ReadModel, e: &RecordedEvent) -> Result<(), CommandError> {
+    let event = e.decode()?;
+    model.apply(e, &event);
+    Ok(())
+}
+
+/// Folds events after the model's position up to `upto` (optionally only one tenant's), calling
+/// `progress` with the number applied after each page. Reading the next page overlaps with folding
+/// the current one.
+pub async fn catch_up<S: EventStore + ?Sized>(
+    store: &S,
+    model: &mut ReadModel,
+    upto: Upto,
+    tenant: Option<&TenantId>,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, CommandError> {
+    let read = |after: u64| async move {
+        match tenant {
+            Some(t) => store.read_tenant(t, after, PAGE, upto).await,
+            None => store.read_all(after, PAGE, upto).await,
+        }
+    };
+    let mut applied = 0;
+    let mut after = model.position();
+    let mut page: Vec<RecordedEvent> = read(after).await?;
+    while !page.is_empty() {
+        after = page.last().map(|e| e.position).unwrap_or(after);
+        let next = read(after);
+        let fold = async {
+            for e in &page {
+                apply(model, e)?;
+            }
+            Ok::<_, CommandError>(())
+        };
+        let (next, folded) = futures_join(next, fold).await;
+        folded?;
+        applied += page.len() as u64;
+        progress(applied);
+        page = next?;
+    }
+    Ok(applied)
+}
+
+/// Runs two futures to completion concurrently (the read runs on a blocking thread, so this
+/// overlaps SQLite stepping with decoding and folding).
+async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}
+
+/// Rebuilds the whole read model from the first event.
+pub async fn rebuild<S: EventStore + ?Sized>(store: &S, progress: impl FnMut(u64)) -> Result<ReadModel, CommandError> {
+    let mut model = ReadModel::default();
+    catch_up(store, &mut model, Upto::Head, None, progress).await?;
+    Ok(model)
+}
+
+/// The read model as it stood at `upto`, computed by the same fold over a prefix of the log.
+/// With `tenant`, only that tenant's events are folded (the platform's directory of districts is
+/// folded too, so district names resolve).
+pub async fn as_of<S: EventStore + ?Sized>(
+    store: &S,
+    upto: Upto,
+    tenant: Option<&TenantId>,
+) -> Result<ReadModel, CommandError> {
+    let mut model = ReadModel::default();
+    match tenant {
+        None => {
+            catch_up(store, &mut model, upto, None, |_| {}).await?;
+        }
+        Some(t) => {
+            // Merge the platform's and the tenant's events in position order.
+            let platform = collect(store, &TenantId::platform(), upto).await?;
+            let own = collect(store, t, upto).await?;
+            let mut merged: Vec<&RecordedEvent> = platform.iter().chain(own.iter()).collect();
+            merged.sort_by_key(|e| e.position);
+            for e in merged {
+                apply(&mut model, e)?;
+            }
+        }
+    }
+    Ok(model)
+}
+
+async fn collect<S: EventStore + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    upto: Upto,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_tenant(tenant, after, PAGE * 4, upto).await?;
+        match page.last() {
+            None => return Ok(out),
+            Some(last) => after = last.position,
+        }
+        out.extend(page);
+    }
+}
+
+/// Loads the live model: the last checkpoint if there is a usable one, then the events after it.
+pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, CommandError> {
+    let mut model = match store.load_checkpoint(CHECKPOINT).await? {
+        Some((_, bytes)) => serde_json::from_slice::<ReadModel>(&bytes).unwrap_or_default(),
+        None => ReadModel::default(),
+    };
+    // A checkpoint ahead of the log (a restored older database) is useless: start over.
+    if model.position() > store.head().await? {
+        model = ReadModel::default();
+    }
+    catch_up(store, &mut model, Upto::Head, None, |_| {}).await?;
+    Ok(model)
+}
+
+/// Saves a checkpoint of the model at its position.
+pub async fn checkpoint<S: EventStore + ?Sized>(store: &S, model: &ReadModel) -> Result<(), CommandError> {
+    let bytes = serde_json::to_vec(model).map_err(|e| StoreError::Io(e.to_string()))?;
+    store.save_checkpoint(CHECKPOINT, model.position(), bytes).await?;
+    Ok(())
+}

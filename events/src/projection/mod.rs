@@ -1,0 +1,285 @@
+//! Read models as pure folds over the log (GUIDE §3 rule 4).
+//!
+//! One [`ReadModel`] covers every tenant: [`ReadModel::apply`] takes each recorded event (already
+//! decoded by the caller) in global order, and the queries read it. The model keeps facts only
+//! (dates, statuses, texts the views show); everything derived — warning levels, rates, averages,
+//! scores — is computed at query time from `today` and a [`WarningPolicy`], so a checkpoint never goes
+//! stale and an "as of" view is the same fold over a prefix of the log.
+//!
+//! The map:
+//! - [`directory`]: districts, tenants (communities, categories, checklists) and users, for login;
+//! - [`facts`]: what each tenant's inspections, findings and self-inspections amount to so far;
+//! - [`warning`]: the 红黄蓝绿 rule;
+//! - [`dashboard`], [`inspection_detail`], [`ledger`] (整改台账), [`scorecard`], [`rollup`], [`audit`]: the queries.
+//!
+//! `apply` is cheap by design (rebuilds run at more than a million events a second): every lookup is
+//! by key, nothing is scanned or cloned wholesale per event, and the audit counters keep no payloads.
+
+pub mod audit;
+pub mod dashboard;
+pub mod directory;
+pub mod facts;
+pub mod inspection_detail;
+pub mod ledger;
+pub mod rollup;
+pub mod scorecard;
+pub mod warning;
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+pub use audit::{ActorView, AuditLog, AuditSummary, StreamSummary, TypeCount};
+pub use dashboard::{CategoryCount, MonthTrend, StatusCount, TenantDashboard, WarningCounts};
+pub use directory::{
+    CategoryEntry, ChecklistEntry, CommunityEntry, Directory, DistrictEntry, OwnerScope, TenantEntry, UserEntry,
+};
+pub use facts::{
+    AchievementFact, Conclusion, DeductionFact, Dismissal, FieldworkFact, FindingFacts, InspectionFacts,
+    InspectionStatus, RectificationFacts, RectificationStatus, SelfInspectionFact, TenantFacts,
+};
+pub use inspection_detail::{
+    AchievementView, CommunityFieldwork, CommunityRef, CommunityScore, FieldworkView, FindingView, InspectionDetail,
+    ItemScore, TeamMemberView, WHOLE_SUBDISTRICT,
+};
+pub use ledger::{LEDGER_COLUMNS, LedgerFilter, LedgerPage, LedgerRow, LedgerSort, Page, SourceRef};
+pub use rollup::{
+    CategoryRollup, CommunityRollup, DistrictRollup, MonthRollup, RankEntry, RollupMetrics, RollupQuery,
+    SubdistrictRollup, YearRollup,
+};
+pub use scorecard::CommunityScorecard;
+pub use warning::{Schedule, WarningLevel, WarningPolicy, warning_level};
+
+use crate::envelope::RecordedEvent;
+use crate::event::Event;
+use crate::ids::TenantId;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every read model, for every tenant, as of [`ReadModel::position`].
+///
+/// It is checkpointed as JSON and compared with a fresh rebuild, hence `Serialize`, `Deserialize`
+/// and `PartialEq`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReadModel {
+    position: u64,
+    directory: Directory,
+    tenants: BTreeMap<TenantId, TenantFacts>,
+    audit: AuditLog,
+}
+
+impl ReadModel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one event. Events must come in global order; an event at or before [`Self::position`]
+    /// has been applied already and is ignored, so a runner may safely re-deliver after a checkpoint.
+    pub fn apply(&mut self, envelope: &RecordedEvent, event: &Event) {
+        if self.position > 0 && envelope.position <= self.position {
+            return;
+        }
+        self.position = envelope.position;
+        if std::env::var_os("NOAUDIT").is_none() { self.audit.record(envelope); }
+        if !self.directory.apply(envelope, event) {
+            match self.tenants.get_mut(&envelope.tenant) {
+                Some(facts) => {
+                    facts.apply(envelope, event);
+                }
+                None => {
+                    let mut facts = TenantFacts::default();
+                    if facts.apply(envelope, event) {
+                        self.tenants.insert(envelope.tenant.clone(), facts);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The global position of the last applied event (0 before any).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Districts, tenants and users (login, `Actor` building, names for the views).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The raw facts of one tenant (for callers that need more than the views).
+    pub fn tenant_facts(&self, tenant: &TenantId) -> Option<&TenantFacts> {
+        self.tenants.get(tenant)
+    }
+
+    /// Every event counter (see [`Self::audit`] for one tenant's summary).
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Facts and directory entry of a tenant; empty facts when nothing was recorded yet.
+    pub(crate) fn tenant_parts(&self, tenant: &TenantId) -> (&TenantFacts, Option<&TenantEntry>) {
+        static EMPTY: std::sync::OnceLock<TenantFacts> = std::sync::OnceLock::new();
+        let facts = self.tenants.get(tenant).unwrap_or_else(|| EMPTY.get_or_init(TenantFacts::default));
+        (facts, self.directory.tenant(tenant))
+    }
+}
+
+// ---------------------------------------------------------------- helpers shared by the folds
+
+/// The entity a stream is about, from its name (`{tenant}/inspection-{id}` and so on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind<'a> {
+    Platform,
+    District(&'a str),
+    Tenant,
+    Inspection(&'a str),
+    Finding(&'a str),
+    SelfInspection(&'a str),
+    Other,
+}
+
+pub(crate) fn stream_kind(stream: &str) -> StreamKind<'_> {
+    let Some((_, rest)) = stream.split_once('/') else { return StreamKind::Other };
+    if rest == "tenant" {
+        StreamKind::Tenant
+    } else if rest == "platform" {
+        StreamKind::Platform
+    } else if let Some(id) = rest.strip_prefix("inspection-") {
+        StreamKind::Inspection(id)
+    } else if let Some(id) = rest.strip_prefix("finding-") {
+        StreamKind::Finding(id)
+    } else if let Some(id) = rest.strip_prefix("self-inspection-") {
+        StreamKind::SelfInspection(id)
+    } else if let Some(id) = rest.strip_prefix("district-") {
+        StreamKind::District(id)
+    } else {
+        StreamKind::Other
+    }
+}
+
+/// The Asia/Shanghai calendar date of a stored `occurred_at`.
+///
+/// The store writes one fixed form (`2023-03-01T00:00:00.000000Z`); that is read directly, which is
+/// much cheaper than a general RFC 3339 parse. Any other form goes through [`crate::time::parse`];
+/// unreadable text gives `None`.
+pub(crate) fn local_date_of(occurred_at: &str) -> Option<NaiveDate> {
+    let b = occurred_at.as_bytes();
+    if b.len() >= 20 && b[b.len() - 1] == b'Z' && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' {
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        };
+        if let (Some(y), Some(m), Some(d), Some(h)) = (num(0..4), num(5..7), num(8..10), num(11..13)) {
+            let date = NaiveDate::from_ymd_opt(y as i32, m, d)?;
+            // UTC+8: from 16:00 UTC on it is already the next day in Shanghai.
+            return if h >= 16 { date.succ_opt() } else { Some(date) };
+        }
+    }
+    crate::time::parse(occurred_at).ok().map(|t| crate::time::local_date(&t))
+}
+
+/// A month as `YYYYMM` (sorts as time does).
+pub(crate) fn month_key(d: NaiveDate) -> u32 {
+    (d.year().max(0) as u32) * 100 + d.month()
+}
+
+/// `202403` → `2024-03`.
+pub(crate) fn month_label(key: u32) -> String {
+    format!("{:04}-{:02}", key / 100, key % 100)
+}
+
+/// A share, kept as its two counts with the percentage rounded to one decimal.
+///
+/// `percent` is `None` when nothing is counted in the denominator (shown as "—", never as 0 %).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Rate {
+    pub done: u64,
+    pub of: u64,
+    pub percent: Option<f64>,
+}
+
+impl Rate {
+    pub fn new(done: u64, of: u64) -> Self {
+        let percent = (of > 0).then(|| ((done * 1000 + of / 2) / of) as f64 / 10.0);
+        Rate { done, of, percent }
+    }
+}
+
+/// Rounds to two decimals (scores are points with at most two decimals).
+pub(crate) fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn stream_kinds() {
+        assert_eq!(stream_kind("t1/inspection-i1"), StreamKind::Inspection("i1"));
+        assert_eq!(stream_kind("t1/finding-f-1"), StreamKind::Finding("f-1"));
+        assert_eq!(stream_kind("t1/self-inspection-s1"), StreamKind::SelfInspection("s1"));
+        assert_eq!(stream_kind("t1/tenant"), StreamKind::Tenant);
+        assert_eq!(stream_kind("_platform/platform"), StreamKind::Platform);
+        assert_eq!(stream_kind("_platform/district-d1"), StreamKind::District("d1"));
+        assert_eq!(stream_kind("nonsense"), StreamKind::Other);
+    }
+
+    #[test]
+    fn local_dates_are_shanghai_dates() {
+        let d = |s: &str| local_date_of(s).map(|d| d.to_string());
+        assert_eq!(d("2023-02-28T15:59:59.999999Z").as_deref(), Some("2023-02-28"));
+        assert_eq!(d("2023-02-28T16:00:00.000000Z").as_deref(), Some("2023-03-01"));
+        assert_eq!(d("2023-12-31T16:00:00.000000Z").as_deref(), Some("2024-01-01"));
+        assert_eq!(d("2023-03-01T07:00:00+08:00").as_deref(), Some("2023-03-01"));
+        assert_eq!(d("2023-13-01T00:00:00.000000Z"), None);
+        assert_eq!(d("garbage"), None);
+    }
+
+    #[test]
+    fn rates_round_to_one_decimal() {
+        assert_eq!(Rate::new(1, 3).percent, Some(33.3));
+        assert_eq!(Rate::new(2, 3).percent, Some(66.7));
+        assert_eq!(Rate::new(3, 3).percent, Some(100.0));
+        assert_eq!(Rate::new(0, 0).percent, None);
+    }
+
+    #[test]
+    fn folding_in_two_halves_equals_folding_at_once() {
+        let log = sample_log();
+        let whole = fold(&log);
+        for cut in [1, log.len() / 3, log.len() / 2, log.len() - 1] {
+            let mut first = fold(&log[..cut]);
+            // Through a checkpoint, as the runner does.
+            let json = serde_json::to_string(&first).unwrap();
+            first = serde_json::from_str(&json).unwrap();
+            for (e, ev) in &log[cut..] {
+                first.apply(e, ev);
+            }
+            assert_eq!(first, whole, "cut at {cut}");
+        }
+        assert_eq!(whole.position(), log.len() as u64);
+    }
+
+    #[test]
+    fn serde_round_trip_equals_the_original() {
+        let model = fold(&sample_log());
+        let json = serde_json::to_string(&model).unwrap();
+        let back: ReadModel = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, model);
+        assert_eq!(serde_json::to_string(&back).unwrap().len(), json.len());
+    }
+
+    #[test]
+    fn redelivered_events_are_ignored() {
+        let log = sample_log();
+        let whole = fold(&log);
+        let mut again = whole.clone();
+        for (e, ev) in &log[log.len() - 5..] {
+            again.apply(e, ev);
+        }
+        assert_eq!(again, whole);
+    }
+}
