@@ -2,48 +2,40 @@
 //! times and who acted last. Counters only — the events themselves stay in the store, where the
 //! auditor API reads them and checks the chain.
 
-use super::ReadModel;
+use super::{FxHashMap, ReadModel, format_micros, micros_of};
 use crate::authz::Role;
 use crate::envelope::{ActorRef, RecordedEvent};
 use crate::ids::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Counts and bounds, kept inline (no heap per stream): times as microseconds since the epoch, the
+/// last actor as an index into the tenant's actor table. A rebuild touches one small record per
+/// event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Counter {
     events: u64,
-    first_at: String,
-    last_at: String,
-    last_actor: ActorRef,
+    first_at: Option<i64>,
+    last_at: Option<i64>,
+    last_actor: u32,
     last_position: u64,
 }
 
 impl Counter {
-    fn new(e: &RecordedEvent) -> Self {
-        Counter {
-            events: 1,
-            first_at: e.occurred_at.clone(),
-            last_at: e.occurred_at.clone(),
-            last_actor: e.actor.clone(),
-            last_position: e.position,
-        }
+    fn new(at: Option<i64>, actor: u32, position: u64) -> Self {
+        Counter { events: 1, first_at: at, last_at: at, last_actor: actor, last_position: position }
     }
 
-    /// Allocation-free in the common case: times are copied into the existing buffer and the actor
-    /// is replaced only when it changes.
-    fn bump(&mut self, e: &RecordedEvent) {
+    fn bump(&mut self, at: Option<i64>, actor: u32, position: u64) {
         self.events += 1;
-        self.last_at.clear();
-        self.last_at.push_str(&e.occurred_at);
-        if self.last_actor.user_id != e.actor.user_id {
-            self.last_actor.user_id = e.actor.user_id.clone();
-        }
-        self.last_actor.role = e.actor.role;
-        self.last_position = e.position;
+        self.first_at = self.first_at.or(at);
+        self.last_at = at.or(self.last_at);
+        self.last_actor = actor;
+        self.last_position = position;
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct StreamCounter {
     counter: Counter,
     version: u64,
@@ -54,7 +46,26 @@ struct TenantCounter {
     counter: Counter,
     last_seq: u64,
     by_type: BTreeMap<String, u64>,
-    streams: HashMap<String, StreamCounter>,
+    streams: FxHashMap<String, StreamCounter>,
+    /// Every (user, role) that acted, interned.
+    actors: Vec<ActorRef>,
+}
+
+impl TenantCounter {
+    fn actor(&mut self, a: &ActorRef) -> u32 {
+        // Consecutive events mostly share their actor.
+        let last = self.counter.last_actor as usize;
+        if self.actors.get(last).is_some_and(|x| x == a) {
+            return last as u32;
+        }
+        match self.actors.iter().position(|x| x == a) {
+            Some(n) => n as u32,
+            None => {
+                self.actors.push(a.clone());
+                (self.actors.len() - 1) as u32
+            }
+        }
+    }
 }
 
 /// The counters of every tenant (the platform's own streams under the `_platform` pseudo-tenant).
@@ -65,20 +76,24 @@ pub struct AuditLog {
 
 impl AuditLog {
     pub(crate) fn record(&mut self, e: &RecordedEvent) {
-        let Some(t) = self.tenants.get_mut(&e.tenant) else {
-            let t = TenantCounter {
-                counter: Counter::new(e),
-                last_seq: e.tenant_seq,
-                by_type: BTreeMap::from([(e.event_type.clone(), 1)]),
-                streams: HashMap::from([(
-                    e.stream.clone(),
-                    StreamCounter { counter: Counter::new(e), version: e.stream_version },
-                )]),
-            };
-            self.tenants.insert(e.tenant.clone(), t);
-            return;
+        let at = micros_of(&e.occurred_at);
+        let t = match self.tenants.get_mut(&e.tenant) {
+            Some(t) => t,
+            None => self.tenants.entry(e.tenant.clone()).or_insert_with(|| TenantCounter {
+                counter: Counter::new(at, 0, e.position),
+                last_seq: 0,
+                by_type: BTreeMap::new(),
+                streams: FxHashMap::default(),
+                actors: Vec::new(),
+            }),
         };
-        t.counter.bump(e);
+        let actor = t.actor(&e.actor);
+        if t.last_seq == 0 && t.counter.events == 1 && t.actors.len() == 1 && t.streams.is_empty() {
+            // The tenant's first event: its counter was created with it.
+            t.counter.last_actor = actor;
+        } else {
+            t.counter.bump(at, actor, e.position);
+        }
         t.last_seq = e.tenant_seq;
         match t.by_type.get_mut(e.event_type.as_str()) {
             Some(n) => *n += 1,
@@ -88,12 +103,12 @@ impl AuditLog {
         }
         match t.streams.get_mut(e.stream.as_str()) {
             Some(s) => {
-                s.counter.bump(e);
+                s.counter.bump(at, actor, e.position);
                 s.version = e.stream_version;
             }
             None => {
-                t.streams
-                    .insert(e.stream.clone(), StreamCounter { counter: Counter::new(e), version: e.stream_version });
+                let s = StreamCounter { counter: Counter::new(at, actor, e.position), version: e.stream_version };
+                t.streams.insert(e.stream.clone(), s);
             }
         }
     }
@@ -116,6 +131,9 @@ impl ActorView {
     fn of(a: &ActorRef) -> Self {
         ActorView { user_id: a.user_id.clone(), role: a.role, role_name: a.role.name_zh().to_owned() }
     }
+    fn nth(actors: &[ActorRef], n: u32) -> Option<Self> {
+        actors.get(n as usize).map(ActorView::of)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +142,9 @@ pub struct StreamSummary {
     pub events: u64,
     /// The stream's version after its last event.
     pub version: u64,
-    pub first_at: String,
-    pub last_at: String,
-    pub last_actor: ActorView,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub last_actor: Option<ActorView>,
     pub last_position: u64,
 }
 
@@ -173,9 +191,9 @@ impl ReadModel {
                 stream: name.clone(),
                 events: s.counter.events,
                 version: s.version,
-                first_at: s.counter.first_at.clone(),
-                last_at: s.counter.last_at.clone(),
-                last_actor: ActorView::of(&s.counter.last_actor),
+                first_at: s.counter.first_at.and_then(format_micros),
+                last_at: s.counter.last_at.and_then(format_micros),
+                last_actor: ActorView::nth(&t.actors, s.counter.last_actor),
                 last_position: s.counter.last_position,
             })
             .collect();
@@ -184,9 +202,9 @@ impl ReadModel {
             tenant_id: tenant.clone(),
             events: t.counter.events,
             last_tenant_seq: t.last_seq,
-            first_at: Some(t.counter.first_at.clone()),
-            last_at: Some(t.counter.last_at.clone()),
-            last_actor: Some(ActorView::of(&t.counter.last_actor)),
+            first_at: t.counter.first_at.and_then(format_micros),
+            last_at: t.counter.last_at.and_then(format_micros),
+            last_actor: ActorView::nth(&t.actors, t.counter.last_actor),
             by_type: t.by_type.iter().map(|(k, v)| TypeCount { event_type: k.clone(), count: *v }).collect(),
             streams,
         }
@@ -218,11 +236,15 @@ mod tests {
 
         let f1 = a.streams.iter().find(|s| s.stream == "t1/finding-f1").unwrap();
         assert_eq!((f1.events, f1.version), (4, 4));
-        assert_eq!(f1.first_at, "2023-12-05T02:00:00.000000Z");
-        assert_eq!(f1.last_at, "2024-03-20T02:00:00.000000Z");
-        assert_eq!(f1.last_actor.role, Role::SubdistrictAdmin);
+        assert_eq!(f1.first_at.as_deref(), Some("2023-12-05T02:00:00.000000Z"));
+        assert_eq!(f1.last_at.as_deref(), Some("2024-03-20T02:00:00.000000Z"));
+        assert_eq!(f1.last_actor.as_ref().unwrap().role, Role::SubdistrictAdmin);
         let i1 = a.streams.iter().find(|s| s.stream == "t1/inspection-i1").unwrap();
-        assert_eq!(i1.last_actor.user_id.as_str(), "admin1", "the conclusion, after the inspectors' records");
+        assert_eq!(
+            i1.last_actor.as_ref().unwrap().user_id.as_str(),
+            "admin1",
+            "the conclusion, after the inspectors' records"
+        );
         assert_eq!(a.streams.iter().map(|s| s.events).sum::<u64>(), a.events);
 
         // Isolation: t2's and the platform's events are counted apart.
