@@ -44,7 +44,7 @@ async fn python_auditor_agrees_with_the_store_and_catches_tampering() {
         let t = &tenants[i % tenants.len()];
         let mut e =
             new_event(payloads[i % payloads.len()], ducha_events::time::parse("2023-03-01T08:00:00+08:00").expect("t"));
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             e.causation_id = Some(format!("cause-{i}"));
         }
         if i == 13 {

@@ -183,8 +183,8 @@ async fn a_failed_request_in_a_batch_does_not_affect_the_others() {
 async fn for_each_event_streams_in_order_and_stops_on_error() {
     let (store, _dir) = fresh().await;
     let (a, b) = (tenant("ta"), tenant("tb"));
-    for i in 0..20 {
-        let t = if i % 4 == 0 { &b } else { &a };
+    for i in 0..20usize {
+        let t = if i.is_multiple_of(4) { &b } else { &a };
         store.append(request(t, "s", ExpectedVersion::Any, vec![new_event("{}", t0())])).await.expect("append");
     }
     let mut seen = Vec::new();

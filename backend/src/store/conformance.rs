@@ -199,8 +199,8 @@ fn seqs_owned(m: &BTreeMap<&str, u64>) -> BTreeMap<String, u64> {
 pub async fn paging_and_limits<S: EventStore>(store: Arc<S>) {
     let a = tenant("ta");
     let b = tenant("tb");
-    for i in 0..10 {
-        let t = if i % 2 == 0 { &a } else { &b };
+    for i in 0..10usize {
+        let t = if i.is_multiple_of(2) { &a } else { &b };
         ok(&*store, request(t, "s", ExpectedVersion::Any, vec![new_event(&json(i), t0())])).await;
     }
     let page = store.read_all(3, 4, Upto::Head).await.unwrap_or_default();
@@ -340,8 +340,8 @@ pub async fn idempotency<S: EventStore>(store: Arc<S>) {
 /// A tenant's reads never show another tenant's events; a stream of A cannot be appended under B.
 pub async fn tenant_isolation<S: EventStore>(store: Arc<S>) {
     let (a, b) = (tenant("alpha"), tenant("beta"));
-    for i in 0..6 {
-        let t = if i % 3 == 0 { &b } else { &a };
+    for i in 0..6usize {
+        let t = if i.is_multiple_of(3) { &b } else { &a };
         ok(&*store, request(t, "s", ExpectedVersion::Any, vec![new_event(&json(i), t0())])).await;
     }
     let mut smuggle = request(&b, "s", ExpectedVersion::Any, vec![new_event("{}", t0())]);
@@ -480,7 +480,7 @@ pub async fn chain_continuity<S: EventStore>(store: Arc<S>) {
         let t = &tenants[i * 7 % tenants.len()];
         let n = i % 3 + 1;
         let mut events = (0..n).map(|k| new_event(&json(k), t0())).collect::<Vec<_>>();
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             events[0].causation_id = Some(format!("cause-{i}"));
         }
         ok(&*store, request(t, &format!("s{}", i % 4), ExpectedVersion::Any, events)).await;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 /// Counts and bounds, kept inline (no heap per stream): times as microseconds since the epoch, the
 /// last actor as an index into the tenant's actor table. A rebuild touches one small record per
 /// event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 struct Counter {
     events: u64,
     first_at: Option<i64>,
@@ -80,7 +80,7 @@ impl AuditLog {
         let t = match self.tenants.get_mut(&e.tenant) {
             Some(t) => t,
             None => self.tenants.entry(e.tenant.clone()).or_insert_with(|| TenantCounter {
-                counter: Counter::new(at, 0, e.position),
+                counter: Counter::default(),
                 last_seq: 0,
                 by_type: BTreeMap::new(),
                 streams: FxHashMap::default(),
@@ -88,12 +88,7 @@ impl AuditLog {
             }),
         };
         let actor = t.actor(&e.actor);
-        if t.last_seq == 0 && t.counter.events == 1 && t.actors.len() == 1 && t.streams.is_empty() {
-            // The tenant's first event: its counter was created with it.
-            t.counter.last_actor = actor;
-        } else {
-            t.counter.bump(at, actor, e.position);
-        }
+        t.counter.bump(at, actor, e.position);
         t.last_seq = e.tenant_seq;
         match t.by_type.get_mut(e.event_type.as_str()) {
             Some(n) => *n += 1,

@@ -5,6 +5,7 @@
 //! inspection is its stream's); follow-up events on `{tenant}/finding-{id}`; a finding recorded on
 //! its own stream gets its inspection from `RectificationAssigned`.
 
+use super::FxHashMap;
 use super::warning::{Schedule, WarningLevel, WarningPolicy, warning_level};
 use super::{StreamKind, local_date_of, stream_kind};
 use crate::envelope::RecordedEvent;
@@ -12,7 +13,6 @@ use crate::event::*;
 use crate::ids::{AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, SelfInspectionId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Where an inspection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
@@ -291,9 +291,9 @@ pub struct TenantFacts {
     pub inspections: Vec<InspectionFacts>,
     pub findings: Vec<FindingFacts>,
     pub self_inspections: Vec<SelfInspectionFact>,
-    inspection_index: HashMap<String, usize>,
-    finding_index: HashMap<String, usize>,
-    self_inspection_index: HashMap<String, usize>,
+    inspection_index: FxHashMap<String, usize>,
+    finding_index: FxHashMap<String, usize>,
+    self_inspection_index: FxHashMap<String, usize>,
 }
 
 impl TenantFacts {
