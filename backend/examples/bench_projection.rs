@@ -64,9 +64,8 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
     let mut out: Vec<(String, Vec<Event>)> = Vec::new();
     let mut n = 0u64;
     let communities: Vec<CommunityId> = (0..10).map(|c| id(format!("c{c:02}"))).collect();
-    let mut tenant_events: Vec<Event> = vec![
-        TenantCreated { tenant_id: t.clone(), district_id: district.clone(), name: format!("{t}街道") }.into(),
-    ];
+    let mut tenant_events: Vec<Event> =
+        vec![TenantCreated { tenant_id: t.clone(), district_id: district.clone(), name: format!("{t}街道") }.into()];
     for (k, c) in communities.iter().enumerate() {
         tenant_events.push(CommunityAdded { community_id: c.clone(), name: format!("第{k}社区") }.into());
     }
@@ -74,12 +73,17 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
         tenant_events.push(FindingCategoryAdded { code: code.into(), name: name.into() }.into());
     }
     let items = (1..=6)
-        .map(|k| ChecklistItem { code: format!("A{k}"), title: format!("考核项目{k}"), max_points: Points::whole(15) })
+        .map(|k| ChecklistItem {
+            code: format!("A{k}"), title: format!("考核项目{k}"), max_points: Points::whole(15)
+        })
         .collect();
     tenant_events.push(ChecklistDefined { checklist_id: id("cl".into()), title: "考核细则".into(), items }.into());
     let inspector: UserId = id(format!("{t}-inspector"));
     tenant_events.push(
-        UserCreated { user_id: inspector.clone(), username: format!("{t}-inspector"), display_name: "督查员".into() }.into(),
+        UserCreated {
+            user_id: inspector.clone(), username: format!("{t}-inspector"), display_name: "督查员".into()
+        }
+        .into(),
     );
     tenant_events.push(
         RoleGranted {
@@ -153,7 +157,8 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
                     community_id: Some(communities[k % communities.len()].clone()),
                     category: ["theory", "responsibility", "opinion"][k % 3].into(),
                     title: "理论学习走过场的情况仍有存在".into(),
-                    description: "督查发现，有些社区对政治理论学习的重要性认识不足，理论联系实际、指导实践不够。".into(),
+                    description: "督查发现，有些社区对政治理论学习的重要性认识不足，理论联系实际、指导实践不够。"
+                        .into(),
                     severity: Severity::General,
                 }
                 .into(),
@@ -283,7 +288,10 @@ async fn main() {
     let store = open(&db, Synchronous::Off, false);
     let started = Instant::now();
     let written = generate(&store, a.events, a.big_tenant).await;
-    println!("generated {written} events in {:.1} s (synchronous=OFF, not a measured figure)", started.elapsed().as_secs_f64());
+    println!(
+        "generated {written} events in {:.1} s (synchronous=OFF, not a measured figure)",
+        started.elapsed().as_secs_f64()
+    );
     store.close().await;
     drop(store);
 
@@ -291,7 +299,10 @@ async fn main() {
     let exe = std::env::current_exe().expect("exe");
     let mut best: Option<(u64, f64, u64)> = None;
     for _ in 0..3 {
-        let out = std::process::Command::new(&exe).args(["--child-rebuild", db.to_str().unwrap_or("")]).output().expect("child");
+        let out = std::process::Command::new(&exe)
+            .args(["--child-rebuild", db.to_str().unwrap_or("")])
+            .output()
+            .expect("child");
         let text = String::from_utf8_lossy(&out.stdout);
         let mut parts = text.split_whitespace();
         let n: u64 = parts.next().and_then(|v| v.parse().ok()).expect("events");
@@ -302,7 +313,12 @@ async fn main() {
         }
     }
     let (n, secs, hwm) = best.expect("runs");
-    println!("| full rebuild | {n} events | {:.0} events/s | {:.2} s | peak RSS {} MiB |", n as f64 / secs, secs, hwm / 1024);
+    println!(
+        "| full rebuild | {n} events | {:.0} events/s | {:.2} s | peak RSS {} MiB |",
+        n as f64 / secs,
+        secs,
+        hwm / 1024
+    );
 
     // As-of fold of the big tenant.
     let store = open(&db, Synchronous::Full, true);

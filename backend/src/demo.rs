@@ -88,6 +88,7 @@ enum Step {
 
 struct Plan {
     steps: Vec<(Timestamp, Actor, Step)>,
+    password_hash: String,
     accounts: Vec<(String, String, String)>,
     district: DistrictId,
 }
@@ -107,10 +108,8 @@ impl Plan {
         when: Timestamp,
         by: &Actor,
         owner: Owner,
-        username: &str,
-        display: &str,
+        (username, display): (&str, &str),
         grant: Grant,
-        password_hash: &str,
         scope_name: &str,
     ) -> Actor {
         let user_id: UserId = id(username);
@@ -118,7 +117,7 @@ impl Plan {
             user_id: user_id.clone(),
             username: username.to_owned(),
             display_name: display.to_owned(),
-            password_hash: password_hash.to_owned(),
+            password_hash: self.password_hash.clone(),
         };
         let grant_cmd =
             UserCommand::GrantRole { user_id: user_id.clone(), role: grant.role, scope: grant.scope.clone() };
@@ -244,14 +243,18 @@ fn evidence(name: &str) -> EvidenceRef {
 
 fn build(password_hash: &str) -> Plan {
     let district: DistrictId = id(DISTRICT);
-    let mut plan = Plan { steps: Vec::new(), accounts: Vec::new(), district: district.clone() };
+    let mut plan = Plan {
+        steps: Vec::new(),
+        password_hash: password_hash.to_owned(),
+        accounts: Vec::new(),
+        district: district.clone(),
+    };
     let system = Actor::system();
     let t0 = date(2023, 1, 4);
 
     // Platform, district, platform-level users.
     let platform_admin = Grant { role: Role::PlatformAdmin, scope: Scope::Platform };
-    let admin =
-        plan.user(at(t0, 0), &system, Owner::Platform, "admin", "平台管理员", platform_admin, password_hash, "全平台");
+    let admin = plan.user(at(t0, 0), &system, Owner::Platform, ("admin", "平台管理员"), platform_admin, "全平台");
     plan.push(
         at(t0, 1),
         &admin,
@@ -265,28 +268,23 @@ fn build(password_hash: &str) -> Plan {
         at(t0, 2),
         &admin,
         Owner::District(district.clone()),
-        "qu-xcb",
-        "区委宣传部 王科长",
+        ("qu-xcb", "区委宣传部 王科长"),
         Grant { role: Role::DistrictOfficer, scope: district_scope.clone() },
-        password_hash,
         "XX区",
     );
     plan.user(
         at(t0, 3),
         &admin,
         Owner::District(district.clone()),
-        "qu-jjw",
-        "区纪委监委 李审计",
+        ("qu-jjw", "区纪委监委 李审计"),
         Grant { role: Role::Auditor, scope: district_scope },
-        password_hash,
         "XX区",
     );
 
-    sample_subdistrict(&mut plan, &admin, password_hash);
+    sample_subdistrict(&mut plan, &admin);
     other_subdistrict(
         &mut plan,
         &admin,
-        password_hash,
         OtherSpec {
             tenant: "yyjd",
             name: "YY街道",
@@ -304,7 +302,6 @@ fn build(password_hash: &str) -> Plan {
     other_subdistrict(
         &mut plan,
         &admin,
-        password_hash,
         OtherSpec {
             tenant: "zzjd",
             name: "ZZ街道",
@@ -377,7 +374,7 @@ fn setup_tenant(
     );
 }
 
-fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str) {
+fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
     let t: TenantId = id(SAMPLE_TENANT);
     let communities = [
         ("dongfeng", "东风社区"),
@@ -395,30 +392,24 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str) {
         at(day, 50),
         platform_admin,
         Owner::Tenant(t.clone()),
-        "xx-admin",
-        "XX街道党工委 张主任",
+        ("xx-admin", "XX街道党工委 张主任"),
         Grant { role: Role::SubdistrictAdmin, scope: tenant_scope.clone() },
-        pw,
         "XX街道",
     );
     let insp1 = plan.user(
         at(day, 52),
         &admin,
         Owner::Tenant(t.clone()),
-        "xx-duchazu1",
-        "督查组 刘组长",
+        ("xx-duchazu1", "督查组 刘组长"),
         Grant { role: Role::Inspector, scope: tenant_scope.clone() },
-        pw,
         "XX街道",
     );
     let insp2 = plan.user(
         at(day, 54),
         &admin,
         Owner::Tenant(t.clone()),
-        "xx-duchazu2",
-        "督查组 陈干事",
+        ("xx-duchazu2", "督查组 陈干事"),
         Grant { role: Role::Inspector, scope: tenant_scope.clone() },
-        pw,
         "XX街道",
     );
     let officer_scope = Scope::Community { district_id: d, tenant_id: t.clone(), community_id: id("dongfeng") };
@@ -426,20 +417,16 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str) {
         at(day, 56),
         &admin,
         Owner::Tenant(t.clone()),
-        "xx-dongfeng",
-        "东风社区 赵书记",
+        ("xx-dongfeng", "东风社区 赵书记"),
         Grant { role: Role::CommunityOfficer, scope: officer_scope },
-        pw,
         "XX街道 东风社区",
     );
     plan.user(
         at(day, 58),
         &admin,
         Owner::Tenant(t.clone()),
-        "xx-jiwei",
-        "街道纪工委 孙委员",
+        ("xx-jiwei", "街道纪工委 孙委员"),
         Grant { role: Role::Auditor, scope: tenant_scope },
-        pw,
         "XX街道",
     );
 
@@ -666,7 +653,7 @@ struct OtherSpec {
 
 /// A sub-district with a 2023 and a 2024 inspection (and, for one, a 2026 one under way), community
 /// findings in varied states, and a community officer who reports progress.
-fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str, spec: OtherSpec) {
+fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, spec: OtherSpec) {
     let t: TenantId = id(spec.tenant);
     let setup_day = date(2023, 1, 6);
     setup_tenant(plan, platform_admin, &t, spec.name, spec.communities, setup_day);
@@ -677,20 +664,16 @@ fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str, spec: Ot
         at(setup_day, 50),
         platform_admin,
         Owner::Tenant(t.clone()),
-        &format!("{p}-admin"),
-        &format!("{}党工委 管理员", spec.name),
+        (&format!("{p}-admin"), &format!("{}党工委 管理员", spec.name)),
         Grant { role: Role::SubdistrictAdmin, scope: scope.clone() },
-        pw,
         spec.name,
     );
     let inspector = plan.user(
         at(setup_day, 52),
         &admin,
         Owner::Tenant(t.clone()),
-        &format!("{p}-duchazu"),
-        &format!("{}督查组 组长", spec.name),
+        (&format!("{p}-duchazu"), &format!("{}督查组 组长", spec.name)),
         Grant { role: Role::Inspector, scope },
-        pw,
         spec.name,
     );
     let (first_c, first_name) = spec.communities[0];
@@ -699,10 +682,8 @@ fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, pw: &str, spec: Ot
         at(setup_day, 54),
         &admin,
         Owner::Tenant(t.clone()),
-        &format!("{p}-{first_c}"),
-        &format!("{first_name} 联络员"),
+        (&format!("{p}-{first_c}"), &format!("{first_name} 联络员")),
         Grant { role: Role::CommunityOfficer, scope: officer_scope },
-        pw,
         &format!("{} {first_name}", spec.name),
     );
 

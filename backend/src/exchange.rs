@@ -54,14 +54,14 @@ pub async fn import<S: EventStore + ?Sized>(store: &S, input: impl BufRead) -> a
     // The store never lets time go backwards; an import older than the store's last event would
     // get new times and so new hashes. Refuse before writing anything.
     let head = store.head().await?;
-    if let Some(last) = store.read_all(head.saturating_sub(1), 1, Upto::Head).await?.first() {
-        if last.occurred_at > first.occurred_at {
-            bail!(
-                "目标库中已有晚于导入数据（{}）的事件（{}），请导入到新的数据目录 / import into a fresh data directory",
-                first.occurred_at,
-                last.occurred_at
-            );
-        }
+    if let Some(last) = store.read_all(head.saturating_sub(1), 1, Upto::Head).await?.first()
+        && last.occurred_at > first.occurred_at
+    {
+        bail!(
+            "目标库中已有晚于导入数据（{}）的事件（{}），请导入到新的数据目录 / import into a fresh data directory",
+            first.occurred_at,
+            last.occurred_at
+        );
     }
     // Consecutive events of one stream go in one append (they were one or more commands; the chain
     // does not record command boundaries).

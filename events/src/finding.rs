@@ -30,27 +30,53 @@ pub const SHORT_TEXT_MAX: usize = 2_000;
 /// Longest person name (leader, person in charge).
 pub const NAME_MAX: usize = 100;
 
-/// Where a rectification is in its life-cycle (GUIDE §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// Where a rectification is in its life-cycle (GUIDE §2); the ledger's 完成情况.
+///
+/// A returned rectification stays `Returned` until the next progress report (then `InProgress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RectificationStatus {
+    /// Recorded, no rectification assigned yet.
     #[default]
     Unassigned,
     Assigned,
     InProgress,
     Submitted,
     Returned,
+    /// 销号.
     Verified,
     Dismissed,
 }
 
 impl RectificationStatus {
+    pub const ALL: [RectificationStatus; 7] = [
+        RectificationStatus::Unassigned,
+        RectificationStatus::Assigned,
+        RectificationStatus::InProgress,
+        RectificationStatus::Submitted,
+        RectificationStatus::Returned,
+        RectificationStatus::Verified,
+        RectificationStatus::Dismissed,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            RectificationStatus::Unassigned => "unassigned",
+            RectificationStatus::Assigned => "assigned",
+            RectificationStatus::InProgress => "in_progress",
+            RectificationStatus::Submitted => "submitted",
+            RectificationStatus::Returned => "returned",
+            RectificationStatus::Verified => "verified",
+            RectificationStatus::Dismissed => "dismissed",
+        }
+    }
+
     pub fn name_zh(self) -> &'static str {
         match self {
-            RectificationStatus::Unassigned => "未交办",
+            RectificationStatus::Unassigned => "待交办",
             RectificationStatus::Assigned => "已交办",
             RectificationStatus::InProgress => "整改中",
-            RectificationStatus::Submitted => "已提交",
+            RectificationStatus::Submitted => "待销号",
             RectificationStatus::Returned => "已退回",
             RectificationStatus::Verified => "已销号",
             RectificationStatus::Dismissed => "已撤销",
@@ -71,6 +97,10 @@ impl RectificationStatus {
                 | RectificationStatus::Submitted
                 | RectificationStatus::Returned
         )
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -594,7 +624,7 @@ mod tests {
         let err = w.run(&w.assigned(), "admin", assign(0, "2024-06-30")).unwrap_err();
         assert_eq!(err.code(), "rectification_state");
         let zh = err.message_zh();
-        assert!(zh.contains("已交办") && zh.contains("未交办"), "{zh}");
+        assert!(zh.contains("已交办") && zh.contains("待交办"), "{zh}");
         assert_eq!(code(w.run(&w.dismissed(), "admin", assign(0, "2024-06-30"))), "rectification_state");
     }
 
@@ -700,7 +730,7 @@ mod tests {
         for state in [FindingState::default(), w.assigned(), w.in_progress(), w.returned(), w.verified()] {
             let err = w.run(&state, "admin", verify()).unwrap_err();
             assert_eq!(err.code(), "rectification_state");
-            assert!(err.message_zh().contains("已提交"));
+            assert!(err.message_zh().contains("待销号"));
         }
     }
 
@@ -794,7 +824,7 @@ mod tests {
         use RectificationStatus::*;
         let names: Vec<&str> =
             [Unassigned, Assigned, InProgress, Submitted, Returned, Verified, Dismissed].map(|s| s.name_zh()).to_vec();
-        assert_eq!(names, ["未交办", "已交办", "整改中", "已提交", "已退回", "已销号", "已撤销"]);
+        assert_eq!(names, ["待交办", "已交办", "整改中", "待销号", "已退回", "已销号", "已撤销"]);
         assert!(Verified.is_closed() && Dismissed.is_closed() && !Submitted.is_closed());
         assert!(!Unassigned.is_open() && Returned.is_open());
     }

@@ -40,16 +40,26 @@ pub enum InspectionStatus {
     #[default]
     NotPlanned,
     Planned,
-    Started,
+    /// Started: fieldwork and records are being made.
+    InProgress,
     Concluded,
 }
 
 impl InspectionStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            InspectionStatus::NotPlanned => "not_planned",
+            InspectionStatus::Planned => "planned",
+            InspectionStatus::InProgress => "in_progress",
+            InspectionStatus::Concluded => "concluded",
+        }
+    }
+
     pub fn name_zh(self) -> &'static str {
         match self {
             InspectionStatus::NotPlanned => "未计划",
             InspectionStatus::Planned => "已计划",
-            InspectionStatus::Started => "进行中",
+            InspectionStatus::InProgress => "进行中",
             InspectionStatus::Concluded => "已结束",
         }
     }
@@ -279,7 +289,7 @@ pub fn decide(
             .into()
         }
         InspectionCommand::ChangeScope { communities } => {
-            require_status(state, &[InspectionStatus::Planned, InspectionStatus::Started])?;
+            require_status(state, &[InspectionStatus::Planned, InspectionStatus::InProgress])?;
             check_communities(tenant, communities)?;
             if let Some(dropped) =
                 state.records_by_community.keys().find(|c| state.in_scope(c) && !communities.contains(c))
@@ -292,7 +302,7 @@ pub fn decide(
             InspectionScopeChanged { communities: communities.clone() }.into()
         }
         InspectionCommand::ChangeTeam { team } => {
-            require_status(state, &[InspectionStatus::Planned, InspectionStatus::Started])?;
+            require_status(state, &[InspectionStatus::Planned, InspectionStatus::InProgress])?;
             check_team(tenant, &tenant_scope, team)?;
             InspectionTeamChanged { team: team.clone() }.into()
         }
@@ -403,7 +413,7 @@ pub fn decide(
             .into()
         }
         InspectionCommand::Conclude { assessment, summary } => {
-            require_status(state, &[InspectionStatus::Started])?;
+            require_status(state, &[InspectionStatus::InProgress])?;
             require_text("assessment", assessment, ASSESSMENT_MAX)?;
             max_len("summary", summary, TEXT_MAX)?;
             InspectionConcluded { assessment: assessment.trim().to_owned(), summary: summary.trim().to_owned() }.into()
@@ -431,7 +441,7 @@ pub fn evolve(mut state: InspectionState, e: &Event) -> InspectionState {
         Event::InspectionScopeChanged(p) => state.communities = p.communities.clone(),
         Event::InspectionTeamChanged(p) => state.team = p.team.clone(),
         Event::InspectionStarted(p) => {
-            state.status = InspectionStatus::Started;
+            state.status = InspectionStatus::InProgress;
             state.started_on = Some(p.started_on);
         }
         Event::FieldworkRecorded(p) => {
@@ -484,7 +494,7 @@ fn require_status(state: &InspectionState, allowed: &[InspectionStatus]) -> Resu
 /// are on its team (sub-district admins may record in any inspection of their tenant).
 fn require_recording(state: &InspectionState, role: Role, user: &UserId) -> Result<(), DomainError> {
     match state.status {
-        InspectionStatus::Started => {}
+        InspectionStatus::InProgress => {}
         InspectionStatus::Concluded => return Err(DomainError::InspectionConcluded),
         other => return Err(DomainError::InspectionState { state: other.name_zh().to_owned() }),
     }
@@ -1068,7 +1078,7 @@ mod tests {
         let tenant = tenant();
         let start = || InspectionCommand::Start { started_on: date("2024-03-04") };
         let state = apply(&tenant, planned(&tenant), "admin", start()).unwrap();
-        assert_eq!(state.status, InspectionStatus::Started);
+        assert_eq!(state.status, InspectionStatus::InProgress);
         assert_eq!(state.started_on, Some(date("2024-03-04")));
         for (state, name) in
             [(InspectionState::default(), "未计划"), (started(&tenant), "进行中"), (concluded(&tenant), "已结束")]
