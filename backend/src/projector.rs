@@ -21,8 +21,10 @@ pub fn apply(model: &mut ReadModel, e: &RecordedEvent) -> Result<(), CommandErro
 }
 
 /// Folds events after the model's position up to `upto` (optionally only one tenant's), calling
-/// `progress` with the number applied after each page. Reading the next page overlaps with folding
-/// the current one.
+/// `progress` with the number applied after each page.
+///
+/// Three stages overlap: the store reads page N+2 (on its blocking threads), page N+1 is decoded on a
+/// blocking thread, and page N is folded here. On two cores this keeps both busy.
 pub async fn catch_up<S: EventStore + ?Sized>(
     store: &S,
     model: &mut ReadModel,
@@ -30,37 +32,55 @@ pub async fn catch_up<S: EventStore + ?Sized>(
     tenant: Option<&TenantId>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, CommandError> {
-    let read = |after: u64| async move {
-        match tenant {
-            Some(t) => store.read_tenant(t, after, PAGE, upto).await,
-            None => store.read_all(after, PAGE, upto).await,
+    type Decoded = Vec<(RecordedEvent, ducha_events::Event)>;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Decoded, CommandError>>(2);
+    let start = model.position();
+    let produce = async move {
+        let mut after = start;
+        loop {
+            let page = match tenant {
+                Some(t) => store.read_tenant(t, after, PAGE, upto).await,
+                None => store.read_all(after, PAGE, upto).await,
+            };
+            let page = match page {
+                Ok(p) if p.is_empty() => return,
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            after = page.last().map(|e| e.position).unwrap_or(after);
+            let decoded = tokio::task::spawn_blocking(move || {
+                page.into_iter()
+                    .map(|e| {
+                        let event = e.decode()?;
+                        Ok((e, event))
+                    })
+                    .collect::<Result<Decoded, CommandError>>()
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(format!("decoder stopped: {e}")).into()));
+            let failed = decoded.is_err();
+            if tx.send(decoded).await.is_err() || failed {
+                return;
+            }
         }
     };
-    let mut applied = 0;
-    let mut after = model.position();
-    let mut page: Vec<RecordedEvent> = read(after).await?;
-    while !page.is_empty() {
-        after = page.last().map(|e| e.position).unwrap_or(after);
-        let next = read(after);
-        let fold = async {
-            for e in &page {
-                apply(model, e)?;
+    let consume = async {
+        let mut applied = 0u64;
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            for (e, event) in &batch {
+                model.apply(e, event);
             }
-            Ok::<_, CommandError>(())
-        };
-        let (next, folded) = futures_join(next, fold).await;
-        folded?;
-        applied += page.len() as u64;
-        progress(applied);
-        page = next?;
-    }
-    Ok(applied)
-}
-
-/// Runs two futures to completion concurrently (the read runs on a blocking thread, so this
-/// overlaps SQLite stepping with decoding and folding).
-async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
-    tokio::join!(a, b)
+            applied += batch.len() as u64;
+            progress(applied);
+        }
+        Ok::<u64, CommandError>(applied)
+    };
+    let ((), applied) = tokio::join!(produce, consume);
+    applied
 }
 
 /// Rebuilds the whole read model from the first event.

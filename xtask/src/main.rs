@@ -92,9 +92,15 @@ fn run(args: &[String]) -> Result<(), String> {
     step("ducha verify", Command::new(&bin).args(["--data-dir", &data, "verify"]))
 }
 
+/// Runs every benchmark; their output is the table to copy into BENCHMARKS.md. Extra arguments go
+/// to both (e.g. `--dir /path/on/the/disk/to/measure`).
 fn bench(args: &[String]) -> Result<(), String> {
     step(
-        "store and projection benchmarks",
+        "event store: appends and bulk reads (bench_store)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_store", "--"]).args(args),
+    )?;
+    step(
+        "projections: full rebuild and as-of fold (bench_projection)",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_projection", "--"]).args(args),
     )
 }
