@@ -200,7 +200,7 @@ async fn generate(store: &SqliteStore, events: u64, big: u64) -> u64 {
     let wrap = |events: Vec<Event>| -> Vec<NewEvent> {
         events
             .iter()
-            .map(|e| NewEvent::from_event(e, uuid::Uuid::new_v4().to_string(), at, actor.clone(), "gen".into(), None))
+            .map(|e| NewEvent::from_event(e, uuid::Uuid::now_v7().to_string(), at, actor.clone(), "gen".into(), None))
             .collect()
     };
     let first = AppendRequest {

@@ -77,7 +77,7 @@ fn raw_baseline(conn: &rusqlite::Connection, from: usize, n: usize) -> f64 {
     let start = Instant::now();
     for i in from..from + n {
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-        stmt.execute(rusqlite::params![i as i64, uuid::Uuid::new_v4().to_string(), PAYLOAD, hash]).expect("insert");
+        stmt.execute(rusqlite::params![i as i64, uuid::Uuid::now_v7().to_string(), PAYLOAD, hash]).expect("insert");
         conn.execute_batch("COMMIT").expect("commit");
     }
     start.elapsed().as_secs_f64()

@@ -102,13 +102,13 @@ async fn append<S: EventStore + ?Sized>(
             AppendOutcome { first_position: 0, last_position: 0, stream_version: version, deduplicated: false };
         return Ok(Some(Executed { outcome, events: 0 }));
     }
-    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let new_events = events
         .iter()
         .map(|e| {
             NewEvent::from_event(
                 e,
-                uuid::Uuid::new_v4().to_string(),
+                uuid::Uuid::now_v7().to_string(),
                 meta.at,
                 ActorRef { user_id: meta.actor.user_id.clone(), role },
                 correlation.clone(),

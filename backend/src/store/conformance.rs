@@ -100,13 +100,13 @@ fn t0() -> Timestamp {
 /// A fresh event with a JSON payload and a unique id.
 pub fn new_event(payload: &str, occurred_at: Timestamp) -> NewEvent {
     NewEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
+        event_id: uuid::Uuid::now_v7().to_string(),
         event_type: "TestEvent".into(),
         schema_version: 1,
         payload: payload.into(),
         occurred_at,
         actor: actor(),
-        correlation_id: uuid::Uuid::new_v4().to_string(),
+        correlation_id: uuid::Uuid::now_v7().to_string(),
         causation_id: None,
     }
 }

@@ -464,8 +464,9 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db_err).map_err(with_path(path))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-    // Memory-mapped reads make bulk scans markedly faster; harmless where unsupported.
-    let _ = conn.execute_batch("PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384;");
+    // No memory-mapped I/O: mapped pages count as the process's resident memory, and a full scan
+    // would "use" the whole file. The page cache of the OS serves the reads instead.
+    let _ = conn.execute_batch("PRAGMA mmap_size = 0; PRAGMA cache_size = -16384;");
     Ok(conn)
 }
 
