@@ -9,6 +9,7 @@ use crate::ids::{CommunityId, DistrictId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A role a user can hold (GUIDE §1).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -60,6 +61,7 @@ impl Role {
 }
 
 /// Where a grant applies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Scope {
@@ -96,6 +98,7 @@ impl Scope {
 }
 
 /// A role held in a scope.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Grant {
     pub role: Role,
@@ -103,6 +106,7 @@ pub struct Grant {
 }
 
 /// Who is acting: the user and every grant they hold at the time of the command.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub user_id: UserId,
@@ -143,6 +147,7 @@ impl Target {
 }
 
 /// Every kind of action a role can be allowed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {

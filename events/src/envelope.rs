@@ -7,6 +7,7 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Who caused an event: the user and the role under which the action was allowed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorRef {
     pub user_id: UserId,
@@ -52,6 +53,7 @@ impl NewEvent {
 }
 
 /// An event as stored, with its full envelope.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     /// Position in the global log (1-based, gap-free in one store).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Checklist points, held exactly in hundredths (so sums never drift) and written as a JSON number
 /// with at most two decimals (`2.5`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = f64, minimum = 0, maximum = 10000))]
 pub struct Points(pub u32);
 
 impl Points {
@@ -66,6 +67,7 @@ impl<'de> Deserialize<'de> for Points {
 }
 
 /// 座谈交流 / 查阅资料 / 实地查看 / 个别访谈 / 问卷调查.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InspectionMethod {
@@ -96,6 +98,7 @@ impl InspectionMethod {
 }
 
 /// How serious a finding is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -116,6 +119,7 @@ impl Severity {
 }
 
 /// One line of a 评分表.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistItem {
@@ -125,6 +129,7 @@ pub struct ChecklistItem {
 }
 
 /// A member of the 督查组.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamMember {
@@ -134,6 +139,7 @@ pub struct TeamMember {
 }
 
 /// A figure quoted in an achievement ("开展理论宣讲会等10场": label 理论宣讲会, value 10, unit 场).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Figure {
@@ -143,6 +149,7 @@ pub struct Figure {
 }
 
 /// A piece of evidence, stored content-addressed; the event keeps only its hash and description.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvidenceRef {
@@ -154,6 +161,7 @@ pub struct EvidenceRef {
 
 // ---------------------------------------------------------------- platform and tenant administration
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistrictCreated {
     pub district_id: DistrictId,
@@ -161,6 +169,7 @@ pub struct DistrictCreated {
 }
 
 /// The first event of a tenant's own stream; it also registers the tenant with its district.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantCreated {
     pub tenant_id: TenantId,
@@ -168,12 +177,14 @@ pub struct TenantCreated {
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityAdded {
     pub community_id: CommunityId,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityRenamed {
     pub community_id: CommunityId,
@@ -181,12 +192,14 @@ pub struct CommunityRenamed {
 }
 
 /// Finding categories are tenant data (理论学习, 督查自查, 主体责任, 舆情研判, 队伍建设, …).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingCategoryAdded {
     pub code: String,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecklistDefined {
     pub checklist_id: ChecklistId,
@@ -195,6 +208,7 @@ pub struct ChecklistDefined {
 }
 
 /// Users are recorded on the stream of the scope that owns them (platform, district or tenant).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCreated {
     pub user_id: UserId,
@@ -203,12 +217,14 @@ pub struct UserCreated {
 }
 
 /// An argon2id PHC string; the password itself is never recorded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordSet {
     pub user_id: UserId,
     pub password_hash: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleGranted {
     pub user_id: UserId,
@@ -216,6 +232,7 @@ pub struct RoleGranted {
     pub scope: Scope,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleRevoked {
     pub user_id: UserId,
@@ -223,12 +240,14 @@ pub struct RoleRevoked {
     pub scope: Scope,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserDisabled {
     pub user_id: UserId,
     pub reason: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEnabled {
     pub user_id: UserId,
@@ -236,6 +255,7 @@ pub struct UserEnabled {
 
 // ---------------------------------------------------------------- inspection
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionPlanned {
     pub inspection_id: InspectionId,
@@ -252,22 +272,26 @@ pub struct InspectionPlanned {
     pub planned_end: NaiveDate,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionScopeChanged {
     pub communities: Vec<CommunityId>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionTeamChanged {
     pub team: Vec<TeamMember>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionStarted {
     pub started_on: NaiveDate,
 }
 
 /// A meeting (座谈交流), document review (查阅资料) or other method, held with one community.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldworkRecorded {
     pub community_id: CommunityId,
@@ -278,6 +302,7 @@ pub struct FieldworkRecorded {
 }
 
 /// A deduction (扣分) against a checklist item for one community.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeductionRecorded {
     pub community_id: CommunityId,
@@ -286,6 +311,7 @@ pub struct DeductionRecorded {
     pub reason: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AchievementRecorded {
     pub achievement_id: AchievementId,
@@ -297,6 +323,7 @@ pub struct AchievementRecorded {
 }
 
 /// A 存在问题. Schema v2 added `title` and `severity`; v1 events are upcast (see [`upcast`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingRecorded {
     pub finding_id: FindingId,
@@ -310,6 +337,7 @@ pub struct FindingRecorded {
     pub severity: Severity,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionConcluded {
     /// The overall assessment, e.g. 总体良好
@@ -319,6 +347,7 @@ pub struct InspectionConcluded {
 
 // ---------------------------------------------------------------- finding follow-up (整改)
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RectificationAssigned {
     pub inspection_id: InspectionId,
@@ -331,30 +360,35 @@ pub struct RectificationAssigned {
     pub deadline: NaiveDate,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressReported {
     pub text: String,
     pub evidence: Vec<EvidenceRef>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RectificationSubmitted {
     pub summary: String,
 }
 
 /// 销号.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RectificationVerified {
     pub comment: String,
 }
 
 /// 退回.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RectificationReturned {
     pub reason: String,
 }
 
 /// 延期.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadlineExtended {
     pub new_deadline: NaiveDate,
@@ -362,11 +396,13 @@ pub struct DeadlineExtended {
 }
 
 /// 催办.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReminderIssued {
     pub message: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingDismissed {
     pub reason: String,
@@ -374,6 +410,7 @@ pub struct FindingDismissed {
 
 // ---------------------------------------------------------------- self-inspection
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelfInspectionSubmitted {
     pub self_inspection_id: SelfInspectionId,
@@ -398,6 +435,7 @@ pub enum DecodeError {
 macro_rules! domain_events {
     ($( $variant:ident = $version:literal; )*) => {
         /// A domain event. The variant name is the stored type name.
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(tag = "type", content = "data")]
         pub enum Event { $( $variant($variant), )* }

@@ -33,6 +33,7 @@ pub const NAME_MAX: usize = 100;
 /// Where a rectification is in its life-cycle (GUIDE §2); the ledger's 完成情况.
 ///
 /// A returned rectification stays `Returned` until the next progress report (then `InProgress`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RectificationStatus {

@@ -34,6 +34,7 @@ pub const SHORT_TEXT_MAX: usize = 1_000;
 pub const UNIT_MAX: usize = 20;
 
 /// Where an inspection is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InspectionStatus {

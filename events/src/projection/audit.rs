@@ -115,6 +115,7 @@ impl AuditLog {
 }
 
 /// Who acted, with the role's Chinese name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorView {
     pub user_id: UserId,
@@ -131,6 +132,7 @@ impl ActorView {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamSummary {
     pub stream: String,
@@ -143,12 +145,14 @@ pub struct StreamSummary {
     pub last_position: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeCount {
     pub event_type: String,
     pub count: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditSummary {
     pub tenant_id: TenantId,

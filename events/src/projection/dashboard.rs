@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// How many findings (with a category name) or rectifications (with a status name) there are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryCount {
     pub code: String,
@@ -16,6 +17,7 @@ pub struct CategoryCount {
     pub count: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCount {
     pub status: RectificationStatus,
@@ -25,6 +27,7 @@ pub struct StatusCount {
 }
 
 /// Open rectifications per warning level (红黄蓝绿).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WarningCounts {
     pub red: u64,
@@ -46,6 +49,7 @@ impl WarningCounts {
 }
 
 /// One month (Asia/Shanghai) of the trend.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthTrend {
     /// `YYYY-MM`.
@@ -54,6 +58,7 @@ pub struct MonthTrend {
     pub rectifications_verified: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantDashboard {
     pub tenant_id: TenantId,

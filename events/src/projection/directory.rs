@@ -9,24 +9,28 @@ use crate::ids::{ChecklistId, CommunityId, DistrictId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DistrictEntry {
     pub district_id: Option<DistrictId>,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityEntry {
     pub community_id: CommunityId,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryEntry {
     pub code: String,
     pub name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecklistEntry {
     pub checklist_id: ChecklistId,
@@ -42,6 +46,7 @@ impl ChecklistEntry {
 }
 
 /// A 街道 with its own data. Communities and categories keep the order they were added in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TenantEntry {
     pub tenant_id: Option<TenantId>,
@@ -66,6 +71,7 @@ impl TenantEntry {
 }
 
 /// Which scope's stream owns an account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OwnerScope {
@@ -75,6 +81,7 @@ pub enum OwnerScope {
 }
 
 /// One account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEntry {
     pub user_id: UserId,

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// A community by id and name (全街道 for a cross-cutting entry, with no id).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityRef {
     pub community_id: Option<CommunityId>,
@@ -30,6 +31,7 @@ impl CommunityRef {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamMemberView {
     pub user_id: UserId,
@@ -38,6 +40,7 @@ pub struct TeamMemberView {
     pub leader: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldworkView {
     pub method: InspectionMethod,
@@ -49,12 +52,14 @@ pub struct FieldworkView {
 }
 
 /// Fieldwork grouped by community, in the plan's community order.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityFieldwork {
     pub community: CommunityRef,
     pub records: Vec<FieldworkView>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemScore {
     pub code: String,
@@ -66,6 +71,7 @@ pub struct ItemScore {
     pub reasons: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommunityScore {
     pub community: CommunityRef,
@@ -74,6 +80,7 @@ pub struct CommunityScore {
     pub items: Vec<ItemScore>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AchievementView {
     pub achievement_id: AchievementId,
@@ -84,6 +91,7 @@ pub struct AchievementView {
     pub community: CommunityRef,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingView {
     pub finding_id: FindingId,
@@ -101,6 +109,7 @@ pub struct FindingView {
     pub deadline: Option<NaiveDate>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionDetail {
     pub inspection_id: InspectionId,

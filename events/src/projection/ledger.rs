@@ -33,6 +33,7 @@ pub const LEDGER_COLUMNS: [&str; 14] = [
 ];
 
 /// Every field is optional; all given ones must match.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LedgerFilter {
@@ -47,6 +48,7 @@ pub struct LedgerFilter {
     pub year: Option<i32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerSort {
@@ -62,6 +64,7 @@ pub enum LedgerSort {
 }
 
 /// 1-based page. `page` 0 is read as 1 and `page_size` 0 as 1; the API caps the size.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {
     pub page: u32,
@@ -82,6 +85,7 @@ impl Page {
 }
 
 /// 来源: the inspection a finding came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     pub inspection_id: Option<InspectionId>,
@@ -89,6 +93,7 @@ pub struct SourceRef {
     pub year: Option<i32>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerRow {
     /// 序号: position in the whole sorted result, from 1.
@@ -135,6 +140,7 @@ pub struct LedgerRow {
     pub warning_name: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerPage {
     /// Rows matching the filter, over all pages.

@@ -192,6 +192,7 @@ pub(crate) fn month_label(key: u32) -> String {
 /// A share, kept as its two counts with the percentage rounded to one decimal.
 ///
 /// `percent` is `None` when nothing is counted in the denominator (shown as "—", never as 0 %).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Rate {
     pub done: u64,

@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RollupQuery {
@@ -21,6 +22,7 @@ pub struct RollupQuery {
 }
 
 /// The numbers of one sub-district, or of the whole district.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollupMetrics {
     pub inspections: u64,
@@ -40,6 +42,7 @@ pub struct RollupMetrics {
     pub scores_counted: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubdistrictRollup {
     pub tenant_id: TenantId,
@@ -47,6 +50,7 @@ pub struct SubdistrictRollup {
     pub metrics: RollupMetrics,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct YearRollup {
     pub year: i32,
@@ -57,6 +61,7 @@ pub struct YearRollup {
     pub completion_rate: Rate,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthRollup {
     /// `YYYY-MM` (Asia/Shanghai).
@@ -66,6 +71,7 @@ pub struct MonthRollup {
 }
 
 /// Categories are tenant data: the roll-up merges them by code (named as the first tenant names it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CategoryRollup {
     pub code: String,
@@ -76,6 +82,7 @@ pub struct CategoryRollup {
     pub overdue: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommunityRollup {
     pub tenant_id: TenantId,
@@ -90,6 +97,7 @@ pub struct CommunityRollup {
 
 /// A place in a ranking. Ties share a rank (1, 1, 3); sub-districts without a value come last,
 /// unranked.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankEntry {
     pub rank: Option<u32>,
@@ -98,6 +106,7 @@ pub struct RankEntry {
     pub value: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistrictRollup {
     pub district_id: DistrictId,

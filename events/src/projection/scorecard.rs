@@ -9,6 +9,7 @@ use crate::ids::{CommunityId, TenantId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommunityScorecard {
     pub community: CommunityRef,
