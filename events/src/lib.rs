@@ -6,6 +6,7 @@
 //! - [`event`]: every domain event, its type name and schema version, and the codec (with upcasting);
 //! - [`envelope`]: what the store records around an event (GUIDE §3 rule 3);
 //! - [`chain`]: the canonical bytes and SHA-256 chain that make tampering detectable (docs/AUDIT.md);
+//! - [`api`]: request and response bodies of the REST API (shared with the web app);
 //! - [`aggregate`]: what every `decide` receives, and shared field checks;
 //! - aggregates as `decide` / `evolve`: [`platform`] (platform users), [`district`] (a 区 and its
 //!   users), [`tenant`] (a 街道: communities, finding categories, checklists, users), [`inspection`],
@@ -16,6 +17,7 @@
 //! Nothing here does I/O or reads the clock: time comes in with each command.
 
 pub mod aggregate;
+pub mod api;
 pub mod authz;
 pub mod chain;
 pub mod district;

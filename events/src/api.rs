@@ -1,0 +1,415 @@
+//! Request and response bodies of the REST API, shared with the web app. Each request maps onto one
+//! domain command; unknown fields are rejected. Ids of new things are optional in requests: the
+//! server makes one (a UUID) when the client sends none.
+
+use crate::authz::Role;
+use crate::event::{ChecklistItem, EvidenceRef, Figure, InspectionMethod, Points, Severity, TeamMember};
+use crate::finding::FindingCommand;
+use crate::ids::*;
+use crate::inspection::InspectionCommand;
+use crate::self_inspection::SelfInspectionCommand;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+macro_rules! request {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(deny_unknown_fields)]
+        pub struct $name { $($(#[$fdoc])* pub $field: $ty),* }
+    };
+}
+
+request!(
+    /// 新建区 (platform admin).
+    CreateDistrictRequest { district_id: DistrictId, name: String }
+);
+request!(
+    /// 新建街道 (tenant) in a district (platform admin).
+    CreateTenantRequest { tenant_id: TenantId, name: String }
+);
+request!(
+    /// 新增社区.
+    AddCommunityRequest { community_id: CommunityId, name: String }
+);
+request!(
+    /// 社区更名.
+    RenameCommunityRequest { name: String }
+);
+request!(
+    /// 新增问题类别 (e.g. code `theory`, name 理论学习).
+    AddFindingCategoryRequest { code: String, name: String }
+);
+request!(
+    /// 定义检查考核细则. Checklists are immutable; a new version gets a new id.
+    DefineChecklistRequest { checklist_id: ChecklistId, title: String, items: Vec<ChecklistItem> }
+);
+request!(
+    /// 新建用户, with one role. `community_id` is required for `community_officer` and only then.
+    CreateUserRequest {
+        #[serde(default)]
+        user_id: Option<UserId>,
+        username: String,
+        display_name: String,
+        password: String,
+        role: Role,
+        #[serde(default)]
+        community_id: Option<CommunityId>,
+    }
+);
+request!(
+    /// 授予或撤销角色. `community_id` binds a community officer to a community.
+    RoleRequest {
+        role: Role,
+        #[serde(default)]
+        community_id: Option<CommunityId>,
+    }
+);
+request!(
+    /// 重置密码.
+    ResetPasswordRequest { password: String }
+);
+request!(
+    /// 停用用户.
+    DisableUserRequest { reason: String }
+);
+
+request!(
+    /// 制定督查计划.
+    PlanInspectionRequest {
+        #[serde(default)]
+        inspection_id: Option<InspectionId>,
+        year: i32,
+        title: String,
+        subject: String,
+        communities: Vec<CommunityId>,
+        team: Vec<TeamMember>,
+        methods: Vec<InspectionMethod>,
+        #[serde(default)]
+        checklist_id: Option<ChecklistId>,
+        planned_start: NaiveDate,
+        planned_end: NaiveDate,
+    }
+);
+request!(
+    /// 调整督查范围.
+    ChangeScopeRequest { communities: Vec<CommunityId> }
+);
+request!(
+    /// 调整督查组.
+    ChangeTeamRequest { team: Vec<TeamMember> }
+);
+request!(
+    /// 启动督查.
+    StartInspectionRequest { started_on: NaiveDate }
+);
+request!(
+    /// 记录座谈交流、查阅资料等.
+    RecordFieldworkRequest {
+        community_id: CommunityId,
+        method: InspectionMethod,
+        held_on: NaiveDate,
+        #[serde(default)]
+        participants: String,
+        notes: String,
+    }
+);
+request!(
+    /// 记录扣分.
+    RecordDeductionRequest { community_id: CommunityId, item_code: String, points: Points, reason: String }
+);
+request!(
+    /// 记录主要工作开展情况.
+    RecordAchievementRequest {
+        #[serde(default)]
+        achievement_id: Option<AchievementId>,
+        category: String,
+        text: String,
+        #[serde(default)]
+        figures: Vec<Figure>,
+        #[serde(default)]
+        community_id: Option<CommunityId>,
+    }
+);
+request!(
+    /// 记录存在问题. Without `community_id` the finding is cross-cutting (全街道).
+    RecordFindingRequest {
+        #[serde(default)]
+        finding_id: Option<FindingId>,
+        #[serde(default)]
+        community_id: Option<CommunityId>,
+        category: String,
+        title: String,
+        description: String,
+        #[serde(default)]
+        severity: Severity,
+    }
+);
+request!(
+    /// 督查结论.
+    ConcludeInspectionRequest {
+        assessment: String,
+        #[serde(default)]
+        summary: String,
+    }
+);
+
+request!(
+    /// 交办整改.
+    AssignRectificationRequest {
+        #[serde(default)]
+        title: String,
+        measure: String,
+        responsible_unit: String,
+        leader: String,
+        person: String,
+        deadline: NaiveDate,
+    }
+);
+request!(
+    /// 报送整改进展 (evidence is uploaded separately and referenced by its SHA-256).
+    ReportProgressRequest {
+        text: String,
+        #[serde(default)]
+        evidence: Vec<EvidenceRef>,
+    }
+);
+request!(
+    /// 提交销号申请.
+    SubmitRectificationRequest {
+        #[serde(default)]
+        summary: String,
+    }
+);
+request!(
+    /// 销号.
+    VerifyRectificationRequest {
+        #[serde(default)]
+        comment: String,
+    }
+);
+request!(
+    /// 退回.
+    ReturnRectificationRequest { reason: String }
+);
+request!(
+    /// 延期.
+    ExtendDeadlineRequest { new_deadline: NaiveDate, reason: String }
+);
+request!(
+    /// 催办.
+    RemindRequest { message: String }
+);
+request!(
+    /// 撤销问题.
+    DismissFindingRequest { reason: String }
+);
+request!(
+    /// 提交自查报告.
+    SubmitSelfInspectionRequest {
+        #[serde(default)]
+        self_inspection_id: Option<SelfInspectionId>,
+        community_id: CommunityId,
+        year: i32,
+        #[serde(default)]
+        title: String,
+        text: String,
+        #[serde(default)]
+        inspection_id: Option<InspectionId>,
+    }
+);
+
+/// The answer to every accepted command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandAccepted {
+    /// The id of what the command created or changed.
+    pub id: String,
+    /// The aggregate's version after the command (also sent as `ETag`).
+    pub version: u64,
+    /// Global log positions of the appended events (0 when nothing was appended).
+    pub first_position: u64,
+    pub last_position: u64,
+    /// How many events were appended.
+    pub events: usize,
+    /// True when this was a retry with the same `Idempotency-Key`: nothing new was appended.
+    pub deduplicated: bool,
+}
+
+impl PlanInspectionRequest {
+    pub fn into_command(self, inspection_id: InspectionId) -> InspectionCommand {
+        InspectionCommand::Plan {
+            inspection_id,
+            year: self.year,
+            title: self.title,
+            subject: self.subject,
+            communities: self.communities,
+            team: self.team,
+            methods: self.methods,
+            checklist_id: self.checklist_id,
+            planned_start: self.planned_start,
+            planned_end: self.planned_end,
+        }
+    }
+}
+
+impl From<ChangeScopeRequest> for InspectionCommand {
+    fn from(r: ChangeScopeRequest) -> Self {
+        InspectionCommand::ChangeScope { communities: r.communities }
+    }
+}
+impl From<ChangeTeamRequest> for InspectionCommand {
+    fn from(r: ChangeTeamRequest) -> Self {
+        InspectionCommand::ChangeTeam { team: r.team }
+    }
+}
+impl From<StartInspectionRequest> for InspectionCommand {
+    fn from(r: StartInspectionRequest) -> Self {
+        InspectionCommand::Start { started_on: r.started_on }
+    }
+}
+impl From<RecordFieldworkRequest> for InspectionCommand {
+    fn from(r: RecordFieldworkRequest) -> Self {
+        InspectionCommand::RecordFieldwork {
+            community_id: r.community_id,
+            method: r.method,
+            held_on: r.held_on,
+            participants: r.participants,
+            notes: r.notes,
+        }
+    }
+}
+impl From<RecordDeductionRequest> for InspectionCommand {
+    fn from(r: RecordDeductionRequest) -> Self {
+        InspectionCommand::RecordDeduction {
+            community_id: r.community_id,
+            item_code: r.item_code,
+            points: r.points,
+            reason: r.reason,
+        }
+    }
+}
+impl RecordAchievementRequest {
+    pub fn into_command(self, achievement_id: AchievementId) -> InspectionCommand {
+        InspectionCommand::RecordAchievement {
+            achievement_id,
+            category: self.category,
+            text: self.text,
+            figures: self.figures,
+            community_id: self.community_id,
+        }
+    }
+}
+impl RecordFindingRequest {
+    pub fn into_command(self, finding_id: FindingId) -> InspectionCommand {
+        InspectionCommand::RecordFinding {
+            finding_id,
+            community_id: self.community_id,
+            category: self.category,
+            title: self.title,
+            description: self.description,
+            severity: self.severity,
+        }
+    }
+}
+impl From<ConcludeInspectionRequest> for InspectionCommand {
+    fn from(r: ConcludeInspectionRequest) -> Self {
+        InspectionCommand::Conclude { assessment: r.assessment, summary: r.summary }
+    }
+}
+
+impl From<AssignRectificationRequest> for FindingCommand {
+    fn from(r: AssignRectificationRequest) -> Self {
+        FindingCommand::Assign {
+            title: r.title,
+            measure: r.measure,
+            responsible_unit: r.responsible_unit,
+            leader: r.leader,
+            person: r.person,
+            deadline: r.deadline,
+        }
+    }
+}
+impl From<ReportProgressRequest> for FindingCommand {
+    fn from(r: ReportProgressRequest) -> Self {
+        FindingCommand::ReportProgress { text: r.text, evidence: r.evidence }
+    }
+}
+impl From<SubmitRectificationRequest> for FindingCommand {
+    fn from(r: SubmitRectificationRequest) -> Self {
+        FindingCommand::Submit { summary: r.summary }
+    }
+}
+impl From<VerifyRectificationRequest> for FindingCommand {
+    fn from(r: VerifyRectificationRequest) -> Self {
+        FindingCommand::Verify { comment: r.comment }
+    }
+}
+impl From<ReturnRectificationRequest> for FindingCommand {
+    fn from(r: ReturnRectificationRequest) -> Self {
+        FindingCommand::Return { reason: r.reason }
+    }
+}
+impl From<ExtendDeadlineRequest> for FindingCommand {
+    fn from(r: ExtendDeadlineRequest) -> Self {
+        FindingCommand::ExtendDeadline { new_deadline: r.new_deadline, reason: r.reason }
+    }
+}
+impl From<RemindRequest> for FindingCommand {
+    fn from(r: RemindRequest) -> Self {
+        FindingCommand::Remind { message: r.message }
+    }
+}
+impl From<DismissFindingRequest> for FindingCommand {
+    fn from(r: DismissFindingRequest) -> Self {
+        FindingCommand::Dismiss { reason: r.reason }
+    }
+}
+
+impl SubmitSelfInspectionRequest {
+    pub fn into_command(self, self_inspection_id: SelfInspectionId) -> SelfInspectionCommand {
+        SelfInspectionCommand::Submit {
+            self_inspection_id,
+            community_id: self.community_id,
+            year: self.year,
+            title: self.title,
+            text: self.text,
+            inspection_id: self.inspection_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_rejected_and_defaults_apply() {
+        let ok: RecordFindingRequest =
+            serde_json::from_str(r#"{"category":"theory","title":"理论学习走过场","description":"督查发现……"}"#)
+                .unwrap();
+        assert_eq!(ok.severity, Severity::General);
+        assert!(ok.community_id.is_none());
+        let bad = serde_json::from_str::<RecordFindingRequest>(
+            r#"{"category":"theory","title":"t","description":"d","colour":"red"}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn requests_map_onto_commands() {
+        let r = AssignRectificationRequest {
+            title: "狠抓理论学习".into(),
+            measure: "m".into(),
+            responsible_unit: "街道宣传办".into(),
+            leader: "张主任".into(),
+            person: "刘干事".into(),
+            deadline: NaiveDate::from_ymd_opt(2024, 3, 31).unwrap(),
+        };
+        match FindingCommand::from(r) {
+            FindingCommand::Assign { responsible_unit, .. } => assert_eq!(responsible_unit, "街道宣传办"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
