@@ -345,6 +345,44 @@ pub struct InspectionConcluded {
     pub summary: String,
 }
 
+/// The format of a generated document.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentFormat {
+    Docx,
+    Html,
+    Txt,
+}
+
+impl DocumentFormat {
+    pub const ALL: [DocumentFormat; 3] = [DocumentFormat::Docx, DocumentFormat::Html, DocumentFormat::Txt];
+    pub fn code(self) -> &'static str {
+        match self {
+            DocumentFormat::Docx => "docx",
+            DocumentFormat::Html => "html",
+            DocumentFormat::Txt => "txt",
+        }
+    }
+    pub fn from_code(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.code() == s)
+    }
+}
+
+/// A 督查报告 was issued: the SHA-256 of the exact document bytes and the global log position it was
+/// generated from, so the same bytes can be regenerated from the log and compared. Recorded on the
+/// inspection's stream; allowed after conclusion (issuing changes no fact of the inspection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportIssued {
+    /// Lower-case hex SHA-256 of the document as issued.
+    pub sha256: String,
+    /// The report was generated from the log up to and including this global position.
+    pub log_position: u64,
+    /// The "as of" time asked for, as given (RFC 3339), when the report was of a past state.
+    pub as_of: Option<String>,
+    pub format: DocumentFormat,
+}
+
 // ---------------------------------------------------------------- finding follow-up (整改)
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -435,7 +473,6 @@ pub enum DecodeError {
 macro_rules! domain_events {
     ($( $variant:ident = $version:literal; )*) => {
         /// A domain event. The variant name is the stored type name.
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(tag = "type", content = "data")]
         pub enum Event { $( $variant($variant), )* }
@@ -507,6 +544,7 @@ domain_events! {
     AchievementRecorded = 1;
     FindingRecorded = 2;
     InspectionConcluded = 1;
+    ReportIssued = 1;
     RectificationAssigned = 1;
     ProgressReported = 1;
     RectificationSubmitted = 1;

@@ -2,8 +2,9 @@
 //! findings and the conclusion. Stream: `{tenant}/inspection-{id}`.
 //!
 //! Facts about the tenant (communities, categories, checklists, users) come in read-only as
-//! [`TenantState`]. Once an inspection is concluded its stream accepts nothing more; the follow-up of
-//! its findings (整改) lives in each finding's own stream (see [`crate::finding`]).
+//! [`TenantState`]. Once an inspection is concluded its stream accepts nothing more but the record
+//! that a report was issued (`ReportIssued`); the follow-up of its findings (整改) lives in each
+//! finding's own stream (see [`crate::finding`]).
 
 use crate::aggregate::{Command, require_text};
 use crate::authz::{self, Action, Role, Scope};
@@ -13,6 +14,7 @@ use crate::event::{
     InspectionMethod, InspectionPlanned, InspectionScopeChanged, InspectionStarted, InspectionTeamChanged, Points,
     Severity, TeamMember,
 };
+use crate::event::{DocumentFormat, ReportIssued};
 use crate::ids::{AchievementId, ChecklistId, CommunityId, DistrictId, FindingId, InspectionId, TenantId, UserId};
 use crate::tenant::{Checklist, TenantState};
 use crate::time;
@@ -202,6 +204,14 @@ pub enum InspectionCommand {
         assessment: String,
         summary: String,
     },
+    /// Records that a 督查报告 generated from the log up to `log_position` was issued with this
+    /// hash. Allowed in any status once planned, also after conclusion: it changes no fact.
+    IssueReport {
+        sha256: String,
+        log_position: u64,
+        as_of: Option<String>,
+        format: DocumentFormat,
+    },
 }
 
 impl InspectionCommand {
@@ -209,9 +219,12 @@ impl InspectionCommand {
     pub fn action(&self) -> Action {
         use InspectionCommand::*;
         match self {
-            Plan { .. } | ChangeScope { .. } | ChangeTeam { .. } | Start { .. } | Conclude { .. } => {
-                Action::ManageInspection
-            }
+            Plan { .. }
+            | ChangeScope { .. }
+            | ChangeTeam { .. }
+            | Start { .. }
+            | Conclude { .. }
+            | IssueReport { .. } => Action::ManageInspection,
             RecordFieldwork { .. } | RecordDeduction { .. } | RecordAchievement { .. } | RecordFinding { .. } => {
                 Action::RecordInspection
             }
@@ -418,6 +431,25 @@ pub fn decide(
             require_text("assessment", assessment, ASSESSMENT_MAX)?;
             max_len("summary", summary, TEXT_MAX)?;
             InspectionConcluded { assessment: assessment.trim().to_owned(), summary: summary.trim().to_owned() }.into()
+        }
+        InspectionCommand::IssueReport { sha256, log_position, as_of, format } => {
+            require_status(
+                state,
+                &[InspectionStatus::Planned, InspectionStatus::InProgress, InspectionStatus::Concluded],
+            )?;
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                return Err(DomainError::invalid("sha256", "须为64位小写十六进制SHA-256摘要"));
+            }
+            if *log_position == 0 {
+                return Err(DomainError::invalid("log_position", "日志位置须大于0"));
+            }
+            if let Some(t) = as_of
+                && time::parse(t).is_err()
+            {
+                return Err(DomainError::invalid("as_of", "时间格式无效，应为 RFC 3339"));
+            }
+            ReportIssued { sha256: sha256.clone(), log_position: *log_position, as_of: as_of.clone(), format: *format }
+                .into()
         }
     };
     Ok(vec![event])
@@ -1307,6 +1339,30 @@ mod tests {
         let err = apply(&tenant, s, "zhang", record_finding(0)).unwrap_err();
         assert_eq!(err, DomainError::InspectionConcluded);
         assert!(err.message_zh().contains("督查已结束"));
+    }
+
+    #[test]
+    fn reports_are_issued_by_managers_also_after_conclusion() {
+        let tenant = tenant();
+        let issue = |sha: &str, position: u64, as_of: Option<&str>| InspectionCommand::IssueReport {
+            sha256: sha.to_owned(),
+            log_position: position,
+            as_of: as_of.map(str::to_owned),
+            format: DocumentFormat::Docx,
+        };
+        let sha = "a".repeat(64);
+        let s = apply(&tenant, concluded(&tenant), "admin", issue(&sha, 42, None)).unwrap();
+        assert_eq!(s.status, InspectionStatus::Concluded, "issuing changes no fact of the inspection");
+        assert_eq!(
+            code(apply(&tenant, started(&tenant), "admin", issue(&sha, 7, Some("2024-01-01T00:00:00+08:00")))),
+            "ok"
+        );
+        assert_eq!(code(apply(&tenant, concluded(&tenant), "zhang", issue(&sha, 42, None))), "forbidden");
+        assert_eq!(code(apply(&tenant, concluded(&tenant), "admin", issue(&"A".repeat(64), 42, None))), "invalid");
+        assert_eq!(code(apply(&tenant, concluded(&tenant), "admin", issue("abc", 42, None))), "invalid");
+        assert_eq!(code(apply(&tenant, concluded(&tenant), "admin", issue(&sha, 0, None))), "invalid");
+        assert_eq!(code(apply(&tenant, concluded(&tenant), "admin", issue(&sha, 1, Some("yesterday")))), "invalid");
+        assert_eq!(code(apply(&tenant, InspectionState::default(), "admin", issue(&sha, 1, None))), "inspection_state");
     }
 
     #[test]

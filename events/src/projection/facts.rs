@@ -50,6 +50,20 @@ pub struct Conclusion {
     pub concluded_on: Option<NaiveDate>,
 }
 
+/// A 督查报告 issued from this inspection (`ReportIssued`), with who issued it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedReportFact {
+    pub sha256: String,
+    pub log_position: u64,
+    pub as_of: Option<String>,
+    pub format: DocumentFormat,
+    /// The stored `occurred_at` of the `ReportIssued` event.
+    pub issued_at: String,
+    pub issued_by: crate::envelope::ActorRef,
+    /// The global position of the `ReportIssued` event itself.
+    pub event_position: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionFacts {
     pub inspection_id: InspectionId,
@@ -69,6 +83,9 @@ pub struct InspectionFacts {
     pub achievements: Vec<AchievementFact>,
     /// Indexes into [`TenantFacts::findings`], in recorded order.
     pub findings: Vec<usize>,
+    /// Reports issued, in order. `default`: checkpoints written before reports existed had none.
+    #[serde(default)]
+    pub issued_reports: Vec<IssuedReportFact>,
 }
 
 impl InspectionFacts {
@@ -243,6 +260,7 @@ impl TenantFacts {
                     deductions: Vec::new(),
                     achievements: Vec::new(),
                     findings: Vec::new(),
+                    issued_reports: Vec::new(),
                 };
                 match self.inspection_index.get(p.inspection_id.as_str()) {
                     Some(&i) => {
@@ -253,6 +271,7 @@ impl TenantFacts {
                             (old.started_on, old.conclusion, old.fieldwork);
                         (new.deductions, new.achievements, new.findings) =
                             (old.deductions, old.achievements, old.findings);
+                        new.issued_reports = old.issued_reports;
                     }
                     None => {
                         self.inspection_index.insert(p.inspection_id.as_str().to_owned(), self.inspections.len());
@@ -314,6 +333,19 @@ impl TenantFacts {
                         assessment: c.assessment.clone(),
                         summary: c.summary.clone(),
                         concluded_on: on,
+                    });
+                }
+            }
+            Event::ReportIssued(r) => {
+                if let Some(i) = self.inspection_mut(e) {
+                    i.issued_reports.push(IssuedReportFact {
+                        sha256: r.sha256.clone(),
+                        log_position: r.log_position,
+                        as_of: r.as_of.clone(),
+                        format: r.format,
+                        issued_at: e.occurred_at.clone(),
+                        issued_by: e.actor.clone(),
+                        event_position: e.position,
                     });
                 }
             }

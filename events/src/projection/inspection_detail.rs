@@ -3,7 +3,7 @@
 
 use super::facts::{InspectionStatus, RectificationStatus};
 use super::{ReadModel, TenantEntry};
-use crate::event::{Figure, InspectionMethod, Points, Severity};
+use crate::event::{DocumentFormat, Figure, InspectionMethod, Points, Severity};
 use crate::ids::{AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, TenantId, UserId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,28 @@ pub struct FindingView {
     pub status_name: String,
     /// The rectification's title (下一步工作计划 heading), when assigned.
     pub rectification_title: Option<String>,
+    /// The rectification's measure (整改措施), when assigned.
+    pub rectification_measure: Option<String>,
     pub deadline: Option<NaiveDate>,
+}
+
+/// A 督查报告 that was issued (`ReportIssued`): which bytes (hash), made from which log position,
+/// when and by whom.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedReportView {
+    pub sha256: String,
+    /// Generated from the log up to and including this global position.
+    pub log_position: u64,
+    /// The "as of" time asked for, if the report was of a past state.
+    pub as_of: Option<String>,
+    pub format: DocumentFormat,
+    /// When it was issued (UTC, as stored).
+    pub issued_at: String,
+    pub issued_by: UserId,
+    pub issued_by_name: String,
+    /// The global position of the `ReportIssued` event.
+    pub event_position: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -137,6 +158,8 @@ pub struct InspectionDetail {
     pub assessment: Option<String>,
     pub summary: Option<String>,
     pub concluded_on: Option<NaiveDate>,
+    /// Reports issued from this inspection, in order.
+    pub issued_reports: Vec<IssuedReportView>,
 }
 
 impl ReadModel {
@@ -229,6 +252,7 @@ impl ReadModel {
                 status: f.status,
                 status_name: f.status.name_zh().to_owned(),
                 rectification_title: f.rectification.as_ref().map(|r| r.title.clone()),
+                rectification_measure: f.rectification.as_ref().map(|r| r.measure.clone()),
                 deadline: f.rectification.as_ref().map(|r| r.deadline),
             })
             .collect();
@@ -265,6 +289,20 @@ impl ReadModel {
             assessment: i.conclusion.as_ref().map(|c| c.assessment.clone()),
             summary: i.conclusion.as_ref().map(|c| c.summary.clone()),
             concluded_on: i.conclusion.as_ref().and_then(|c| c.concluded_on),
+            issued_reports: i
+                .issued_reports
+                .iter()
+                .map(|r| IssuedReportView {
+                    sha256: r.sha256.clone(),
+                    log_position: r.log_position,
+                    as_of: r.as_of.clone(),
+                    format: r.format,
+                    issued_at: r.issued_at.clone(),
+                    issued_by: r.issued_by.user_id.clone(),
+                    issued_by_name: self.directory().display_name(&r.issued_by.user_id).to_owned(),
+                    event_position: r.event_position,
+                })
+                .collect(),
         })
     }
 }
@@ -318,6 +356,30 @@ mod tests {
         );
         assert_eq!(d.assessment.as_deref(), Some("总体良好"));
         assert_eq!(d.concluded_on, Some(date("2023-12-01")));
+    }
+
+    #[test]
+    fn issued_reports_are_listed_with_hash_position_and_actor() {
+        use crate::event::ReportIssued;
+        let mut log = sample_log();
+        let n = log.len() as u64;
+        log.push(ev(
+            "t1",
+            "t1/inspection-i1",
+            "2024-04-16T02:00:00.000000Z",
+            ReportIssued { sha256: "ab".repeat(32), log_position: n, as_of: None, format: DocumentFormat::Docx },
+        ));
+        let log = renumber(log);
+        let before = fold(&log[..log.len() - 1]).inspection_detail(&tid("t1"), &iid("i1")).unwrap();
+        assert!(before.issued_reports.is_empty());
+        let d = fold(&log).inspection_detail(&tid("t1"), &iid("i1")).unwrap();
+        assert_eq!(d.issued_reports.len(), 1);
+        let r = &d.issued_reports[0];
+        assert_eq!((r.sha256.len(), r.log_position, r.event_position), (64, n, n + 1));
+        assert_eq!((r.issued_by.as_str(), r.issued_at.as_str()), ("admin1", "2024-04-16T02:00:00.000000Z"));
+        assert_eq!(r.format, DocumentFormat::Docx);
+        // Issuing changes nothing else the report is made from.
+        assert_eq!(InspectionDetail { issued_reports: Vec::new(), ..d }, before);
     }
 
     #[test]

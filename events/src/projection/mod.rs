@@ -37,11 +37,11 @@ pub use directory::{
 };
 pub use facts::{
     AchievementFact, Conclusion, DeductionFact, Dismissal, FieldworkFact, FindingFacts, InspectionFacts,
-    InspectionStatus, RectificationFacts, RectificationStatus, SelfInspectionFact, TenantFacts,
+    InspectionStatus, IssuedReportFact, RectificationFacts, RectificationStatus, SelfInspectionFact, TenantFacts,
 };
 pub use inspection_detail::{
     AchievementView, CommunityFieldwork, CommunityRef, CommunityScore, FieldworkView, FindingView, InspectionDetail,
-    ItemScore, TeamMemberView, WHOLE_SUBDISTRICT,
+    IssuedReportView, ItemScore, TeamMemberView, WHOLE_SUBDISTRICT,
 };
 pub use ledger::{LEDGER_COLUMNS, LedgerFilter, LedgerPage, LedgerRow, LedgerSort, Page, SourceRef};
 pub use rollup::{
