@@ -84,6 +84,13 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write an inspection's 督查报告 (DOCX, HTML or text), now or as of a past time or log position;
+    /// `--issue --as USER` records it as issued (its SHA-256 and log position).
+    Report(crate::documents::cli::ReportArgs),
+    /// Write a sub-district's 整改台账 as an Excel workbook, filtered like the ledger screen.
+    Ledger(crate::documents::cli::LedgerArgs),
+    /// Write a district's 通报: sub-districts ranked by score, completion and timeliness.
+    Circular(crate::documents::cli::CircularArgs),
 }
 
 /// Parses arguments, runs the command, prints errors in Chinese and English, returns the exit code.
@@ -204,6 +211,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", crate::render::rollup_table(&rollup));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report(args) => {
+            crate::documents::cli::report(&cli.data_dir, sync, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ledger(args) => {
+            crate::documents::cli::ledger(&cli.data_dir, sync, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Circular(args) => {
+            crate::documents::cli::circular(&cli.data_dir, sync, args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

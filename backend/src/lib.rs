@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod datadir;
 pub mod demo;
+pub mod documents;
 pub mod exchange;
 pub mod password;
 pub mod projector;

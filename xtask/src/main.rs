@@ -64,6 +64,19 @@ fn ensure_tools() -> Result<(), String> {
             Command::new("sh").args(["-c", "apt-get update -qq && apt-get install -y -qq python3"]),
         )?;
     }
+    // The independent readers of the generated documents (tests/documents/read_document.py).
+    let readers = Command::new("python3").args(["-c", "import docx, openpyxl"]).output();
+    if !readers.is_ok_and(|o| o.status.success()) {
+        step(
+            "pip install python-docx openpyxl",
+            Command::new("sh").args([
+                "-c",
+                "python3 -m pip install --quiet python-docx openpyxl || (apt-get update -qq && \
+                 apt-get install -y -qq python3-pip && \
+                 python3 -m pip install --quiet --break-system-packages python-docx openpyxl)",
+            ]),
+        )?;
+    }
     Ok(())
 }
 
@@ -102,5 +115,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     step(
         "projections: full rebuild and as-of fold (bench_projection)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_projection", "--"]).args(args),
+    )?;
+    // Its own flags (--findings, --ledger) differ from the others': run with its defaults.
+    step(
+        "documents: report of 500 findings and ledger of 10,000 rows (bench_documents)",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_documents"]),
     )
 }

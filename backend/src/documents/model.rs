@@ -76,7 +76,7 @@ pub fn chinese_number(n: usize) -> String {
         0 => DIGITS[0].to_owned(),
         1..=9 => DIGITS[n].to_owned(),
         10..=19 => format!("十{}", if n == 10 { "" } else { DIGITS[n - 10] }),
-        20..=99 => format!("{}十{}", DIGITS[n / 10], if n % 10 == 0 { "" } else { DIGITS[n % 10] }),
+        20..=99 => format!("{}十{}", DIGITS[n / 10], if n.is_multiple_of(10) { "" } else { DIGITS[n % 10] }),
         _ => n.to_string(),
     }
 }
