@@ -68,6 +68,25 @@ pub enum Cmd {
         /// The export file.
         file: PathBuf,
     },
+    /// Serve the REST API (and Swagger UI at /api/docs/) until SIGTERM or SIGINT.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Load the demo data first when the store is empty.
+        #[arg(long)]
+        demo: bool,
+        /// TOML configuration file (see docs/CONFIGURATION.md).
+        #[arg(long, env = "DUCHA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Administer accounts from the command line (bootstrap of a fresh deployment).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCmd,
+    },
+    /// Print the OpenAPI 3.1 document of the REST API.
+    Openapi,
     /// Print a district's roll-up table.
     Rollup {
         #[arg(long)]
@@ -91,6 +110,17 @@ pub enum Cmd {
     Ledger(crate::documents::cli::LedgerArgs),
     /// Write a district's 通报: sub-districts ranked by score, completion and timeliness.
     Circular(crate::documents::cli::CircularArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Create a platform admin; the password is read from the first line of standard input.
+    Create {
+        username: String,
+        /// The name shown in the UI (default: the username).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 /// Parses arguments, runs the command, prints errors in Chinese and English, returns the exit code.
@@ -186,6 +216,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("已导入 {n} 个事件，哈希链校验通过 / imported {n} events, chain verified");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Serve { listen, demo, config } => {
+            crate::serve::run(&cli.data_dir, sync, crate::serve::ServeArgs { listen, demo, config }).await
+        }
+        Cmd::Admin { command: AdminCmd::Create { username, display_name } } => {
+            admin_create(&cli.data_dir, sync, username, display_name).await
+        }
+        Cmd::Openapi => {
+            println!("{}", crate::api::openapi_document().to_pretty_json()?);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Rollup { district, year, as_of, at_position, json } => {
             let district = DistrictId::parse(district).context("区编号无效 / invalid district id")?;
             let dir = DataDir::open_for_read(&cli.data_dir)?;
@@ -226,4 +266,81 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Shortest password `ducha admin create` accepts.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// `ducha admin create`: a platform admin, created by the system actor through the platform
+/// aggregate like any other account.
+async fn admin_create(
+    data_dir: &std::path::Path,
+    sync: Synchronous,
+    username: String,
+    display_name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use crate::commands::{self, CommandError, Meta};
+    use ducha_events::authz::{Actor, Role, Scope};
+    use ducha_events::ids::UserId;
+    use ducha_events::platform::PlatformCommand;
+    use ducha_events::users::UserCommand;
+
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("无法读取标准输入 / cannot read standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!(
+            "密码至少需要 {MIN_PASSWORD_CHARS} 个字符（从标准输入读取第一行） / the password (first line of standard input) must have at least {MIN_PASSWORD_CHARS} characters"
+        );
+    }
+    if password.len() > 1024 {
+        bail!("密码过长 / the password is too long");
+    }
+    let dir = DataDir::open_for_write(data_dir)?;
+    let store = dir.store(sync)?;
+    let model = projector::load_live(&store).await?;
+    if model.directory().user_by_username(&username).is_some() {
+        bail!("用户名“{username}”已存在 / the username is taken");
+    }
+    // The username is the id when it is a valid id (readable events); otherwise a fresh UUID.
+    let user_id = UserId::parse(username.as_str())
+        .ok()
+        .filter(|id| !id.as_str().starts_with('_') && model.directory().user(id).is_none())
+        .map_or_else(|| UserId::parse(uuid::Uuid::now_v7().to_string()), Ok)
+        .context("无法生成用户编号 / cannot make a user id")?;
+    let password_hash = crate::password::hash(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let meta = Meta::new(Actor::system(), chrono::Utc::now());
+    let explain = |e: CommandError| match e {
+        CommandError::Domain(d) => anyhow::anyhow!("{} / {d}", d.message_zh()),
+        other => anyhow::anyhow!("{other}"),
+    };
+    let display_name = display_name.unwrap_or_else(|| username.clone());
+    commands::platform(
+        &store,
+        &meta,
+        PlatformCommand::Users(UserCommand::CreateUser {
+            user_id: user_id.clone(),
+            username: username.clone(),
+            display_name,
+            password_hash,
+        }),
+    )
+    .await
+    .map_err(explain)?;
+    commands::platform(
+        &store,
+        &meta,
+        PlatformCommand::Users(UserCommand::GrantRole {
+            user_id: user_id.clone(),
+            role: Role::PlatformAdmin,
+            scope: Scope::Platform,
+        }),
+    )
+    .await
+    .map_err(explain)?;
+    let model = projector::load_live(&store).await?;
+    projector::checkpoint(&store, &model).await?;
+    store.close().await;
+    println!("已创建平台管理员 {username}（用户编号 {user_id}） / platform admin created");
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,16 @@
 //!
 //! The map:
 //! - [`store`]: the event-store trait, its SQLite backend and the conformance suite every backend passes.
+//! - [`commands`]: the only write path; [`projector`]: the read models; [`demo`], [`exchange`], [`verify`].
+//! - [`api`]: the REST API (actix-web, OpenAPI); [`auth`]: tokens, passwords, login throttling;
+//!   [`serve`]: `ducha serve`; [`config`]: its layered configuration; [`serverdb`]: the API's own
+//!   small database (revocations, idempotent replies).
+//! - [`cli`]: the `ducha` command line.
+pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod documents;
@@ -11,5 +19,7 @@ pub mod exchange;
 pub mod password;
 pub mod projector;
 pub mod render;
+pub mod serve;
+pub mod serverdb;
 pub mod store;
 pub mod verify;

@@ -1,0 +1,74 @@
+//! `GET /healthz` (the process runs), `GET /readyz` (the store answers and the read model has caught
+//! up) and `GET /metrics` (Prometheus text).
+
+use crate::api::state::AppState;
+use actix_web::{HttpResponse, get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(healthz).service(readyz).service(metrics);
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` for a not-ready service.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// Whether the event store answered.
+    pub store: bool,
+    /// Last global position in the store (when it answered).
+    pub head: Option<u64>,
+    /// Global position folded into the live read model.
+    pub projected: u64,
+    /// Events not yet folded.
+    pub lag: Option<u64>,
+}
+
+/// Liveness: 200 whenever the process runs.
+#[utoipa::path(tag = "ops", security(()), responses((status = 200, description = "运行中 / alive", body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok".into() })
+}
+
+/// Readiness: 200 when the store answers and the read model is at most `ready_max_lag` events
+/// behind; 503 otherwise.
+#[utoipa::path(tag = "ops", security(()), responses(
+    (status = 200, description = "就绪 / ready", body = Readiness),
+    (status = 503, description = "未就绪 / not ready", body = Readiness),
+))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let head = state.store.head().await.ok();
+    let projected = state.live.position();
+    let lag = head.map(|h| h.saturating_sub(projected));
+    let ready = state.live.is_loaded() && lag.is_some_and(|l| l <= state.config.ready_max_lag);
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        store: head.is_some(),
+        head,
+        projected,
+        lag,
+    };
+    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(tag = "ops", security(()), responses(
+    (status = 200, description = "Prometheus 指标 / metrics", body = String, content_type = "text/plain; version=0.0.4"),
+))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let head = state.store.head().await.ok();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(head, state.live.position()))
+}

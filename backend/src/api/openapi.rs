@@ -1,0 +1,149 @@
+//! The OpenAPI 3.1 document. Paths come from the `#[utoipa::path]` annotations of the handlers as they
+//! are registered (utoipa-actix-web collects them); [`finalize`] then makes the contract uniform, so
+//! no endpoint can forget it:
+//!
+//! - every operation without its own `security` requires the bearer token (public ones say
+//!   `security(())`), and gets 401 and 403 problem responses;
+//! - every operation gets 400 and 500; those with path parameters 404; those with a body 413, 415
+//!   and 422; every authenticated write (POST/PUT/PATCH/DELETE outside `/auth/`) the `If-Match` and
+//!   `Idempotency-Key` headers and 409, 412 and 422;
+//! - all of them are `application/problem+json` with the `Problem` schema.
+
+use crate::api::error::{PROBLEM_JSON, Problem};
+use utoipa::OpenApi;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+
+pub const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ducha 督查 API",
+        description = "街道意识形态工作责任制督查系统的 REST API。错误一律为 RFC 9457 application/problem+json；\
+写操作支持 If-Match（乐观并发）与 Idempotency-Key（幂等重试）；读操作支持 as_of / at_position（历史视图）。\
+详见仓库中的 docs/API.md。\n\nThe REST API of Ducha. Errors are RFC 9457 problem+json; writes take If-Match and \
+Idempotency-Key; reads take as_of / at_position. See docs/API.md.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    components(schemas(Problem)),
+    tags(
+        (name = "auth", description = "登录、退出、当前用户 / login, logout, the current user"),
+        (name = "dashboard", description = "街道首页统计 / tenant dashboards"),
+        (name = "ops", description = "健康检查与监控 / health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Shared problem responses: (status, component name, description).
+const PROBLEMS: &[(&str, &str, &str)] = &[
+    ("400", "BadRequest", "请求格式错误 / malformed request, header or parameter"),
+    ("401", "Unauthorized", "未登录或令牌无效 / missing, invalid, expired or revoked token"),
+    ("403", "Forbidden", "没有权限 / not allowed in this scope"),
+    ("404", "NotFound", "未找到 / no such resource"),
+    ("409", "Conflict", "与当前状态冲突 / conflicts with the current state"),
+    ("412", "PreconditionFailed", "If-Match 版本已过期 / stale If-Match; body has current_version"),
+    ("413", "PayloadTooLarge", "请求内容过大 / body too large"),
+    ("415", "UnsupportedMediaType", "内容类型不受支持 / wrong Content-Type"),
+    ("422", "UnprocessableEntity", "请求内容有误 / invalid body or broken rule; see field"),
+    ("429", "TooManyRequests", "请求过于频繁 / too many attempts; see Retry-After"),
+    ("500", "InternalError", "服务器内部错误 / internal error"),
+];
+
+fn header_param(name: &str, description: &str, example: &str) -> RefOr<Parameter> {
+    RefOr::T(
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(RefOr::T(Schema::Object(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .examples([serde_json::Value::String(example.into())])
+                    .build(),
+            ))))
+            .build(),
+    )
+}
+
+fn has_param(op: &Operation, name: &str) -> bool {
+    op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case(name)))
+}
+
+fn add_response(op: &mut Operation, status: &str) {
+    if let Some((_, name, _)) = PROBLEMS.iter().find(|(s, ..)| *s == status) {
+        op.responses.responses.entry(status.to_owned()).or_insert_with(|| RefOr::Ref(Ref::from_response_name(*name)));
+    }
+}
+
+/// Makes the error contract, security and write headers uniform over every operation.
+pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    for (_, name, description) in PROBLEMS {
+        let response = ResponseBuilder::new()
+            .description(*description)
+            .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+            .build();
+        components.responses.insert((*name).to_owned(), RefOr::T(response));
+    }
+    for (path, item) in api.paths.paths.iter_mut() {
+        let ops = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let secured = op.security.is_none();
+            if secured {
+                op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+                add_response(op, "401");
+                add_response(op, "403");
+            }
+            add_response(op, "400");
+            add_response(op, "500");
+            if path.contains('{') {
+                add_response(op, "404");
+            }
+            if op.request_body.is_some() {
+                for s in ["413", "415", "422"] {
+                    add_response(op, s);
+                }
+            }
+            if secured && method != "get" && !path.starts_with("/api/v1/auth/") {
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                let mut wanted = Vec::new();
+                if !params.iter().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("If-Match"))) {
+                    wanted.push(header_param(
+                        "If-Match",
+                        "该资源的版本（上次响应的 ETag）；版本已变化时返回 412 / the version last seen (ETag); 412 when stale",
+                        "\"3\"",
+                    ));
+                }
+                if !params.iter().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("Idempotency-Key"))) {
+                    wanted.push(header_param(
+                        "Idempotency-Key",
+                        "幂等键（1–128 个可见 ASCII 字符）；重试时返回首次结果 / 1–128 visible ASCII; a retry gets the first answer",
+                        "0b6e7c1e-5d2a-4c55-9a55-3f1c2b7d9e01",
+                    ));
+                }
+                params.extend(wanted);
+                for s in ["409", "412", "422"] {
+                    add_response(op, s);
+                }
+            }
+            debug_assert!(
+                !secured || has_param(op, "If-Match") || method == "get" || path.starts_with("/api/v1/auth/")
+            );
+        }
+    }
+    api
+}

@@ -1,0 +1,174 @@
+//! What every handler can reach: the store, the live read model, configuration, auth and metrics.
+
+use crate::api::error::ApiError;
+use crate::api::extract::AsOf;
+use crate::api::metrics::Metrics;
+use crate::auth::AuthService;
+use crate::commands::CommandError;
+use crate::config::Config;
+use crate::projector;
+use crate::serverdb::ServerDb;
+use crate::store::{EventStore, StoreError, Upto};
+use ducha_events::authz::Target;
+use ducha_events::envelope::RecordedEvent;
+use ducha_events::ids::TenantId;
+use ducha_events::projection::{ReadModel, WarningPolicy};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// Shared by every worker (`web::Data<AppState>` in handlers).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn EventStore>,
+    pub live: Arc<LiveModel>,
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthService>,
+    pub metrics: Arc<Metrics>,
+    pub server_db: ServerDb,
+    /// Warning-level thresholds (红黄蓝绿) for the views.
+    pub policy: WarningPolicy,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("position", &self.live.position()).finish_non_exhaustive()
+    }
+}
+
+/// A read model to answer from: the live one (a read lock, hold it only while computing; never
+/// across an `.await`) or one folded "as of" a past point.
+pub enum ModelView<'a> {
+    Live(RwLockReadGuard<'a, ReadModel>),
+    AsOf(Box<ReadModel>),
+}
+
+impl Deref for ModelView<'_> {
+    type Target = ReadModel;
+    fn deref(&self) -> &ReadModel {
+        match self {
+            ModelView::Live(g) => g,
+            ModelView::AsOf(m) => m,
+        }
+    }
+}
+
+impl AppState {
+    /// The authorization target of a tenant (its district comes from the directory); 404 for an
+    /// unknown tenant.
+    pub fn tenant_target(&self, tenant: &TenantId) -> Result<Target, ApiError> {
+        let model = self.live.read();
+        let entry = model.directory().tenant(tenant).ok_or_else(|| ApiError::not_found("该街道", "tenant"))?;
+        let district = entry.district_id.clone().ok_or_else(|| ApiError::not_found("该街道", "tenant"))?;
+        Ok(Target::tenant(&district, tenant))
+    }
+
+    /// The read model for a request: live for "now", or folded over the log prefix of `as_of`
+    /// (only `tenant`'s events and the platform's when a tenant is given: cheaper, same answers for
+    /// that tenant).
+    pub async fn view(&self, as_of: &AsOf, tenant: Option<&TenantId>) -> Result<ModelView<'_>, ApiError> {
+        match as_of.upto {
+            Upto::Head => Ok(ModelView::Live(self.live.read())),
+            upto => Ok(ModelView::AsOf(Box::new(projector::as_of(&*self.store, upto, tenant).await?))),
+        }
+    }
+}
+
+/// The live read model, kept current by [`LiveModel::follow`] and by writers
+/// ([`LiveModel::catch_up_to`] after each command, for read-your-writes).
+pub struct LiveModel {
+    model: RwLock<ReadModel>,
+    /// Serializes catching up (the follower and writers): one reader of the log at a time.
+    follow: tokio::sync::Mutex<()>,
+    position: AtomicU64,
+    loaded: AtomicBool,
+}
+
+const PAGE: usize = 2_000;
+
+impl LiveModel {
+    /// Loads the checkpoint and folds the log after it.
+    pub async fn load(store: &dyn EventStore) -> Result<LiveModel, CommandError> {
+        let model = projector::load_live(store).await?;
+        let position = model.position();
+        Ok(LiveModel {
+            model: RwLock::new(model),
+            follow: tokio::sync::Mutex::new(()),
+            position: AtomicU64::new(position),
+            loaded: AtomicBool::new(true),
+        })
+    }
+
+    /// Read access. Do not hold the guard across an `.await`.
+    pub fn read(&self) -> RwLockReadGuard<'_, ReadModel> {
+        self.model.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Folds new events until the model has reached `target` (or the head, when `None`). Events are
+    /// read and decoded without the lock; the write lock is held only to apply a page.
+    pub async fn catch_up_to(&self, store: &dyn EventStore, target: Option<u64>) -> Result<u64, CommandError> {
+        if let Some(t) = target
+            && self.position() >= t
+        {
+            return Ok(self.position());
+        }
+        let _one_at_a_time = self.follow.lock().await;
+        loop {
+            let position = self.position();
+            if target.is_some_and(|t| position >= t) {
+                return Ok(position);
+            }
+            let page = store.read_all(position, PAGE, Upto::Head).await?;
+            if page.is_empty() {
+                return Ok(position);
+            }
+            let decoded = tokio::task::spawn_blocking(move || {
+                page.into_iter()
+                    .map(|e| e.decode().map(|ev| (e, ev)))
+                    .collect::<Result<Vec<(RecordedEvent, ducha_events::Event)>, _>>()
+            })
+            .await
+            .map_err(|e| StoreError::Io(format!("decoder stopped: {e}")))??;
+            let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+            for (e, ev) in &decoded {
+                model.apply(e, ev);
+            }
+            self.position.store(model.position(), Ordering::Release);
+        }
+    }
+
+    /// Follows the store until `stop` fires: catches up after every append notification.
+    pub async fn follow(self: Arc<Self>, store: Arc<dyn EventStore>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut heads = store.subscribe();
+        loop {
+            if let Err(e) = self.catch_up_to(&*store, None).await {
+                tracing::error!(error = %e, "read model cannot follow the log; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            tokio::select! {
+                changed = heads.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// A checkpoint of the model as it is now (saved at shutdown so the next start is quick).
+    pub async fn checkpoint(&self, store: &dyn EventStore) -> Result<(), CommandError> {
+        let bytes = {
+            let model = self.read();
+            serde_json::to_vec(&*model).map(|b| (model.position(), b))
+        };
+        let (position, bytes) = bytes.map_err(|e| StoreError::Io(e.to_string()))?;
+        store.save_checkpoint(projector::CHECKPOINT, position, bytes).await?;
+        Ok(())
+    }
+}
