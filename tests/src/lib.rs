@@ -49,3 +49,215 @@ pub fn ducha_ok(data_dir: &Path, args: &[&str]) -> String {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
+
+// ---------------------------------------------------------------------------------------------
+// A live `ducha serve` on a free loopback port, and a dependency-free HTTP/1.1 client for it.
+// ---------------------------------------------------------------------------------------------
+
+/// A running `ducha serve --listen 127.0.0.1:0` in its own data directory; killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server with the demo data loaded (durability off: tests do not need fsync).
+    pub fn demo() -> Server {
+        Server::start(true, &[])
+    }
+
+    /// Starts `ducha --data-dir TMP --synchronous off serve --listen 127.0.0.1:0 [--demo]` with
+    /// extra `DUCHA_…` environment variables, and waits for its `listening on` line.
+    pub fn start(demo: bool, env: &[(&str, &str)]) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Server::start_in(data_dir, demo, env)
+    }
+
+    /// Like [`Server::start`] in a given data directory (e.g. one with a key file written first).
+    pub fn start_in(data_dir: tempfile::TempDir, demo: bool, env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        let log = std::fs::File::create(data_dir.path().join("serve.log")).expect("log file");
+        let mut cmd = Command::new(ducha_bin());
+        cmd.arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--synchronous", "off", "serve", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log);
+        if demo {
+            cmd.arg("--demo");
+        }
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DUCHA_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("DUCHA_LOG_LEVEL", "warn").env("DUCHA_WORKERS", "2");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start ducha serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                addr = Some(a.trim().to_owned());
+                break;
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(data_dir.path().join("serve.log")).unwrap_or_default();
+            panic!("ducha serve did not start:\n{log}");
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr, data_dir }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request("GET", path, token, &[], None)
+    }
+
+    pub fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Response {
+        let bytes = body.to_string().into_bytes();
+        self.request("POST", path, token, &[("Content-Type", "application/json")], Some(&bytes))
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(a) = &auth {
+            all.push(("Authorization", a));
+        }
+        http(&self.addr, method, path, &all, body)
+    }
+
+    /// Logs in with the demo password and returns the access token.
+    pub fn login(&self, username: &str) -> String {
+        let r = self.post_json(
+            "/api/v1/auth/login",
+            None,
+            &serde_json::json!({"username": username, "password": "ducha-demo"}),
+        );
+        assert_eq!(r.status, 200, "login {username}: {}", r.text());
+        r.json()["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// The store's head: `max(position)` of the events table, read from the SQLite file by an
+    /// independent reader (Python's sqlite3) while the server runs.
+    pub fn head_position(&self) -> u64 {
+        let db = self.data_dir.path().join("ducha.db");
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys;c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);\
+                 print(c.execute('select coalesce(max(position),0) from events').fetchone()[0])",
+            ])
+            .arg(&db)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "reading the head: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("head position")
+    }
+
+    /// The server's log so far (standard error).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to ducha");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(120))).ok();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD" | "DELETE") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send request");
+    stream.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw).unwrap_or_else(|| panic!("malformed response to {method} {path}: {raw:?}"))
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).ok()?.split(';').next()?.trim(), 16)
+                    .ok()?;
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some(Response { status, headers, body })
+}

@@ -1,0 +1,75 @@
+//! The API contract, checked by independent tools (the hand-written contract tests are in
+//! `api_contract.rs`) from PyPI against the real server:
+//! `openapi-spec-validator` validates the served OpenAPI document, and `schemathesis` fuzzes every
+//! operation (as a sub-district admin, then read-only as an auditor) and finds no 5xx, no response
+//! that breaks the documented schema, status codes or content types.
+//!
+//! Excluded from fuzzing: `POST /auth/logout` (it would revoke the run's own token), `POST
+//! /auth/login` (its throttling slows and locks random attempts by design, seconds each) and the
+//! server-sent-events stream `/tenants/{tenant_id}/live` (it never ends).
+
+use ducha_tests::{Server, repo_root};
+use std::process::Command;
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run ({e}); pip install openapi-spec-validator schemathesis"));
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{what} failed:\n{text}");
+    text
+}
+
+#[test]
+fn the_openapi_document_passes_openapi_spec_validator() {
+    let server = Server::demo();
+    let doc = server.get("/api/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.json()["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true), "OpenAPI 3.1");
+    let file = server.data_dir.path().join("openapi.json");
+    std::fs::write(&file, &doc.body).expect("write the document");
+    run(
+        Command::new("python3").args([
+            "-c",
+            "import json,sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))\nprint('valid')",
+        ])
+        .arg(&file),
+        "openapi-spec-validator",
+    );
+}
+
+fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
+    let report = server.data_dir.path().join("schemathesis");
+    let mut cmd = Command::new("schemathesis");
+    cmd.arg("run")
+        .arg(format!("{}/api/v1/openapi.json", server.base_url()))
+        .args(["--url", &server.base_url()])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
+        .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
+        .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
+        .args(["--exclude-path-regex", "/live$"])
+        .arg("--report-dir")
+        .arg(&report)
+        .args(extra)
+        .current_dir(repo_root())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .env("NO_COLOR", "1");
+    run(&mut cmd, "schemathesis")
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let server = Server::demo();
+    let admin = server.login("xx-admin");
+    let out = schemathesis(&server, &admin, &[]);
+    eprintln!("{out}");
+    let auditor = server.login("xx-jiwei");
+    let out = schemathesis(&server, &auditor, &["--include-method", "GET", "--max-examples", "5"]);
+    eprintln!("{out}");
+    assert!(!server.log().contains("panicked"), "the server panicked:\n{}", server.log());
+}
