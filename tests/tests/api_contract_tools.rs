@@ -40,25 +40,30 @@ fn the_openapi_document_passes_openapi_spec_validator() {
 
 fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
     let report = server.data_dir.path().join("schemathesis");
-    let mut cmd = Command::new("schemathesis");
-    cmd.arg("run")
-        .arg(format!("{}/api/v1/openapi.json", server.base_url()))
-        .args(["--url", &server.base_url()])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        ])
-        .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
-        .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
-        .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
-        .args(["--exclude-path-regex", "/live$"])
-        .arg("--report-dir")
-        .arg(&report)
-        .args(extra)
-        .current_dir(repo_root())
-        .env("SCHEMATHESIS_HOOKS", "")
-        .env("NO_COLOR", "1");
+    // Through the interpreter, so the test does not depend on where pip put the script.
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        "import sys\nfrom schemathesis.cli import schemathesis\nsys.argv[0] = 'schemathesis'\nsys.exit(schemathesis())",
+    ])
+    .arg("run")
+    .arg(format!("{}/api/v1/openapi.json", server.base_url()))
+    .args(["--url", &server.base_url()])
+    .args(["-H", &format!("Authorization: Bearer {token}")])
+    .args([
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+    ])
+    .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
+    .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
+    .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
+    .args(["--exclude-path-regex", "/live$"])
+    .arg("--report-dir")
+    .arg(&report)
+    .args(extra)
+    .current_dir(repo_root())
+    .env("SCHEMATHESIS_HOOKS", "")
+    .env("NO_COLOR", "1");
     run(&mut cmd, "schemathesis")
 }
 
