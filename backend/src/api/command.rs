@@ -183,11 +183,153 @@ impl Write {
             let (t, k, stored) = (tenant.to_string(), key.clone(), answer.stored(fingerprint));
             let now = chrono::Utc::now().timestamp();
             if let Err(e) = state.server_db.blocking(move |db| db.save_reply(&t, &k, &stored, now)).await {
-                // The store still deduplicates the retry; it then gets an answer rebuilt from the
-                // first append's outcome, which has the same shape.
+                // The store still deduplicates a retry (nothing is appended twice); it is then
+                // answered from the current state instead of with this answer.
                 tracing::warn!(error = %e, "cannot store the idempotent reply");
             }
         }
         Ok(answer.into_response(executed.outcome.deduplicated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The write helper in-process, with a throw-away endpoint and no log follower, so that only
+    //! [`Write::run`] can bring the read model up to date.
+    use super::*;
+    use crate::api::error::extractor_configs;
+    use crate::api::metrics::Metrics;
+    use crate::api::state::LiveModel;
+    use crate::auth::AuthService;
+    use crate::config::Config;
+    use crate::datadir::DataDir;
+    use crate::serverdb::ServerDb;
+    use crate::store::EventStore;
+    use crate::store::sqlite::Synchronous;
+    use actix_web::{App, test, web};
+    use ducha_events::api::AddCommunityRequest;
+    use ducha_events::ids::{CommunityId, DistrictId};
+    use ducha_events::projection::WarningPolicy;
+    use ducha_events::tenant::TenantCommand;
+    use std::sync::Arc;
+
+    async fn add_community(
+        state: web::Data<AppState>,
+        write: Write,
+        body: web::Json<AddCommunityRequest>,
+    ) -> Result<HttpResponse, ApiError> {
+        let body = body.into_inner();
+        let (store, cmd) = (state.store.clone(), body.clone());
+        let tenant = TenantId::parse("xxjd").unwrap();
+        let t = tenant.clone();
+        write
+            .run(
+                &state,
+                &tenant,
+                &body,
+                move |meta| async move {
+                    let d = DistrictId::parse("xxq").unwrap();
+                    let cmd = TenantCommand::AddCommunity { community_id: cmd.community_id, name: cmd.name };
+                    crate::commands::tenant(&*store, &meta, &d, &t, cmd).await
+                },
+                |done| {
+                    Reply::created(json_id(&body.community_id), format!("/communities/{}", body.community_id))
+                        .version(done.outcome.stream_version)
+                },
+            )
+            .await
+    }
+
+    fn json_id(id: &CommunityId) -> serde_json::Value {
+        serde_json::json!({ "community_id": id })
+    }
+
+    #[actix_web::test]
+    async fn replays_refuses_stale_versions_and_reads_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open_for_write(dir.path()).unwrap();
+        let store = Arc::new(data.store(Synchronous::Off).unwrap());
+        crate::demo::load(&*store).await.unwrap();
+        let events: Arc<dyn EventStore> = store.clone();
+        let live = Arc::new(LiveModel::load(&*events).await.unwrap());
+        let config = Config::default();
+        let server_db = ServerDb::open(dir.path()).unwrap();
+        let auth = Arc::new(AuthService::new(&config, dir.path(), server_db.clone()).unwrap());
+        let admin = live.read().directory().user_by_username("xx-admin").cloned().unwrap();
+        let bearer = format!("Bearer {}", auth.issue(&admin).unwrap().token);
+        let state = AppState {
+            store: events.clone(),
+            live: live.clone(),
+            config: Arc::new(config),
+            auth,
+            metrics: Arc::new(Metrics::default()),
+            server_db,
+            policy: WarningPolicy::default(),
+        };
+        let (json, ..) = extractor_configs(4096);
+        let app = test::init_service(
+            App::new().app_data(web::Data::new(state)).app_data(json).route("/c", web::post().to(add_community)),
+        )
+        .await;
+        let post = |body: serde_json::Value, headers: Vec<(&'static str, String)>| {
+            let mut req = test::TestRequest::post().uri("/c").insert_header(("authorization", bearer.clone()));
+            for h in headers {
+                req = req.insert_header(h);
+            }
+            req.set_json(body).to_request()
+        };
+        let community = |id: &str| serde_json::json!({ "community_id": id, "name": format!("{id}社区") });
+        let key = || vec![("idempotency-key", "k-1".to_owned())];
+
+        // First write: 201 with ETag, and the read model already shows it.
+        let res = test::call_service(&app, post(community("xinhua"), key())).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let etag = res.headers().get("etag").unwrap().to_str().unwrap().to_owned();
+        assert!(res.headers().get("idempotent-replayed").is_none());
+        let first: serde_json::Value = test::read_body_json(res).await;
+        let xxjd = TenantId::parse("xxjd").unwrap();
+        let has = |id: &str| {
+            live.read().directory().tenant(&xxjd).unwrap().communities.iter().any(|c| c.community_id.as_str() == id)
+        };
+        assert!(has("xinhua"), "read-your-writes");
+        let head = events.head().await.unwrap();
+
+        // The retry gets the first answer and appends nothing.
+        let res = test::call_service(&app, post(community("xinhua"), key())).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.headers().get("etag").unwrap().to_str().unwrap(), etag);
+        assert_eq!(res.headers().get("idempotent-replayed").unwrap(), "true");
+        let again: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(again, first);
+        assert_eq!(events.head().await.unwrap(), head);
+
+        // The same key for another request is refused.
+        let res = test::call_service(&app, post(community("other"), key())).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!has("other"));
+
+        // A stale If-Match: 412 with the current version; nothing written.
+        let version: u64 = etag.trim_matches('"').parse().unwrap();
+        let res = test::call_service(&app, post(community("jiefang"), vec![("if-match", "\"1\"".into())])).await;
+        assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+        let problem: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(problem["current_version"], version);
+        assert_eq!(problem["code"], "version_mismatch");
+        assert!(!has("jiefang"));
+        // The current version: accepted, and the ETag moves on.
+        let res =
+            test::call_service(&app, post(community("jiefang"), vec![("if-match", format!("W/\"{version}\""))])).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.headers().get("etag").unwrap().to_str().unwrap(), format!("\"{}\"", version + 1));
+        assert!(has("jiefang"));
+
+        // Without a key, a duplicate is the domain's 409; a malformed If-Match is 400.
+        let res = test::call_service(&app, post(community("xinhua"), vec![])).await;
+        assert_eq!(res.status(), StatusCode::CONFLICT);
+        let res = test::call_service(&app, post(community("x2"), vec![("if-match", "\"abc\"".into())])).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let res = test::call_service(&app, post(community("x2"), vec![("idempotency-key", "has space".into())])).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        store.close().await;
     }
 }
