@@ -33,15 +33,19 @@
 //!   writes is the aggregate's `decide`; do not duplicate it.
 //! - Never `unwrap` on input; return `ApiError` (or `?` a `DomainError`).
 
+pub mod audit;
 pub mod auth;
 pub mod command;
 pub mod dashboard;
+pub mod districts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod ledger;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod scorecards;
 pub mod state;
 
 pub use auth::Authenticated;
@@ -60,6 +64,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn routes(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     dashboard::configure(cfg);
+    ledger::configure(cfg);
+    scorecards::configure(cfg);
+    districts::configure(cfg);
+    audit::configure(cfg);
 }
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";

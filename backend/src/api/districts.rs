@@ -1,0 +1,444 @@
+//! `GET /districts/{district_id}/rollup` and `GET /districts/{district_id}/rankings`: the district's
+//! view (区委宣传部) of its sub-districts, as JSON or — with `Accept: text/csv` — as a CSV table that
+//! Excel opens correctly (UTF-8 with a byte-order mark).
+//!
+//! Only callers whose grants cover the district read it (district officers and auditors of that
+//! district, platform staff); a sub-district's own users get 403 and use their tenant's dashboard.
+
+use crate::api::auth::Authenticated;
+use crate::api::error::ApiError;
+use crate::api::extract::{AsOf, AsOfParams};
+use crate::api::ledger::{enum_param, year_param};
+use crate::api::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use chrono::NaiveDate;
+use ducha_events::authz::{Action, Target, authorize};
+use ducha_events::ids::DistrictId;
+use ducha_events::projection::{
+    DistrictRollup, RankEntry, RectificationStatus, RollupMetrics, RollupQuery, WarningPolicy,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(rollup).service(rankings);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DistrictPath {
+    /// The district (区) id, e.g. `xxq`.
+    #[param(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub district_id: DistrictId,
+}
+
+/// Which breakdown a CSV roll-up lists (one table per file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// One row per sub-district, then the district's total.
+    #[default]
+    Subdistrict,
+    /// One row per finding category.
+    Category,
+    /// One row per month (Asia/Shanghai): findings recorded, rectifications verified.
+    Month,
+    /// One row per community of every sub-district (全街道 rows for cross-cutting findings).
+    Community,
+}
+
+impl GroupBy {
+    fn code(self) -> &'static str {
+        match self {
+            GroupBy::Subdistrict => "subdistrict",
+            GroupBy::Category => "category",
+            GroupBy::Month => "month",
+            GroupBy::Community => "community",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RollupParams {
+    /// Only inspections planned for this year (and the findings they recorded).
+    #[param(value_type = Option<i32>, minimum = 1000, maximum = 9999, example = 2023)]
+    pub year: Option<String>,
+    /// The breakdown of the CSV form (default `subdistrict`). The JSON form always carries every
+    /// breakdown (`rows`, `by_category`, `by_month`, `by_community`, `by_year`) and the rankings.
+    #[param(value_type = Option<GroupBy>, inline)]
+    pub group_by: Option<String>,
+    /// Read by the `AsOf` extractor.
+    #[param(ignore)]
+    pub as_of: Option<String>,
+    /// Read by the `AsOf` extractor.
+    #[param(ignore)]
+    pub at_position: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RankingParams {
+    /// Only inspections planned for this year (and the findings they recorded).
+    #[param(value_type = Option<i32>, minimum = 1000, maximum = 9999, example = 2023)]
+    pub year: Option<String>,
+    /// Read by the `AsOf` extractor.
+    #[param(ignore)]
+    pub as_of: Option<String>,
+    /// Read by the `AsOf` extractor.
+    #[param(ignore)]
+    pub at_position: Option<String>,
+}
+
+/// The sub-districts of a district ranked two ways. Ties share a rank (1, 1, 3); sub-districts
+/// without a value come last, unranked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DistrictRankings {
+    #[schema(value_type = String)]
+    pub district_id: DistrictId,
+    pub district_name: String,
+    pub year: Option<i32>,
+    /// The date warning levels and overdue counts were computed on (Asia/Shanghai).
+    pub today: NaiveDate,
+    /// By checklist score: the mean community score over concluded inspections, highest first.
+    pub by_score: Vec<RankEntry>,
+    /// By completion: verified ÷ assigned rectifications in percent, highest first.
+    pub by_completion: Vec<RankEntry>,
+}
+
+/// The district roll-up: every sub-district side by side (inspections, communities covered,
+/// achievements, findings by category and status, completion rate, overdue, warning levels,
+/// average score), the district's totals, breakdowns by year, month, category and community, and
+/// the rankings.
+///
+/// With `Accept: text/csv` the `group_by` breakdown comes as CSV (UTF-8 with BOM, a Chinese header
+/// row). With `as_of` or `at_position` the numbers are those of that point.
+#[utoipa::path(
+    tag = "districts",
+    params(DistrictPath, RollupParams, AsOfParams),
+    responses(
+        (status = 200, description = "区级汇总 / the district roll-up",
+         content((DistrictRollup = "application/json"), (String = "text/csv")),
+         headers(("X-Ducha-Position" = u64, description = "the log position the answer was computed at"))),
+        (status = 406, description = "只能提供 JSON 或 CSV / only JSON and CSV are offered",
+         body = crate::api::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/districts/{district_id}/rollup")]
+pub async fn rollup(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<DistrictPath>,
+    query: web::Query<RollupParams>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let district = path.into_inner().district_id;
+    district_access(&state, &who, &district)?;
+    let year = year_param(query.year.as_deref())?;
+    let group_by: GroupBy =
+        enum_param(query.group_by.as_deref(), "group_by", "subdistrict, category, month, community")?
+            .unwrap_or_default();
+    let format = Format::negotiate(&req)?;
+    let (body, position) = compute(&state, &as_of, &district, year, &state.policy).await?;
+    match format {
+        Format::Json => Ok(json(body, position)),
+        Format::Csv => {
+            let name = file_name(&district, year, group_by.code());
+            csv_response(rollup_csv(&body, group_by)?, &name, position)
+        }
+    }
+}
+
+/// The sub-districts of a district ranked by checklist score and by rectification completion.
+///
+/// With `Accept: text/csv` the same as a CSV table (UTF-8 with BOM). With `as_of` or `at_position`
+/// the ranking of that point.
+#[utoipa::path(
+    tag = "districts",
+    params(DistrictPath, RankingParams, AsOfParams),
+    responses(
+        (status = 200, description = "街道排名 / sub-district rankings",
+         content((DistrictRankings = "application/json"), (String = "text/csv")),
+         headers(("X-Ducha-Position" = u64, description = "the log position the answer was computed at"))),
+        (status = 406, description = "只能提供 JSON 或 CSV / only JSON and CSV are offered",
+         body = crate::api::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/districts/{district_id}/rankings")]
+pub async fn rankings(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<DistrictPath>,
+    query: web::Query<RankingParams>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let district = path.into_inner().district_id;
+    district_access(&state, &who, &district)?;
+    let year = year_param(query.year.as_deref())?;
+    let format = Format::negotiate(&req)?;
+    let (r, position) = compute(&state, &as_of, &district, year, &state.policy).await?;
+    let body = DistrictRankings {
+        district_id: r.district_id,
+        district_name: r.district_name,
+        year: r.year,
+        today: r.today,
+        by_score: r.ranking_by_score,
+        by_completion: r.ranking_by_completion,
+    };
+    match format {
+        Format::Json => Ok(json(body, position)),
+        Format::Csv => csv_response(rankings_csv(&body)?, &file_name(&district, year, "rankings"), position),
+    }
+}
+
+/// 403 unless the caller's grants cover the district; then 404 for an unknown district.
+fn district_access(state: &AppState, who: &Authenticated, district: &DistrictId) -> Result<(), ApiError> {
+    authorize(&who.actor, Action::Read, &Target::district(district))?;
+    if state.live.read().directory().district(district).is_none() {
+        return Err(ApiError::not_found("该区", "district"));
+    }
+    Ok(())
+}
+
+async fn compute(
+    state: &AppState,
+    as_of: &AsOf,
+    district: &DistrictId,
+    year: Option<i32>,
+    policy: &WarningPolicy,
+) -> Result<(DistrictRollup, u64), ApiError> {
+    let view = state.view(as_of, None).await?;
+    let body = view.rollup(district, &RollupQuery { year }, as_of.today, policy);
+    Ok((body, view.position()))
+}
+
+fn json(body: impl Serialize, position: u64) -> HttpResponse {
+    HttpResponse::Ok().insert_header(("x-ducha-position", position)).insert_header((header::VARY, "Accept")).json(body)
+}
+
+// ------------------------------------------------------------------ content negotiation
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// JSON unless `Accept` prefers `text/csv`; 406 when it accepts neither.
+    fn negotiate(req: &HttpRequest) -> Result<Format, ApiError> {
+        let accept: Vec<&str> =
+            req.headers().get_all(header::ACCEPT).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+        if accept.is_empty() {
+            return Ok(Format::Json);
+        }
+        Format::choose(&accept.join(","))
+    }
+
+    fn choose(accept: &str) -> Result<Format, ApiError> {
+        let (json, json_exact) = quality(accept, "application", "json");
+        let (csv, csv_exact) = quality(accept, "text", "csv");
+        if json <= 0.0 && csv <= 0.0 {
+            return Err(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not_acceptable",
+                "只能提供 application/json 或 text/csv 格式",
+                "only application/json and text/csv are offered",
+            )
+            .with_field("Accept"));
+        }
+        Ok(if csv > json || (csv == json && csv_exact && !json_exact) { Format::Csv } else { Format::Json })
+    }
+}
+
+/// The `q` of the most specific media range in `accept` that matches `kind/sub`, and whether that
+/// range names the type exactly.
+fn quality(accept: &str, kind: &str, sub: &str) -> (f32, bool) {
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        let Some((t, s)) = media.split_once('/') else { continue };
+        let specificity = if t.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(sub) {
+            2
+        } else if t.eq_ignore_ascii_case(kind) && s == "*" {
+            1
+        } else if t == "*" && s == "*" {
+            0
+        } else {
+            continue;
+        };
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0));
+        if best.is_none_or(|(b, _)| specificity > b) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or((0.0, false), |(s, q)| (q, s == 2))
+}
+
+// ------------------------------------------------------------------ CSV
+
+/// `rollup-xxq-2023-subdistrict.csv` (ids are ASCII, so the name needs no encoding).
+fn file_name(district: &DistrictId, year: Option<i32>, what: &str) -> String {
+    match year {
+        Some(y) => format!("rollup-{district}-{y}-{what}.csv"),
+        None => format!("rollup-{district}-{what}.csv"),
+    }
+}
+
+fn csv_response(bytes: Vec<u8>, file_name: &str, position: u64) -> Result<HttpResponse, ApiError> {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
+        .map_err(|e| ApiError::internal(format!("file name header: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((header::CONTENT_DISPOSITION, disposition))
+        .insert_header((header::VARY, "Accept"))
+        .insert_header(("x-ducha-position", position))
+        .body(bytes))
+}
+
+/// Writes rows after a UTF-8 byte-order mark (without it Excel reads the Chinese as GBK), lines
+/// ending in CRLF (RFC 4180).
+fn write_csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>, ApiError> {
+    let fail = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer("\u{feff}".as_bytes().to_vec());
+    w.write_record(header).map_err(fail)?;
+    for row in rows {
+        w.write_record(&row).map_err(fail)?;
+    }
+    w.into_inner().map_err(|e| ApiError::internal(format!("writing CSV: {e}")))
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+const SUBDISTRICT_HEAD: [&str; 6] = ["街道编号", "街道", "督查次数", "覆盖社区数", "主要工作成效", "问题总数"];
+const SUBDISTRICT_TAIL: [&str; 8] = ["整改完成率(%)", "超期", "红灯", "黄灯", "蓝灯", "绿灯", "平均得分", "计分次数"];
+
+fn metrics_cells(id: &str, name: &str, m: &RollupMetrics) -> Vec<String> {
+    let mut cells = vec![
+        id.to_owned(),
+        name.to_owned(),
+        m.inspections.to_string(),
+        m.communities_covered.to_string(),
+        m.achievements.to_string(),
+        m.findings.to_string(),
+    ];
+    for status in RectificationStatus::ALL {
+        let n = m.rectifications_by_status.iter().find(|s| s.status == status).map_or(0, |s| s.count);
+        cells.push(n.to_string());
+    }
+    cells.extend([
+        opt(m.completion_rate.percent),
+        m.overdue.to_string(),
+        m.warnings.red.to_string(),
+        m.warnings.yellow.to_string(),
+        m.warnings.blue.to_string(),
+        m.warnings.green.to_string(),
+        opt(m.average_score),
+        m.scores_counted.to_string(),
+    ]);
+    cells
+}
+
+/// The CSV table of one breakdown of the roll-up.
+pub fn rollup_csv(r: &DistrictRollup, group_by: GroupBy) -> Result<Vec<u8>, ApiError> {
+    match group_by {
+        GroupBy::Subdistrict => {
+            let mut header: Vec<&str> = SUBDISTRICT_HEAD.to_vec();
+            header.extend(RectificationStatus::ALL.iter().map(|s| s.name_zh()));
+            header.extend(SUBDISTRICT_TAIL);
+            let rows = r.rows.iter().map(|s| metrics_cells(s.tenant_id.as_str(), &s.name, &s.metrics));
+            write_csv(&header, rows.chain([metrics_cells("", "合计", &r.totals)]))
+        }
+        GroupBy::Category => write_csv(
+            &["类别编号", "问题类别", "问题数", "未销号", "已销号", "超期"],
+            r.by_category.iter().map(|c| {
+                vec![
+                    c.code.clone(),
+                    c.name.clone(),
+                    c.findings.to_string(),
+                    c.open.to_string(),
+                    c.verified.to_string(),
+                    c.overdue.to_string(),
+                ]
+            }),
+        ),
+        GroupBy::Month => write_csv(
+            &["月份", "新增问题", "销号"],
+            r.by_month
+                .iter()
+                .map(|m| vec![m.month.clone(), m.findings_recorded.to_string(), m.rectifications_verified.to_string()]),
+        ),
+        GroupBy::Community => write_csv(
+            &["街道编号", "街道", "社区编号", "社区", "问题数", "未销号", "超期", "已销号", "平均得分"],
+            r.by_community.iter().map(|c| {
+                vec![
+                    c.tenant_id.to_string(),
+                    c.tenant_name.clone(),
+                    opt(c.community.community_id.as_ref()),
+                    c.community.name.clone(),
+                    c.findings.to_string(),
+                    c.open.to_string(),
+                    c.overdue.to_string(),
+                    c.verified.to_string(),
+                    opt(c.average_score),
+                ]
+            }),
+        ),
+    }
+}
+
+/// The rankings as one CSV table: both rankings, one after the other.
+pub fn rankings_csv(r: &DistrictRankings) -> Result<Vec<u8>, ApiError> {
+    let rows = |by: &'static str, entries: &[RankEntry]| {
+        entries
+            .iter()
+            .map(|e| vec![by.to_owned(), opt(e.rank), e.tenant_id.to_string(), e.name.clone(), opt(e.value)])
+            .collect::<Vec<_>>()
+    };
+    let mut all = rows("平均得分", &r.by_score);
+    all.extend(rows("整改完成率(%)", &r.by_completion));
+    write_csv(&["排名依据", "名次", "街道编号", "街道", "数值"], all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_negotiation() {
+        let f = |a: &str| Format::choose(a).map_err(|e| e.status.as_u16());
+        assert_eq!(f("text/csv"), Ok(Format::Csv));
+        assert_eq!(f("text/csv; charset=utf-8"), Ok(Format::Csv));
+        assert_eq!(f("application/json"), Ok(Format::Json));
+        assert_eq!(f("*/*"), Ok(Format::Json));
+        assert_eq!(f("text/csv, */*;q=0.1"), Ok(Format::Csv));
+        assert_eq!(f("text/csv, */*"), Ok(Format::Csv));
+        assert_eq!(f("application/json, text/csv"), Ok(Format::Json));
+        assert_eq!(f("application/json;q=0.5, text/csv"), Ok(Format::Csv));
+        assert_eq!(f("text/*"), Ok(Format::Csv));
+        assert_eq!(f("text/html,application/xhtml+xml,*/*;q=0.8"), Ok(Format::Json));
+        assert_eq!(f("text/html"), Err(406));
+        assert_eq!(f("text/csv;q=0, application/json;q=0"), Err(406));
+        assert_eq!(f("garbage"), Err(406));
+    }
+
+    #[test]
+    fn csv_starts_with_a_bom_and_quotes_what_needs_it() {
+        let bytes = write_csv(&["街道", "备注"], [vec!["XX街道".to_owned(), "a,\"b\"".to_owned()]]).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text, "\u{feff}街道,备注\r\nXX街道,\"a,\"\"b\"\"\"\r\n");
+    }
+}
