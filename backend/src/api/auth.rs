@@ -284,3 +284,64 @@ pub async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpRe
     };
     Ok(HttpResponse::Ok().json(body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{self, Meta};
+    use actix_web::{App, test};
+    use ducha_events::ids::{DistrictId, TenantId, UserId};
+    use ducha_events::tenant::TenantCommand;
+    use ducha_events::users::UserCommand;
+
+    /// Grants are read from the directory on every request: a revoked role or a disabled account
+    /// takes effect at once, whatever the token says.
+    #[actix_web::test]
+    async fn current_grants_not_token_claims_decide() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = crate::api::testkit::Demo::load(dir.path()).await;
+        let bearer = demo.bearer("xx-duchazu1");
+        let state = demo.state.clone();
+        let app = test::init_service(
+            App::new().app_data(web::Data::new(state.clone())).service(me).service(crate::api::dashboard::dashboard),
+        )
+        .await;
+        let get =
+            |uri: &str| test::TestRequest::get().uri(uri).insert_header(("authorization", bearer.clone())).to_request();
+        let res = test::call_service(&app, get("/me")).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = test::read_body_json(res).await;
+        let grants = body["grants"].as_array().unwrap().clone();
+        assert_eq!(grants[0]["role"], "inspector");
+        assert_eq!(test::call_service(&app, get("/tenants/xxjd/dashboard")).await.status(), 200);
+
+        // The sub-district admin revokes the inspector role: the same token now reads nothing.
+        let admin = state.live.read().directory().user_by_username("xx-admin").unwrap().actor();
+        let (d, t, u) = (
+            DistrictId::parse("xxq").unwrap(),
+            TenantId::parse("xxjd").unwrap(),
+            UserId::parse("xx-duchazu1").unwrap(),
+        );
+        let scope = ducha_events::authz::Scope::Tenant { district_id: d.clone(), tenant_id: t.clone() };
+        let revoke = TenantCommand::Users(UserCommand::RevokeRole {
+            user_id: u.clone(),
+            role: ducha_events::authz::Role::Inspector,
+            scope,
+        });
+        commands::tenant(&*state.store, &Meta::new(admin.clone(), chrono::Utc::now()), &d, &t, revoke).await.unwrap();
+        state.live.catch_up_to(&*state.store, None).await.unwrap();
+        assert_eq!(test::call_service(&app, get("/tenants/xxjd/dashboard")).await.status(), 403);
+        let body: serde_json::Value = test::read_body_json(test::call_service(&app, get("/me")).await).await;
+        assert_eq!(body["grants"], serde_json::json!([]));
+
+        // Disabled: the token stops working.
+        let disable = TenantCommand::Users(UserCommand::DisableUser { user_id: u, reason: "调离".into() });
+        commands::tenant(&*state.store, &Meta::new(admin, chrono::Utc::now()), &d, &t, disable).await.unwrap();
+        state.live.catch_up_to(&*state.store, None).await.unwrap();
+        let res = test::call_service(&app, get("/me")).await;
+        assert_eq!(res.status(), 401);
+        let problem: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(problem["code"], "user_disabled");
+        demo.store.close().await;
+    }
+}

@@ -198,20 +198,10 @@ mod tests {
     //! [`Write::run`] can bring the read model up to date.
     use super::*;
     use crate::api::error::extractor_configs;
-    use crate::api::metrics::Metrics;
-    use crate::api::state::LiveModel;
-    use crate::auth::AuthService;
-    use crate::config::Config;
-    use crate::datadir::DataDir;
-    use crate::serverdb::ServerDb;
-    use crate::store::EventStore;
-    use crate::store::sqlite::Synchronous;
     use actix_web::{App, test, web};
     use ducha_events::api::AddCommunityRequest;
     use ducha_events::ids::{CommunityId, DistrictId};
-    use ducha_events::projection::WarningPolicy;
     use ducha_events::tenant::TenantCommand;
-    use std::sync::Arc;
 
     async fn add_community(
         state: web::Data<AppState>,
@@ -247,25 +237,10 @@ mod tests {
     #[actix_web::test]
     async fn replays_refuses_stale_versions_and_reads_its_own_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open_for_write(dir.path()).unwrap();
-        let store = Arc::new(data.store(Synchronous::Off).unwrap());
-        crate::demo::load(&*store).await.unwrap();
-        let events: Arc<dyn EventStore> = store.clone();
-        let live = Arc::new(LiveModel::load(&*events).await.unwrap());
-        let config = Config::default();
-        let server_db = ServerDb::open(dir.path()).unwrap();
-        let auth = Arc::new(AuthService::new(&config, dir.path(), server_db.clone()).unwrap());
-        let admin = live.read().directory().user_by_username("xx-admin").cloned().unwrap();
-        let bearer = format!("Bearer {}", auth.issue(&admin).unwrap().token);
-        let state = AppState {
-            store: events.clone(),
-            live: live.clone(),
-            config: Arc::new(config),
-            auth,
-            metrics: Arc::new(Metrics::default()),
-            server_db,
-            policy: WarningPolicy::default(),
-        };
+        let demo = crate::api::testkit::Demo::load(dir.path()).await;
+        let bearer = demo.bearer("xx-admin");
+        let (state, store) = (demo.state.clone(), demo.store.clone());
+        let (events, live) = (state.store.clone(), state.live.clone());
         let (json, ..) = extractor_configs(4096);
         let app = test::init_service(
             App::new().app_data(web::Data::new(state)).app_data(json).route("/c", web::post().to(add_community)),

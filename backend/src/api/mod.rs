@@ -47,6 +47,8 @@ pub mod middleware;
 pub mod openapi;
 pub mod scorecards;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use auth::Authenticated;
 pub use command::{Reply, Write};

@@ -1,0 +1,49 @@
+//! In-process test fixtures for the API: the demo store and an `AppState` over it, without the
+//! log follower (so only the code under test moves the read model).
+
+use crate::api::metrics::Metrics;
+use crate::api::state::{AppState, LiveModel};
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::datadir::DataDir;
+use crate::serverdb::ServerDb;
+use crate::store::EventStore;
+use crate::store::sqlite::{SqliteStore, Synchronous};
+use ducha_events::projection::WarningPolicy;
+use std::path::Path;
+use std::sync::Arc;
+
+pub struct Demo {
+    pub state: AppState,
+    pub store: Arc<SqliteStore>,
+    _dir: DataDir,
+}
+
+impl Demo {
+    pub async fn load(dir: &Path) -> Demo {
+        let data = DataDir::open_for_write(dir).unwrap();
+        let store = Arc::new(data.store(Synchronous::Off).unwrap());
+        crate::demo::load(&*store).await.unwrap();
+        let events: Arc<dyn EventStore> = store.clone();
+        let live = Arc::new(LiveModel::load(&*events).await.unwrap());
+        let config = Config::default();
+        let server_db = ServerDb::open(dir).unwrap();
+        let auth = Arc::new(AuthService::new(&config, dir, server_db.clone()).unwrap());
+        let state = AppState {
+            store: events,
+            live,
+            config: Arc::new(config),
+            auth,
+            metrics: Arc::new(Metrics::default()),
+            server_db,
+            policy: WarningPolicy::default(),
+        };
+        Demo { state, store, _dir: data }
+    }
+
+    /// `Authorization: Bearer …` for a demo user.
+    pub fn bearer(&self, username: &str) -> String {
+        let user = self.state.live.read().directory().user_by_username(username).cloned().unwrap();
+        format!("Bearer {}", self.state.auth.issue(&user).unwrap().token)
+    }
+}
