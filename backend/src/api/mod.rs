@@ -41,12 +41,16 @@ pub mod districts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod inspections;
 pub mod ledger;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod platform;
 pub mod scorecards;
 pub mod state;
+pub mod tenants;
+pub mod users;
 #[cfg(test)]
 pub(crate) mod testkit;
 
@@ -70,6 +74,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     scorecards::configure(cfg);
     districts::configure(cfg);
     audit::configure(cfg);
+    platform::configure(cfg);
+    tenants::configure(cfg);
+    users::configure(cfg);
+    inspections::configure(cfg);
 }
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
