@@ -29,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(event_log).service(stream_events).service(chain).service(summary).service(diff);
+    cfg.service(tenant_events).service(stream_events).service(verify_chain).service(audit_summary).service(tenant_diff);
 }
 
 /// Events per page when no `limit` is given, and the most a page may hold.
@@ -188,7 +188,7 @@ fn ok_at(position: u64) -> actix_web::HttpResponseBuilder {
     )
 )]
 #[get("/tenants/{tenant_id}/events")]
-pub async fn event_log(
+pub async fn tenant_events(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<TenantPath>,
@@ -317,7 +317,7 @@ pub struct ChainReport {
     )
 )]
 #[get("/tenants/{tenant_id}/chain")]
-pub async fn chain(
+pub async fn verify_chain(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<TenantPath>,
@@ -349,7 +349,7 @@ pub async fn chain(
     )
 )]
 #[get("/tenants/{tenant_id}/audit")]
-pub async fn summary(
+pub async fn audit_summary(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<TenantPath>,
@@ -494,7 +494,7 @@ async fn point(state: &AppState, value: &str, field: &str, head: u64) -> Result<
     )
 )]
 #[get("/tenants/{tenant_id}/diff")]
-pub async fn diff(
+pub async fn tenant_diff(
     state: web::Data<AppState>,
     who: Authenticated,
     path: web::Path<TenantPath>,

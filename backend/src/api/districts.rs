@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(rollup).service(rankings);
+    cfg.service(district_rollup).service(district_rankings);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -130,7 +130,7 @@ pub struct DistrictRankings {
     )
 )]
 #[get("/districts/{district_id}/rollup")]
-pub async fn rollup(
+pub async fn district_rollup(
     state: web::Data<AppState>,
     who: Authenticated,
     req: HttpRequest,
@@ -171,7 +171,7 @@ pub async fn rollup(
     )
 )]
 #[get("/districts/{district_id}/rankings")]
-pub async fn rankings(
+pub async fn district_rankings(
     state: web::Data<AppState>,
     who: Authenticated,
     req: HttpRequest,
