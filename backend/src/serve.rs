@@ -79,7 +79,12 @@ pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> 
     let dir = DataDir::open_for_write(data_dir)?;
     let store = Arc::new(dir.store(synchronous)?);
     if config.demo {
-        if store.head().await? == 0 {
+        // Load into an empty store; on a store that already holds the demo, `load` adds nothing
+        // and the logins are printed again. Never mix the demo into other data.
+        let demo_district = ducha_events::ids::DistrictId::parse(crate::demo::DISTRICT)
+            .map(|d| ducha_events::ids::stream::district(&d))
+            .unwrap_or_default();
+        if store.head().await? == 0 || store.stream_version(&demo_district).await? > 0 {
             let report = crate::demo::load(&*store).await?;
             print!("{}", report.render(data_dir));
         } else {

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|run|bench>\n  test   format, lint, wasm check and every test\n  run    build, load the demo and show it\n  bench  run the benchmarks and print their figures"
+                "usage: cargo xtask <test|run|bench>\n  test   format, lint, wasm check and every test\n  run    build and serve the demo (prints the URL and the demo logins)\n  bench  run the benchmarks and print their figures"
             );
             return ExitCode::from(2);
         }
@@ -64,6 +64,13 @@ fn ensure_tools() -> Result<(), String> {
             Command::new("sh").args(["-c", "apt-get update -qq && apt-get install -y -qq python3"]),
         )?;
     }
+    // RSA keys for the token tests are made with the openssl command-line tool.
+    if Command::new("openssl").arg("version").output().is_err() {
+        step(
+            "apt-get install openssl",
+            Command::new("sh").args(["-c", "apt-get update -qq && apt-get install -y -qq openssl"]),
+        )?;
+    }
     // The independent readers of the generated documents (tests/documents/read_document.py).
     let readers = Command::new("python3").args(["-c", "import docx, openpyxl"]).output();
     if !readers.is_ok_and(|o| o.status.success()) {
@@ -79,9 +86,8 @@ fn ensure_tools() -> Result<(), String> {
     }
     // The independent checkers of the REST API: PyJWT (tests/api/jwt_tokens.py), the OpenAPI
     // validator and schemathesis (tests/tests/api_contract_tools.rs).
-    let api_tools = Command::new("python3")
-        .args(["-c", "import jwt, cryptography, openapi_spec_validator, schemathesis"])
-        .output();
+    let api_tools =
+        Command::new("python3").args(["-c", "import jwt, cryptography, openapi_spec_validator, schemathesis"]).output();
     if !api_tools.is_ok_and(|o| o.status.success()) {
         step(
             "pip install PyJWT cryptography openapi-spec-validator schemathesis",
@@ -110,15 +116,16 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
+/// Builds the release binary and runs the product on its embedded default: SQLite in `./data`,
+/// the demo loaded when the store is empty, the URL and the demo logins printed. Extra arguments
+/// go to `ducha serve` (e.g. `--listen 0.0.0.0:8080`).
 fn run(args: &[String]) -> Result<(), String> {
     step("cargo build --release -p ducha", cargo().args(["build", "--release", "-p", "ducha"]))?;
     let bin = target_dir().join("release").join("ducha");
     let data = env::var("DUCHA_DATA_DIR").unwrap_or_else(|_| root().join("data").display().to_string());
-    step("ducha demo", Command::new(&bin).args(["--data-dir", &data, "demo"]))?;
-    let mut rollup = Command::new(&bin);
-    rollup.args(["--data-dir", &data, "rollup", "--district", "xxq"]).args(args);
-    step("ducha rollup --district xxq", &mut rollup)?;
-    step("ducha verify", Command::new(&bin).args(["--data-dir", &data, "verify"]))
+    let mut serve = Command::new(&bin);
+    serve.args(["--data-dir", &data, "serve", "--demo"]).args(args);
+    step("ducha serve --demo", &mut serve)
 }
 
 /// Runs every benchmark; their output is the table to copy into BENCHMARKS.md. Extra arguments go
