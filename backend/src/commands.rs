@@ -97,7 +97,9 @@ async fn append<S: EventStore + ?Sized>(
     events: Vec<Event>,
 ) -> Result<Option<Executed>, CommandError> {
     let n = events.len();
-    if n == 0 && meta.idempotency_key.is_none() {
+    // A command that changes nothing appends nothing, with or without an idempotency key:
+    // repeating a no-op is still a no-op.
+    if n == 0 {
         let outcome =
             AppendOutcome { first_position: 0, last_position: 0, stream_version: version, deduplicated: false };
         return Ok(Some(Executed { outcome, events: 0 }));
