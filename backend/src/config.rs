@@ -91,6 +91,12 @@ pub struct Config {
     pub login_ip_lock_after: u32,
     /// How long a lock lasts, in seconds.
     pub login_lock_seconds: u64,
+
+    /// Largest accepted evidence file, in bytes (larger uploads get 413).
+    pub evidence_max_bytes: u64,
+    /// Where evidence files are stored (one folder per tenant). Default: `evidence` in the data
+    /// directory.
+    pub evidence_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -120,6 +126,8 @@ impl Default for Config {
             login_lock_after: 5,
             login_ip_lock_after: 20,
             login_lock_seconds: 300,
+            evidence_max_bytes: 20 * 1024 * 1024,
+            evidence_dir: None,
         }
     }
 }
@@ -150,6 +158,8 @@ pub const KEYS: &[&str] = &[
     "login_lock_after",
     "login_ip_lock_after",
     "login_lock_seconds",
+    "evidence_max_bytes",
+    "evidence_dir",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.
@@ -197,6 +207,9 @@ impl Config {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes 至少为 1024 / must be at least 1024");
+        }
+        if self.evidence_max_bytes == 0 {
+            return bad("evidence_max_bytes 必须大于 0 / must be positive");
         }
         if self.token_ttl_seconds == 0 {
             return bad("token_ttl_seconds 必须大于 0 / must be positive");

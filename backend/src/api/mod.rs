@@ -39,15 +39,19 @@ pub mod command;
 pub mod dashboard;
 pub mod districts;
 pub mod error;
+pub mod evidence;
 pub mod extract;
+pub mod findings;
 pub mod health;
 pub mod inspections;
 pub mod ledger;
+pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod platform;
 pub mod scorecards;
+pub mod self_inspections;
 pub mod state;
 pub mod tenants;
 pub mod users;
@@ -78,6 +82,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tenants::configure(cfg);
     users::configure(cfg);
     inspections::configure(cfg);
+    findings::configure(cfg);
+    evidence::configure(cfg);
+    self_inspections::configure(cfg);
+    live::configure(cfg);
 }
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
