@@ -104,7 +104,7 @@ fn fifty_conflicting_updates_one_wins_per_version_and_nothing_is_lost() {
 
     // The stream itself holds exactly those reminders (as the auditor sees it).
     let auditor = server.login("xx-jiwei");
-    let r = server.get(&format!("{FINDING}"), Some(&auditor));
+    let r = server.get(FINDING, Some(&auditor));
     assert_eq!(r.status, 200, "{}", r.text());
     let history = r.json()["history"].as_array().cloned().unwrap_or_default();
     if !history.is_empty() {
