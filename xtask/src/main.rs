@@ -143,5 +143,17 @@ fn bench(args: &[String]) -> Result<(), String> {
     step(
         "documents: report of 500 findings and ledger of 10,000 rows (bench_documents)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_documents"]),
+    )?;
+    // The REST API under wrk (a second process on loopback); wrk from Debian's packages.
+    if Command::new("wrk").arg("--version").output().is_err() {
+        step(
+            "apt-get install wrk",
+            Command::new("sh").args(["-c", "apt-get update -qq && apt-get install -y -qq wrk"]),
+        )?;
+    }
+    step("cargo build --release -p ducha", cargo().args(["build", "--release", "-p", "ducha"]))?;
+    step(
+        "REST API: 100 sub-districts × 1,000 findings under wrk, 64 connections (bench_api)",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_api"]),
     )
 }
