@@ -1,0 +1,367 @@
+//! REST API benchmark (issue 3): the real `ducha serve` (release) under `wrk` from a second process
+//! on loopback, on the demo data scaled to 100 sub-districts × 1,000 findings.
+//!
+//! `cargo build --release -p ducha && cargo run --release -p ducha --example bench_api -- [--tenants 100]
+//!  [--findings 1000] [--seconds 10] [--connections 64] [--dir D]` (needs `wrk`: `apt-get install wrk`)
+//!
+//! 1. Loads the demo (XX区 with xxjd, yyjd, zzjd and their users) with the real commands, then writes
+//!    the rest directly with the store (synchronous=OFF; generation is not measured): more
+//!    sub-districts in XX区 up to `--tenants`, each with `--findings` findings in inspections of 50
+//!    (assigned, one progress report, open), and as many open findings in `xxjd`.
+//! 2. Starts `target/release/ducha serve` on a free port and logs in as `admin` and `xx-admin`.
+//! 3. Runs `wrk -t2 -c64 --latency` against `/healthz` (the trivial baseline), the `xxjd` dashboard,
+//!    a ledger page, the district roll-up, and a command (a progress report on a random open finding
+//!    of `xxjd`, POST with a body through a Lua script), and prints req/s, p50, p99 and the ratio to
+//!    `/healthz` as a Markdown table for BENCHMARKS.md.
+
+use ducha::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use ducha::store::{AppendRequest, EventStore, ExpectedVersion};
+use ducha_events::authz::Role;
+use ducha_events::envelope::{ActorRef, NewEvent};
+use ducha_events::event::*;
+use ducha_events::ids::*;
+use ducha_events::time::Timestamp;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Args {
+    tenants: u64,
+    findings: u64,
+    seconds: u64,
+    connections: u64,
+    dir: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let mut a = Args { tenants: 100, findings: 1000, seconds: 10, connections: 64, dir: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        let n = || value.replace('_', "").parse::<u64>().unwrap_or_else(|_| panic!("{flag} needs a number"));
+        match flag.as_str() {
+            "--tenants" => a.tenants = n(),
+            "--findings" => a.findings = n(),
+            "--seconds" => a.seconds = n(),
+            "--connections" => a.connections = n(),
+            "--dir" => a.dir = Some(PathBuf::from(value)),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+fn id<T: TryFrom<String>>(s: String) -> T {
+    T::try_from(s).unwrap_or_else(|_| panic!("bad id"))
+}
+
+fn day(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+}
+
+/// The streams of `findings` open findings of one tenant, in inspections of 50.
+fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix: &str) -> Vec<(String, Vec<Event>)> {
+    let mut out = Vec::new();
+    let inspections = findings.div_ceil(50);
+    for k in 0..inspections {
+        let i: InspectionId = id(format!("{prefix}{k:03}"));
+        let year = 2024 + (k % 3) as i32;
+        let mut ev: Vec<Event> = vec![
+            InspectionPlanned {
+                inspection_id: i.clone(),
+                year,
+                title: format!("{year}年度意识形态工作督查（{k}）"),
+                subject: "意识形态工作".into(),
+                communities: communities.to_vec(),
+                team: vec![],
+                methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+                checklist_id: None,
+                planned_start: day(year, 3, 1),
+                planned_end: day(year, 3, 30),
+            }
+            .into(),
+            InspectionStarted { started_on: day(year, 3, 1) }.into(),
+        ];
+        let mut fs = Vec::new();
+        for n in 0..50.min(findings - k * 50) {
+            let f: FindingId = id(format!("{prefix}{k:03}-f{n:02}"));
+            ev.push(
+                FindingRecorded {
+                    finding_id: f.clone(),
+                    community_id: Some(communities[n as usize % communities.len()].clone()),
+                    category: ["theory", "responsibility", "opinion"][n as usize % 3].into(),
+                    title: "理论学习走过场的情况仍有存在".into(),
+                    description: "督查发现，有些社区对政治理论学习的重要性认识不足。".into(),
+                    severity: Severity::General,
+                }
+                .into(),
+            );
+            fs.push(f);
+        }
+        ev.push(InspectionConcluded { assessment: "总体良好".into(), summary: "各社区比较重视。".into() }.into());
+        out.push((stream::inspection(t, &i), ev));
+        for f in fs {
+            let ev: Vec<Event> = vec![
+                RectificationAssigned {
+                    inspection_id: i.clone(),
+                    title: "狠抓理论学习".into(),
+                    measure: "制定学习计划，规范学习记录。".into(),
+                    responsible_unit: "街道宣传办".into(),
+                    leader: "张主任".into(),
+                    person: "刘干事".into(),
+                    deadline: day(2027, 3, 31),
+                }
+                .into(),
+                ProgressReported { text: "已制定学习计划。".into(), evidence: vec![] }.into(),
+            ];
+            out.push((stream::finding(t, &f), ev));
+        }
+    }
+    out
+}
+
+async fn scale(store: &SqliteStore, a: &Args) -> u64 {
+    let district: DistrictId = id("xxq".into());
+    let actor = ActorRef { user_id: id("admin".into()), role: Role::PlatformAdmin };
+    let at: Timestamp = ducha_events::time::parse("2025-01-01T00:00:00Z").unwrap_or_default();
+    let wrap = |events: Vec<Event>| -> Vec<NewEvent> {
+        events
+            .iter()
+            .map(|e| NewEvent::from_event(e, uuid::Uuid::now_v7().to_string(), at, actor.clone(), "bench".into(), None))
+            .collect()
+    };
+    let mut written = 0;
+    let mut logs: Vec<(TenantId, Vec<(String, Vec<Event>)>)> = Vec::new();
+    // The sample tenant gets open findings of its own (the command's targets).
+    let xx: Vec<CommunityId> = ["dongfeng", "xiangyang", "heping"].iter().map(|c| id((*c).into())).collect();
+    logs.push((id("xxjd".into()), findings_log(&id("xxjd".into()), &xx, a.findings, "bench")));
+    for k in 3..a.tenants {
+        let t: TenantId = id(format!("t{k:03}"));
+        let communities: Vec<CommunityId> = (0..10).map(|c| id(format!("c{c:02}"))).collect();
+        let mut tenant_events: Vec<Event> = vec![
+            TenantCreated { tenant_id: t.clone(), district_id: district.clone(), name: format!("第{k}街道") }.into(),
+        ];
+        for (n, c) in communities.iter().enumerate() {
+            tenant_events.push(CommunityAdded { community_id: c.clone(), name: format!("第{n}社区") }.into());
+        }
+        for (code, name) in [("theory", "理论学习"), ("responsibility", "主体责任"), ("opinion", "舆情研判")]
+        {
+            tenant_events.push(FindingCategoryAdded { code: code.into(), name: name.into() }.into());
+        }
+        let mut log = vec![(stream::tenant(&t), tenant_events)];
+        log.extend(findings_log(&t, &communities, a.findings, "i"));
+        logs.push((t, log));
+    }
+    for (t, log) in logs {
+        let reqs: Vec<AppendRequest> = log
+            .into_iter()
+            .map(|(s, ev)| {
+                written += ev.len() as u64;
+                AppendRequest {
+                    tenant: t.clone(),
+                    stream: s,
+                    expected: ExpectedVersion::NoStream,
+                    events: wrap(ev),
+                    idempotency_key: None,
+                }
+            })
+            .collect();
+        for chunk in reqs.chunks(500) {
+            for r in store.append_many(chunk.to_vec()).await {
+                r.expect("append");
+            }
+        }
+    }
+    written
+}
+
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+fn login(addr: &str, user: &str) -> String {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&format!(r#"{{"username":"{user}","password":"ducha-demo"}}"#)),
+    );
+    assert_eq!(status, 200, "login {user}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["access_token"].as_str().expect("token").to_owned()
+}
+
+/// Parses wrk's "Requests/sec", the 50% and 99% latencies (ms) and the non-2xx count.
+fn parse_wrk(out: &str) -> (f64, f64, f64, u64, u64) {
+    let ms = |v: &str| -> f64 {
+        let v = v.trim();
+        let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = n.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => f64::NAN,
+        }
+    };
+    let mut rps = f64::NAN;
+    let (mut p50, mut p99) = (f64::NAN, f64::NAN);
+    let (mut non2xx, mut total) = (0, 0);
+    for line in out.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            rps = v.trim().parse().unwrap_or(f64::NAN);
+        } else if let Some(v) = l.strip_prefix("50%") {
+            p50 = ms(v);
+        } else if let Some(v) = l.strip_prefix("99%") {
+            p99 = ms(v);
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            non2xx = v.trim().parse().unwrap_or(0);
+        } else if l.contains("requests in") {
+            total = l.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        }
+    }
+    (rps, p50, p99, non2xx, total)
+}
+
+fn main() {
+    let a = args();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let exe = std::env::current_exe().expect("exe");
+    let bin = exe.parent().and_then(Path::parent).map(|p| p.join("ducha")).expect("target dir");
+    assert!(bin.exists(), "build the server first: cargo build --release -p ducha ({})", bin.display());
+    assert!(Command::new("wrk").arg("--version").output().is_ok(), "wrk is not installed (apt-get install wrk)");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let started = std::time::Instant::now();
+    let written = rt.block_on(async {
+        let store =
+            SqliteStore::open(&dir.join("ducha.db"), SqliteOptions { synchronous: Synchronous::Off, read_only: false })
+                .expect("open store");
+        if store.head().await.expect("head") > 0 {
+            return 0;
+        }
+        ducha::demo::load(&store).await.expect("demo");
+        scale(&store, &a).await
+    });
+    eprintln!("generated {written} events in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut server = Command::new(&bin)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DUCHA_LOG_LEVEL", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ducha serve");
+    let mut out = server.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let addr = loop {
+        let mut buf = [0u8; 256];
+        let n = out.read(&mut buf).expect("read stdout");
+        assert!(n > 0, "server exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(rest) = seen.split("listening on http://").nth(1)
+            && let Some(addr) = rest.split_whitespace().next()
+            && rest.contains('\n')
+        {
+            break addr.to_owned();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    eprintln!("serving on {addr} after {:.1} s", started.elapsed().as_secs_f64());
+    let admin = login(&addr, "admin");
+    let xx = login(&addr, "xx-admin");
+
+    let lua = dir.join("progress.lua");
+    std::fs::write(
+        &lua,
+        format!(
+            r#"wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {xx}"
+local body = '{{"text":"已召开专题会议部署整改，完善学习记录。","evidence":[]}}'
+request = function()
+  local n = math.random(0, {last})
+  local path = string.format("/api/v1/tenants/xxjd/inspections/bench%03d/findings/bench%03d-f%02d/progress", math.floor(n / 50), math.floor(n / 50), n % 50)
+  return wrk.format(nil, path, nil, body)
+end
+"#,
+            last = a.findings - 1
+        ),
+    )
+    .expect("lua");
+    let cases: Vec<(&str, String, Option<&str>, bool)> = vec![
+        ("`GET /healthz` (baseline)", "/healthz".into(), None, false),
+        ("`GET /tenants/xxjd/dashboard`", "/api/v1/tenants/xxjd/dashboard".into(), Some(&xx), false),
+        (
+            "`GET /tenants/xxjd/ledger?page=3&page_size=50`",
+            "/api/v1/tenants/xxjd/ledger?page=3&page_size=50".into(),
+            Some(&xx),
+            false,
+        ),
+        (
+            "`GET /districts/xxq/rollup?group_by=subdistrict`",
+            "/api/v1/districts/xxq/rollup?group_by=subdistrict".into(),
+            Some(&admin),
+            false,
+        ),
+        ("`POST …/findings/{id}/progress` (command)", "/".into(), Some(&xx), true),
+    ];
+    // Sanity: each read answers 200 before it is measured.
+    for (name, path, token, post) in &cases {
+        if !post {
+            let (status, body) = http(&addr, "GET", path, *token, None);
+            assert_eq!(status, 200, "{name}: {}", &body[..body.len().min(300)]);
+        }
+    }
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/tenants/xxjd/inspections/bench000/findings/bench000-f00/progress",
+        Some(&xx),
+        Some(r#"{"text":"预检","evidence":[]}"#),
+    );
+    assert!(status == 200 || status == 201, "progress: {status} {body}");
+
+    println!("\n| endpoint | req/s | p50 ms | p99 ms | × /healthz req/s | non-2xx |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut baseline = f64::NAN;
+    for (name, path, token, post) in &cases {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t2", &format!("-c{}", a.connections), &format!("-d{}s", a.seconds), "--latency"]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if *post {
+            cmd.arg("-s").arg(&lua);
+        }
+        cmd.arg(format!("http://{addr}{path}"));
+        let out = cmd.output().expect("run wrk");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (rps, p50, p99, non2xx, total) = parse_wrk(&text);
+        if baseline.is_nan() {
+            baseline = rps;
+        }
+        println!("| {name} | {rps:.0} | {p50:.2} | {p99:.2} | {:.2} | {non2xx} of {total} |", rps / baseline);
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
