@@ -51,6 +51,9 @@ fn args() -> Args {
     a
 }
 
+/// The streams of one tenant: (stream name, events).
+type Log = Vec<(String, Vec<Event>)>;
+
 fn id<T: TryFrom<String>>(s: String) -> T {
     T::try_from(s).unwrap_or_else(|_| panic!("bad id"))
 }
@@ -60,7 +63,7 @@ fn day(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
 }
 
 /// The streams of `findings` open findings of one tenant, in inspections of 50.
-fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix: &str) -> Vec<(String, Vec<Event>)> {
+fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix: &str) -> Log {
     let mut out = Vec::new();
     let inspections = findings.div_ceil(50);
     for k in 0..inspections {
@@ -131,7 +134,7 @@ async fn scale(store: &SqliteStore, a: &Args) -> u64 {
             .collect()
     };
     let mut written = 0;
-    let mut logs: Vec<(TenantId, Vec<(String, Vec<Event>)>)> = Vec::new();
+    let mut logs: Vec<(TenantId, Log)> = Vec::new();
     // The sample tenant gets open findings of its own (the command's targets).
     let xx: Vec<CommunityId> = ["dongfeng", "xiangyang", "heping"].iter().map(|c| id((*c).into())).collect();
     logs.push((id("xxjd".into()), findings_log(&id("xxjd".into()), &xx, a.findings, "bench")));
