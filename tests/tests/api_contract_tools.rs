@@ -8,7 +8,7 @@
 //! /auth/login` (its throttling slows and locks random attempts by design, seconds each) and the
 //! server-sent-events stream `/tenants/{tenant_id}/live` (it never ends).
 
-use ducha_tests::{Server, repo_root};
+use ducha_tests::Server;
 use std::process::Command;
 
 fn run(cmd: &mut Command, what: &str) -> String {
@@ -61,7 +61,8 @@ fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
     .arg("--report-dir")
     .arg(&report)
     .args(extra)
-    .current_dir(repo_root())
+    // Its `.schemathesis/` cache goes into the throwaway data directory, not the work tree.
+    .current_dir(server.data_dir.path())
     .env("SCHEMATHESIS_HOOKS", "")
     .env("NO_COLOR", "1");
     run(&mut cmd, "schemathesis")

@@ -100,6 +100,7 @@ fn may_read_some(actor: &Actor, tenant: &TenantId, tenant_target: &Target) -> Re
 /// for any); a report is submitted once and never changed.
 #[utoipa::path(
     tag = "self-inspections",
+    operation_id = "submit_self_inspection",
     params(TenantPath),
     request_body = SubmitSelfInspectionRequest,
     responses((status = 201, description = "已提交 / submitted", body = CommandAccepted,
