@@ -6,6 +6,7 @@
 //! - [`api`]: the REST API (actix-web, OpenAPI); [`auth`]: tokens, passwords, login throttling;
 //!   [`serve`]: `ducha serve`; [`config`]: its layered configuration; [`serverdb`]: the API's own
 //!   small database (revocations, idempotent replies).
+//! - [`documents`]: the 督查报告 (DOCX, HTML, text), the 整改台账 and 通报 workbooks, now or as of a past point.
 //! - [`cli`]: the `ducha` command line.
 pub mod api;
 pub mod auth;

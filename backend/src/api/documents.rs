@@ -169,8 +169,12 @@ fn parse_id<T: TryFrom<String>>(field: &str, value: Option<String>) -> Result<Op
     value
         .map(|v| {
             T::try_from(v).map_err(|_| {
-                ApiError::bad_request("invalid_query", format!("参数“{field}”不是有效的编号"), format!("invalid {field}"))
-                    .with_field(field.to_owned())
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("参数“{field}”不是有效的编号"),
+                    format!("invalid {field}"),
+                )
+                .with_field(field.to_owned())
             })
         })
         .transpose()

@@ -38,6 +38,7 @@ pub mod auth;
 pub mod command;
 pub mod dashboard;
 pub mod districts;
+pub mod documents;
 pub mod error;
 pub mod evidence;
 pub mod extract;
@@ -54,9 +55,9 @@ pub mod scorecards;
 pub mod self_inspections;
 pub mod state;
 pub mod tenants;
-pub mod users;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod users;
 
 pub use auth::Authenticated;
 pub use command::{Reply, Write};
@@ -74,6 +75,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 pub fn routes(cfg: &mut ServiceConfig) {
     auth::configure(cfg);
     dashboard::configure(cfg);
+    documents::configure(cfg);
     ledger::configure(cfg);
     scorecards::configure(cfg);
     districts::configure(cfg);
