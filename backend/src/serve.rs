@@ -73,8 +73,11 @@ async fn shutdown_signal() {
 
 pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags = FlagOverrides { listen: args.listen, demo: args.demo.then_some(true) };
-    let config = Config::load(args.config.as_deref(), &flags)?;
+    let mut config = Config::load(args.config.as_deref(), &flags)?;
     init_logging(&config)?;
+    if config.evidence_dir.is_none() {
+        config.evidence_dir = Some(data_dir.join("evidence"));
+    }
 
     let dir = DataDir::open_for_write(data_dir)?;
     let store = Arc::new(dir.store(synchronous)?);

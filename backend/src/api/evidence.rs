@@ -80,19 +80,11 @@ struct Meta {
 
 /// Where evidence is stored: `evidence_dir`, else `evidence` in the data directory.
 fn root(state: &AppState) -> Result<PathBuf, ApiError> {
-    if let Some(dir) = &state.config.evidence_dir {
-        return Ok(dir.clone());
-    }
-    // `AppState` does not carry the data directory; it is the process's own `--data-dir`
-    // (or `DUCHA_DATA_DIR`), read the same way `main` read it.
-    static DATA_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    DATA_DIR
-        .get_or_init(|| {
-            use clap::Parser;
-            crate::cli::Cli::try_parse_from(std::env::args_os()).ok().map(|cli| cli.data_dir)
-        })
-        .as_ref()
-        .map(|d| d.join("evidence"))
+    // `serve` defaults it to `<data dir>/evidence`.
+    state
+        .config
+        .evidence_dir
+        .clone()
         .ok_or_else(|| ApiError::internal("the evidence directory is unknown: set evidence_dir"))
 }
 
@@ -425,7 +417,16 @@ fn content_disposition(filename: &str) -> String {
     tag = "evidence",
     params(EvidencePath),
     responses(
-        (status = 200, description = "附件内容 / the file", content_type = "application/octet-stream", body = Vec<u8>,
+        (status = 200, description = "附件内容，类型为上传时的类型 / the file, with the type it was uploaded as",
+         content(
+            (Vec<u8> = "application/octet-stream"),
+            (Vec<u8> = "application/pdf"),
+            (Vec<u8> = "image/jpeg"),
+            (Vec<u8> = "image/png"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (Vec<u8> = "text/plain"),
+         ),
          headers(("Content-Disposition" = String, description = "attachment with the uploaded file name"),
                  ("ETag" = String, description = "the SHA-256"))),
         (status = 409, description = "附件已损坏 / the stored bytes no longer match their hash",

@@ -32,6 +32,19 @@ Idempotency-Key; reads take as_of / at_position. See docs/API.md.",
         (name = "auth", description = "登录、退出、当前用户 / login, logout, the current user"),
         (name = "dashboard", description = "街道首页统计 / tenant dashboards"),
         (name = "ops", description = "健康检查与监控 / health and metrics"),
+        (name = "platform", description = "区与街道（租户）/ districts and tenants (sub-districts)"),
+        (name = "tenants", description = "社区、问题类别、检查清单 / communities, finding categories, checklists"),
+        (name = "users", description = "用户与角色 / users and their roles"),
+        (name = "inspections", description = "督查：计划、实施、评分、成效、问题、结论 / inspections"),
+        (name = "findings", description = "问题与整改 / findings and their rectifications"),
+        (name = "evidence", description = "佐证材料（按 SHA-256 存储）/ evidence files, stored by SHA-256"),
+        (name = "self-inspections", description = "社区自查报告 / self-inspection reports"),
+        (name = "ledger", description = "整改台账 / the rectification ledger"),
+        (name = "scorecards", description = "社区评分 / community scorecards"),
+        (name = "districts", description = "区级汇总与排名 / district roll-ups and rankings"),
+        (name = "audit", description = "审计：事件日志、哈希链校验、差异 / event log, chain verification, diff"),
+        (name = "live", description = "实时更新（SSE）/ live updates by server-sent events"),
+        (name = "documents", description = "督查报告、整改台账、通报 / reports, ledger workbooks, circulars"),
     )
 )]
 pub struct ApiDoc;
@@ -118,7 +131,10 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     add_response(op, s);
                 }
             }
-            if secured && method != "get" && !path.starts_with("/api/v1/auth/") {
+            // Evidence uploads are content-addressed: idempotent by nature, no aggregate version.
+            let versioned_write =
+                secured && method != "get" && !path.starts_with("/api/v1/auth/") && !path.ends_with("/evidence");
+            if versioned_write {
                 let params = op.parameters.get_or_insert_with(Vec::new);
                 let mut wanted = Vec::new();
                 if !params.iter().any(|p| matches!(p, RefOr::T(p) if p.name.eq_ignore_ascii_case("If-Match"))) {
@@ -140,9 +156,7 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     add_response(op, s);
                 }
             }
-            debug_assert!(
-                !secured || has_param(op, "If-Match") || method == "get" || path.starts_with("/api/v1/auth/")
-            );
+            debug_assert!(!versioned_write || has_param(op, "If-Match"));
         }
     }
     api

@@ -26,7 +26,7 @@ impl Demo {
         crate::demo::load(&*store).await.unwrap();
         let events: Arc<dyn EventStore> = store.clone();
         let live = Arc::new(LiveModel::load(&*events).await.unwrap());
-        let config = Config::default();
+        let config = Config { evidence_dir: Some(dir.join("evidence")), ..Config::default() };
         let server_db = ServerDb::open(dir).unwrap();
         let auth = Arc::new(AuthService::new(&config, dir, server_db.clone()).unwrap());
         let state = AppState {
