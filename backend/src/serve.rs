@@ -111,6 +111,7 @@ pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> 
         metrics: Arc::default(),
         server_db,
         policy: WarningPolicy::default(),
+        rollups: Arc::default(),
     };
 
     let (stop_follow, stopped) = tokio::sync::watch::channel(false);

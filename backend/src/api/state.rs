@@ -28,6 +28,8 @@ pub struct AppState {
     pub server_db: ServerDb,
     /// Warning-level thresholds (红黄蓝绿) for the views.
     pub policy: WarningPolicy,
+    /// District roll-ups of the live model, kept until the log moves on.
+    pub rollups: Arc<crate::api::districts::RollupCache>,
 }
 
 impl std::fmt::Debug for AppState {

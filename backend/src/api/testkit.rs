@@ -37,6 +37,7 @@ impl Demo {
             metrics: Arc::new(Metrics::default()),
             server_db,
             policy: WarningPolicy::default(),
+            rollups: Arc::default(),
         };
         Demo { state, store, _dir: data }
     }
