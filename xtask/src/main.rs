@@ -99,6 +99,19 @@ fn ensure_tools() -> Result<(), String> {
             ]),
         )?;
     }
+    // The browser tests (tests/src/browser.rs): Debian's headless Chromium, driven over the
+    // DevTools protocol (no chromedriver), and a CJK font so that Chinese text renders.
+    let browser_missing = !Path::new("/usr/bin/chromium").exists();
+    let font_missing = !Path::new("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc").exists();
+    if browser_missing || font_missing {
+        step(
+            "apt-get install chromium fonts-wqy-zenhei",
+            Command::new("sh").env("DEBIAN_FRONTEND", "noninteractive").args([
+                "-c",
+                "apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei",
+            ]),
+        )?;
+    }
     Ok(())
 }
 
