@@ -380,6 +380,73 @@ impl SubmitSelfInspectionRequest {
     }
 }
 
+// ---------------------------------------------------------------- login and the current user
+
+/// `POST /auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "xx-admin", min_length = 1, max_length = 64))]
+    pub username: String,
+    #[cfg_attr(feature = "openapi", schema(example = "ducha-demo", min_length = 1, max_length = 1024, format = Password))]
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginResponse {
+    /// A JWT; send it as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// Where a grant applies, with names for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeView {
+    /// `platform`, `district`, `tenant` or `community`.
+    #[cfg_attr(feature = "openapi", schema(example = "tenant"))]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    /// e.g. `XX区 / XX街道 / 东风社区`, or `全平台`.
+    #[cfg_attr(feature = "openapi", schema(example = "XX区 / XX街道"))]
+    pub name: String,
+}
+
+/// One role held in one scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GrantView {
+    /// The role code (`platform_admin`, `district_officer`, `subdistrict_admin`, `inspector`,
+    /// `community_officer`, `auditor`).
+    #[cfg_attr(feature = "openapi", schema(example = "subdistrict_admin"))]
+    pub role: String,
+    /// The role's Chinese name.
+    #[cfg_attr(feature = "openapi", schema(example = "街道管理员"))]
+    pub role_name: String,
+    pub scope: ScopeView,
+}
+
+/// `GET /me`: the account behind the token and the grants it holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MeResponse {
+    pub user_id: String,
+    pub username: String,
+    pub display_name: String,
+    pub grants: Vec<GrantView>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
 use ducha_events::authz::{Actor, Scope};
 use ducha_events::projection::Directory;
-use serde::{Deserialize, Serialize};
+// The bodies are shared with the web app, so they live in the events crate.
+pub use ducha_events::api::{GrantView, LoginRequest, LoginResponse, MeResponse, ScopeView};
 use std::future::{Ready, ready};
-use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -73,26 +73,6 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate(req))
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(example = "xx-admin", min_length = 1, max_length = 64)]
-    pub username: String,
-    #[schema(example = "ducha-demo", min_length = 1, max_length = 1024, format = Password)]
-    pub password: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct LoginResponse {
-    /// A JWT; send it as `Authorization: Bearer …`.
-    pub access_token: String,
-    /// Always `Bearer`.
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Seconds until the token expires.
-    pub expires_in: u64,
 }
 
 fn bad_credentials() -> ApiError {
@@ -178,87 +158,48 @@ pub async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<Ht
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Where a grant applies, with names for display.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ScopeView {
-    /// `platform`, `district`, `tenant` or `community`.
-    #[schema(example = "tenant")]
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub district_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub community_id: Option<String>,
-    /// e.g. `XX区 / XX街道 / 东风社区`, or `全平台`.
-    #[schema(example = "XX区 / XX街道")]
-    pub name: String,
-}
-
-impl ScopeView {
-    pub fn of(scope: &Scope, dir: &Directory) -> ScopeView {
-        let district =
-            |d: &ducha_events::ids::DistrictId| dir.district(d).map_or_else(|| d.to_string(), |e| e.name.clone());
-        let tenant = |t: &ducha_events::ids::TenantId| dir.tenant(t).map_or_else(|| t.to_string(), |e| e.name.clone());
-        let s = |v: &dyn std::fmt::Display| Some(v.to_string());
-        match scope {
-            Scope::Platform => ScopeView {
-                kind: "platform".into(),
-                district_id: None,
-                tenant_id: None,
-                community_id: None,
-                name: "全平台".into(),
-            },
-            Scope::District { district_id } => ScopeView {
-                kind: "district".into(),
-                district_id: s(district_id),
-                tenant_id: None,
-                community_id: None,
-                name: district(district_id),
-            },
-            Scope::Tenant { district_id, tenant_id } => ScopeView {
-                kind: "tenant".into(),
+/// A grant's scope with names for display (the type is shared with the web app).
+pub fn scope_view(scope: &Scope, dir: &Directory) -> ScopeView {
+    let district =
+        |d: &ducha_events::ids::DistrictId| dir.district(d).map_or_else(|| d.to_string(), |e| e.name.clone());
+    let tenant = |t: &ducha_events::ids::TenantId| dir.tenant(t).map_or_else(|| t.to_string(), |e| e.name.clone());
+    let s = |v: &dyn std::fmt::Display| Some(v.to_string());
+    match scope {
+        Scope::Platform => ScopeView {
+            kind: "platform".into(),
+            district_id: None,
+            tenant_id: None,
+            community_id: None,
+            name: "全平台".into(),
+        },
+        Scope::District { district_id } => ScopeView {
+            kind: "district".into(),
+            district_id: s(district_id),
+            tenant_id: None,
+            community_id: None,
+            name: district(district_id),
+        },
+        Scope::Tenant { district_id, tenant_id } => ScopeView {
+            kind: "tenant".into(),
+            district_id: s(district_id),
+            tenant_id: s(tenant_id),
+            community_id: None,
+            name: format!("{} / {}", district(district_id), tenant(tenant_id)),
+        },
+        Scope::Community { district_id, tenant_id, community_id } => {
+            let community = dir
+                .tenant(tenant_id)
+                .and_then(|t| t.community_name(community_id))
+                .map_or_else(|| community_id.to_string(), str::to_owned);
+            ScopeView {
+                kind: "community".into(),
                 district_id: s(district_id),
                 tenant_id: s(tenant_id),
-                community_id: None,
-                name: format!("{} / {}", district(district_id), tenant(tenant_id)),
-            },
-            Scope::Community { district_id, tenant_id, community_id } => {
-                let community = dir
-                    .tenant(tenant_id)
-                    .and_then(|t| t.community_name(community_id))
-                    .map_or_else(|| community_id.to_string(), str::to_owned);
-                ScopeView {
-                    kind: "community".into(),
-                    district_id: s(district_id),
-                    tenant_id: s(tenant_id),
-                    community_id: s(community_id),
-                    name: format!("{} / {} / {community}", district(district_id), tenant(tenant_id)),
-                }
+                community_id: s(community_id),
+                name: format!("{} / {} / {community}", district(district_id), tenant(tenant_id)),
             }
         }
     }
-}
-
-/// One role held in one scope.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct GrantView {
-    /// The role code (`platform_admin`, `district_officer`, `subdistrict_admin`, `inspector`,
-    /// `community_officer`, `auditor`).
-    #[schema(example = "subdistrict_admin")]
-    pub role: String,
-    /// The role's Chinese name.
-    #[schema(example = "街道管理员")]
-    pub role_name: String,
-    pub scope: ScopeView,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MeResponse {
-    pub user_id: String,
-    pub username: String,
-    pub display_name: String,
-    pub grants: Vec<GrantView>,
 }
 
 /// Who am I: the account behind the token and the grants it holds now.
@@ -278,7 +219,7 @@ pub async fn me(state: web::Data<AppState>, who: Authenticated) -> Result<HttpRe
             .map(|g| GrantView {
                 role: g.role.code().to_owned(),
                 role_name: g.role.name_zh().to_owned(),
-                scope: ScopeView::of(&g.scope, dir),
+                scope: scope_view(&g.scope, dir),
             })
             .collect(),
     };

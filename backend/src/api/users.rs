@@ -9,7 +9,7 @@
 //! `/enable`, `/password`, `/roles` (grant) and `/roles/revoke`. No answer ever carries a password
 //! or its hash. Usernames are unique across the whole deployment, and so are user ids.
 
-use crate::api::auth::{Authenticated, GrantView, ScopeView};
+use crate::api::auth::{Authenticated, GrantView, scope_view};
 use crate::api::command::{Reply, Write};
 use crate::api::dashboard::TenantPath;
 use crate::api::error::ApiError;
@@ -109,7 +109,7 @@ impl UserView {
                 .map(|g| GrantView {
                     role: g.role.code().to_owned(),
                     role_name: g.role.name_zh().to_owned(),
-                    scope: ScopeView::of(&g.scope, dir),
+                    scope: scope_view(&g.scope, dir),
                 })
                 .collect(),
         }

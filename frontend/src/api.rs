@@ -1,0 +1,136 @@
+//! The one HTTP client of the app. Every request goes through [`Api`], which
+//! - adds `Authorization: Bearer …` from the session (the token lives in sessionStorage),
+//! - turns every non-2xx answer into an [`ApiError`] (problem+json: code, title, detail, field),
+//! - appends `as_of=…` to every GET while the global "as of" is set ([`Api::get`]),
+//! - forgets the token when the server says it is expired or revoked (the app then shows the login).
+//!
+//! Use it from a page with a `LocalResource` so the page reloads when the "as of" changes:
+//!
+//! ```ignore
+//! let st = expect_context::<AppState>();
+//! let data = LocalResource::new(move || st.api.get::<TenantDashboard>(&format!("/tenants/{t}/dashboard")));
+//! ```
+
+use crate::format::as_of_param;
+use crate::problem::{ApiError, with_query};
+use chrono::NaiveDateTime;
+use leptos::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+const TOKEN_KEY: &str = "ducha.token";
+const BASE: &str = "/api/v1";
+
+fn session_storage() -> Option<web_sys::Storage> {
+    window().session_storage().ok().flatten()
+}
+
+/// The token kept from the last login in this browser tab.
+pub fn stored_token() -> Option<String> {
+    session_storage().and_then(|s| s.get_item(TOKEN_KEY).ok().flatten()).filter(|t| !t.is_empty())
+}
+
+fn store_token(token: Option<&str>) {
+    if let Some(s) = session_storage() {
+        let _ = match token {
+            Some(t) => s.set_item(TOKEN_KEY, t),
+            None => s.remove_item(TOKEN_KEY),
+        };
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Api {
+    /// The bearer token; `None` means logged out.
+    pub token: RwSignal<Option<String>>,
+    /// The global "as of" (a Shanghai wall-clock time); `None` means now.
+    pub as_of: RwSignal<Option<NaiveDateTime>>,
+}
+
+impl Api {
+    pub fn new() -> Api {
+        Api { token: RwSignal::new(stored_token()), as_of: RwSignal::new(None) }
+    }
+
+    /// Keeps a new token (login) or forgets it (`None`: logout, expiry).
+    pub fn set_token(&self, token: Option<String>) {
+        store_token(token.as_deref());
+        self.token.set(token);
+    }
+
+    /// `GET /api/v1{path}`, as of the global "as of" when it is set. The signals are read when
+    /// this is called (not when the future runs), so a resource that calls it reloads when the
+    /// "as of" changes.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> impl Future<Output = Result<T, ApiError>> + use<T> {
+        let mut url = format!("{BASE}{path}");
+        if let Some(at) = self.as_of.get() {
+            url = with_query(&url, "as_of", &as_of_param(at));
+        }
+        let api = *self;
+        async move { api.send("GET", &url, None).await.and_then(|body| parse(&body)) }
+    }
+
+    /// `GET /api/v1{path}` of the present, whatever the "as of" (e.g. `/me`).
+    pub fn get_current<T: DeserializeOwned>(&self, path: &str) -> impl Future<Output = Result<T, ApiError>> + use<T> {
+        let url = format!("{BASE}{path}");
+        let api = *self;
+        async move { api.send("GET", &url, None).await.and_then(|body| parse(&body)) }
+    }
+
+    /// `POST /api/v1{path}` with a JSON body; the answer's JSON body.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        let json = serde_json::to_string(body).map_err(|e| ApiError::bad_response(&e.to_string()))?;
+        let text = self.send("POST", &format!("{BASE}{path}"), Some(json)).await?;
+        parse(&text)
+    }
+
+    /// `POST /api/v1{path}` without a body, for answers without one (204).
+    pub async fn post_empty(&self, path: &str) -> Result<(), ApiError> {
+        self.send("POST", &format!("{BASE}{path}"), None).await.map(|_| ())
+    }
+
+    async fn send(&self, method: &str, url: &str, body: Option<String>) -> Result<String, ApiError> {
+        let token = self.token.get_untracked();
+        let (status, text) = fetch(method, url, token.as_deref(), body).await?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        let error = ApiError::from_response(status, &text);
+        if error.needs_login() && token.is_some() {
+            self.set_token(None);
+        }
+        Err(error)
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &str) -> Result<T, ApiError> {
+    serde_json::from_str(body).map_err(|e| ApiError::bad_response(&e.to_string()))
+}
+
+fn js_error(e: JsValue) -> ApiError {
+    ApiError::network(&e.as_string().unwrap_or_else(|| format!("{e:?}")))
+}
+
+/// One request with the browser's `fetch`: the status and the body as text.
+async fn fetch(method: &str, url: &str, token: Option<&str>, body: Option<String>) -> Result<(u16, String), ApiError> {
+    let headers = web_sys::Headers::new().map_err(js_error)?;
+    headers.set("Accept", "application/json, application/problem+json").map_err(js_error)?;
+    if let Some(token) = token {
+        headers.set("Authorization", &format!("Bearer {token}")).map_err(js_error)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = body {
+        headers.set("Content-Type", "application/json").map_err(js_error)?;
+        init.set_body(&JsValue::from_str(&body));
+    }
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
+    let response: web_sys::Response =
+        JsFuture::from(window().fetch_with_request(&request)).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+    let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+    Ok((response.status(), text.as_string().unwrap_or_default()))
+}

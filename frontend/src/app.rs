@@ -1,0 +1,121 @@
+//! The shell: login or the app (header with the user and role, menu per role, "as of" banner,
+//! the page of the current route).
+
+use crate::components::{AsOfBanner, AsOfPicker, ErrorBox, Link, Loading};
+use crate::pages::{LoginPage, NotFoundPage, PlaceholderPage, TenantDashboardPage};
+use crate::route::{Route, home_for, nav_for};
+use crate::state::{AppState, use_app};
+use ducha_events::api::MeResponse;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+#[component]
+pub fn App() -> impl IntoView {
+    let st = AppState::new();
+    provide_context(st);
+    let _ = window_event_listener(leptos::ev::popstate, move |_| st.router.sync());
+    Effect::new(move |_| document().set_title(&format!("{} · 督查", st.router.route().title())));
+    move || match st.api.token.get() {
+        None => view! { <LoginPage/> }.into_any(),
+        Some(_) => view! { <Shell/> }.into_any(),
+    }
+}
+
+/// The logged-in app: loads `/me` once per login, then draws the header and the page.
+#[component]
+fn Shell() -> impl IntoView {
+    let st = use_app();
+    let me = LocalResource::new(move || {
+        let _ = st.api.token.get();
+        st.api.get_current::<MeResponse>("/me")
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(m)) = me.get() {
+            st.me.set(Some(m));
+        }
+    });
+    move || match me.get() {
+        None => view! { <Loading/> }.into_any(),
+        Some(Err(e)) => view! { <div class="page"><ErrorBox error=e/></div> }.into_any(),
+        Some(Ok(m)) => view! {
+            <Header me=m.clone()/>
+            <AsOfBanner/>
+            <main class="main">
+                <Page me=m/>
+            </main>
+        }
+        .into_any(),
+    }
+}
+
+#[component]
+fn Header(me: MeResponse) -> impl IntoView {
+    let st = use_app();
+    let nav = nav_for(&me.grants);
+    let roles = me.grants.iter().map(|g| format!("{}（{}）", g.role_name, g.scope.name)).collect::<Vec<_>>().join("、");
+    let auditor = me.grants.iter().any(|g| g.role == "auditor");
+    let logout = move |_| {
+        spawn_local(async move {
+            // Even if the server cannot be reached, the token is forgotten here.
+            let _ = st.api.post_empty("/auth/logout").await;
+            st.api.as_of.set(None);
+            st.me.set(None);
+            st.api.set_token(None);
+            st.router.replace("/login");
+        });
+    };
+    let links = nav
+        .into_iter()
+        .map(|r| {
+            let id = r.page_id();
+            let path = r.path();
+            let active = Signal::derive(move || {
+                if st.router.route().page_id() == id { "nav-link active".to_owned() } else { "nav-link".to_owned() }
+            });
+            view! { <Link to=path testid=format!("nav-{id}") class=active>{r.title()}</Link> }
+        })
+        .collect_view();
+    view! {
+        <header class="topbar">
+            <div class="brand">"督查"</div>
+            <nav class="nav" aria-label="主菜单">{links}</nav>
+            <div class="who">
+                {auditor.then(|| view! { <AsOfPicker/> })}
+                <span class="user" data-testid="current-user" title=me.username.clone()>{me.display_name.clone()}</span>
+                <span class="role" data-testid="current-role">{roles}</span>
+                <button type="button" class="link" data-testid="logout" on:click=logout>"退出"</button>
+            </div>
+        </header>
+    }
+}
+
+/// The page of the current route.
+#[component]
+fn Page(me: MeResponse) -> impl IntoView {
+    let st = use_app();
+    let home = home_for(&me.grants);
+    let target = home.clone();
+    // `/` (and `/login` once logged in) lead to the first page of the user's menu.
+    Effect::new(move |_| {
+        if let (Route::Home | Route::Login, Some(h)) = (st.router.route(), &target) {
+            st.router.replace(&h.path());
+        }
+    });
+    move || {
+        let route = st.router.route();
+        match route {
+            Route::Home | Route::Login => match &home {
+                Some(_) => view! { <Loading/> }.into_any(),
+                None => view! {
+                    <section class="page">
+                        <crate::components::Empty message="您的账号还没有分配角色" hint="请联系街道或平台管理员为您分配角色后重新登录。"/>
+                    </section>
+                }
+                .into_any(),
+            },
+            Route::TenantDashboard { tenant } => view! { <TenantDashboardPage tenant=tenant/> }.into_any(),
+            Route::NotFound { path } => view! { <NotFoundPage path=path/> }.into_any(),
+            other => view! { <PlaceholderPage route=other/> }.into_any(),
+        }
+    }
+}

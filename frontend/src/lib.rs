@@ -1,0 +1,43 @@
+//! Ducha's web app (issue 4): a Leptos client-side app compiled to wasm32, served by the `ducha`
+//! binary, talking only to the REST API under `/api/v1`. The map:
+//!
+//! | module | what | builds on |
+//! | --- | --- | --- |
+//! | [`format`] | times in Asia/Shanghai, the "as of" banner and parameter, numbers | host + wasm |
+//! | [`chart`] | SVG charts as markup (scales, bars, `<title>` tooltips) | host + wasm |
+//! | [`warning`] | 红黄蓝绿 badge classes and labels | host + wasm |
+//! | [`route`] | the app's routes (path ⇄ [`route::Route`]) and the navigation per role | host + wasm |
+//! | [`problem`] | RFC 9457 problem+json → [`problem::ApiError`]; query strings | host + wasm |
+//! | `api` | the one HTTP client: bearer token, problem+json errors, `as_of` on every GET | wasm |
+//! | `state` | session (token in sessionStorage, `/me`), the global "as of", the router | wasm |
+//! | `components` | header, nav, banner, loading / error / empty states, charts, links | wasm |
+//! | `pages` | one file per screen | wasm |
+//!
+//! The pure modules have unit tests that run on the host (`cargo test -p ducha-web`); the browser
+//! modules are compiled and linted for `wasm32-unknown-unknown` only (`cargo xtask web`,
+//! `cargo clippy -p ducha-web --target wasm32-unknown-unknown`), so host builds of the workspace
+//! do not compile Leptos at all.
+
+pub mod chart;
+pub mod format;
+pub mod problem;
+pub mod route;
+pub mod warning;
+
+#[cfg(target_arch = "wasm32")]
+mod api;
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod components;
+#[cfg(target_arch = "wasm32")]
+mod pages;
+#[cfg(target_arch = "wasm32")]
+mod state;
+
+/// The module's entry point, called by the wasm-bindgen glue when `index.html` loads it.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    leptos::mount::mount_to_body(app::App);
+}

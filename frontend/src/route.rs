@@ -1,0 +1,254 @@
+//! The app's routes: one [`Route`] per screen, parsed from and printed to the browser's path
+//! (history API; the server answers every non-API path with `index.html`), and the navigation each
+//! role gets. Pure, so the mapping is tested on the host.
+//!
+//! Adding a page: add a variant here (with its path in [`Route::parse`] and [`Route::path`], its
+//! title and `page_id`), a nav entry in [`nav_for`] if it belongs in the menu, and a match arm in
+//! `app.rs` that renders the page component.
+
+use ducha_events::api::GrantView;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/`: goes on to the first page of the user's menu.
+    Home,
+    /// `/login`
+    Login,
+    /// `/tenants/{t}`: the 街道 dashboard.
+    TenantDashboard {
+        tenant: String,
+    },
+    /// `/tenants/{t}/inspections`
+    Inspections {
+        tenant: String,
+    },
+    /// `/tenants/{t}/ledger`: 整改台账.
+    Ledger {
+        tenant: String,
+    },
+    /// `/tenants/{t}/communities`
+    Communities {
+        tenant: String,
+    },
+    /// `/tenants/{t}/checklists`
+    Checklists {
+        tenant: String,
+    },
+    /// `/tenants/{t}/users`
+    Users {
+        tenant: String,
+    },
+    /// `/tenants/{t}/my-findings`: a community officer's findings.
+    MyFindings {
+        tenant: String,
+    },
+    /// `/districts/{d}`: the district dashboard.
+    District {
+        district: String,
+    },
+    /// `/audit`: the auditor's event timeline and chain verification.
+    Audit,
+    /// `/platform`: districts and sub-districts (platform admin).
+    Platform,
+    NotFound {
+        path: String,
+    },
+}
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Route {
+    /// The route of a path (query and fragment ignored, a trailing slash tolerated).
+    pub fn parse(path: &str) -> Route {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let t = |s: &str| s.to_owned();
+        match parts.as_slice() {
+            [] => Route::Home,
+            ["login"] => Route::Login,
+            ["audit"] => Route::Audit,
+            ["platform"] => Route::Platform,
+            ["tenants", id] if is_id(id) => Route::TenantDashboard { tenant: t(id) },
+            ["tenants", id, page] if is_id(id) => match *page {
+                "inspections" => Route::Inspections { tenant: t(id) },
+                "ledger" => Route::Ledger { tenant: t(id) },
+                "communities" => Route::Communities { tenant: t(id) },
+                "checklists" => Route::Checklists { tenant: t(id) },
+                "users" => Route::Users { tenant: t(id) },
+                "my-findings" => Route::MyFindings { tenant: t(id) },
+                _ => Route::NotFound { path: path.to_owned() },
+            },
+            ["districts", id] if is_id(id) => Route::District { district: t(id) },
+            _ => Route::NotFound { path: path.to_owned() },
+        }
+    }
+
+    pub fn path(&self) -> String {
+        match self {
+            Route::Home => "/".into(),
+            Route::Login => "/login".into(),
+            Route::TenantDashboard { tenant } => format!("/tenants/{tenant}"),
+            Route::Inspections { tenant } => format!("/tenants/{tenant}/inspections"),
+            Route::Ledger { tenant } => format!("/tenants/{tenant}/ledger"),
+            Route::Communities { tenant } => format!("/tenants/{tenant}/communities"),
+            Route::Checklists { tenant } => format!("/tenants/{tenant}/checklists"),
+            Route::Users { tenant } => format!("/tenants/{tenant}/users"),
+            Route::MyFindings { tenant } => format!("/tenants/{tenant}/my-findings"),
+            Route::District { district } => format!("/districts/{district}"),
+            Route::Audit => "/audit".into(),
+            Route::Platform => "/platform".into(),
+            Route::NotFound { path } => path.clone(),
+        }
+    }
+
+    /// The page's name in the menu, the `<title>` and the heading.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Route::Home => "首页",
+            Route::Login => "登录",
+            Route::TenantDashboard { .. } => "街道首页",
+            Route::Inspections { .. } => "督查",
+            Route::Ledger { .. } => "整改台账",
+            Route::Communities { .. } => "社区",
+            Route::Checklists { .. } => "考核细则",
+            Route::Users { .. } => "用户与角色",
+            Route::MyFindings { .. } => "我的问题",
+            Route::District { .. } => "全区概览",
+            Route::Audit => "审计",
+            Route::Platform => "平台管理",
+            Route::NotFound { .. } => "页面不存在",
+        }
+    }
+
+    /// The stable short name used in `data-testid="nav-…"` and `data-page="…"`.
+    pub fn page_id(&self) -> &'static str {
+        match self {
+            Route::Home => "home",
+            Route::Login => "login",
+            Route::TenantDashboard { .. } => "dashboard",
+            Route::Inspections { .. } => "inspections",
+            Route::Ledger { .. } => "ledger",
+            Route::Communities { .. } => "communities",
+            Route::Checklists { .. } => "checklists",
+            Route::Users { .. } => "users",
+            Route::MyFindings { .. } => "my-findings",
+            Route::District { .. } => "district",
+            Route::Audit => "audit",
+            Route::Platform => "platform",
+            Route::NotFound { .. } => "not-found",
+        }
+    }
+}
+
+/// The menu of a user: the pages of each of their grants, in grant order, without duplicates.
+pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
+    let mut out: Vec<Route> = Vec::new();
+    for g in grants {
+        let tenant = g.scope.tenant_id.clone();
+        let district = g.scope.district_id.clone();
+        let pages: Vec<Route> = match (g.role.as_str(), tenant, district) {
+            ("platform_admin", _, _) => vec![Route::Platform],
+            ("subdistrict_admin", Some(t), _) => vec![
+                Route::TenantDashboard { tenant: t.clone() },
+                Route::Inspections { tenant: t.clone() },
+                Route::Ledger { tenant: t.clone() },
+                Route::Communities { tenant: t.clone() },
+                Route::Checklists { tenant: t.clone() },
+                Route::Users { tenant: t },
+            ],
+            ("inspector", Some(t), _) => vec![
+                Route::TenantDashboard { tenant: t.clone() },
+                Route::Inspections { tenant: t.clone() },
+                Route::Ledger { tenant: t },
+            ],
+            ("community_officer", Some(t), _) => vec![Route::MyFindings { tenant: t }],
+            ("district_officer", _, Some(d)) => vec![Route::District { district: d }],
+            ("auditor", Some(t), _) => vec![Route::TenantDashboard { tenant: t }, Route::Audit],
+            ("auditor", None, Some(d)) => vec![Route::District { district: d }, Route::Audit],
+            _ => vec![],
+        };
+        for p in pages {
+            if !out.iter().any(|o| o.page_id() == p.page_id()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Where `/` leads a user: the first page of their menu (or a page that says they have no role).
+pub fn home_for(grants: &[GrantView]) -> Option<Route> {
+    nav_for(grants).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ducha_events::api::ScopeView;
+
+    fn grant(role: &str, kind: &str, district: Option<&str>, tenant: Option<&str>) -> GrantView {
+        GrantView {
+            role: role.into(),
+            role_name: String::new(),
+            scope: ScopeView {
+                kind: kind.into(),
+                district_id: district.map(Into::into),
+                tenant_id: tenant.map(Into::into),
+                community_id: None,
+                name: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn every_route_parses_back_from_its_path() {
+        let t = || "xxjd".to_owned();
+        let routes = [
+            Route::Home,
+            Route::Login,
+            Route::TenantDashboard { tenant: t() },
+            Route::Inspections { tenant: t() },
+            Route::Ledger { tenant: t() },
+            Route::Communities { tenant: t() },
+            Route::Checklists { tenant: t() },
+            Route::Users { tenant: t() },
+            Route::MyFindings { tenant: t() },
+            Route::District { district: "xxq".into() },
+            Route::Audit,
+            Route::Platform,
+        ];
+        for r in routes {
+            assert_eq!(Route::parse(&r.path()), r, "{}", r.path());
+        }
+        assert_eq!(Route::parse("/tenants/xxjd/"), Route::TenantDashboard { tenant: t() });
+        assert_eq!(Route::parse("/tenants/xxjd/ledger?page=2#top"), Route::Ledger { tenant: t() });
+    }
+
+    #[test]
+    fn unknown_paths_and_bad_ids_are_not_found() {
+        for p in ["/nope", "/tenants/xxjd/nope", "/tenants/a%20b", "/tenants/x/y/z"] {
+            assert!(matches!(Route::parse(p), Route::NotFound { .. }), "{p}");
+        }
+    }
+
+    #[test]
+    fn each_role_gets_its_own_menu() {
+        let ids = |g: &[GrantView]| nav_for(g).iter().map(Route::page_id).collect::<Vec<_>>();
+        let admin = [grant("subdistrict_admin", "tenant", Some("xxq"), Some("xxjd"))];
+        assert_eq!(ids(&admin), ["dashboard", "inspections", "ledger", "communities", "checklists", "users"]);
+        assert_eq!(home_for(&admin), Some(Route::TenantDashboard { tenant: "xxjd".into() }));
+        let officer = [grant("district_officer", "district", Some("xxq"), None)];
+        assert_eq!(nav_for(&officer), [Route::District { district: "xxq".into() }]);
+        let auditor = [grant("auditor", "district", Some("xxq"), None)];
+        assert_eq!(ids(&auditor), ["district", "audit"]);
+        let community = [grant("community_officer", "community", Some("xxq"), Some("xxjd"))];
+        assert_eq!(ids(&community), ["my-findings"]);
+        assert_eq!(ids(&[grant("platform_admin", "platform", None, None)]), ["platform"]);
+        // Two grants: no page twice.
+        let both = [admin[0].clone(), grant("inspector", "tenant", Some("xxq"), Some("xxjd"))];
+        assert_eq!(ids(&both).len(), 6);
+        assert_eq!(home_for(&[]), None);
+    }
+}
