@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod browser;
+
 /// The `ducha` binary of this build (target/<profile>/ducha next to the test's deps folder).
 pub fn ducha_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
