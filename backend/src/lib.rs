@@ -4,7 +4,7 @@
 //! - [`store`]: the event-store trait, its SQLite backend and the conformance suite every backend passes.
 //! - [`commands`]: the only write path; [`projector`]: the read models; [`demo`], [`exchange`], [`verify`].
 //! - [`api`]: the REST API (actix-web, OpenAPI); [`auth`]: tokens, passwords, login throttling;
-//!   [`serve`]: `ducha serve`; [`config`]: its layered configuration; [`serverdb`]: the API's own
+//!   [`serve`]: `ducha serve`; [`web`]: the embedded web app (every GET outside `/api`); [`config`]: its layered configuration; [`serverdb`]: the API's own
 //!   small database (revocations, idempotent replies).
 //! - [`documents`]: the 督查报告 (DOCX, HTML, text), the 整改台账 and 通报 workbooks, now or as of a past point.
 //! - [`cli`]: the `ducha` command line.
@@ -24,3 +24,4 @@ pub mod serve;
 pub mod serverdb;
 pub mod store;
 pub mod verify;
+pub mod web;

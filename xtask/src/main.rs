@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask test | run | bench`. Only the standard library, so it builds fast.
+//! Project tasks: `cargo xtask test | run | web | bench`. Only the standard library, so it builds fast.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,10 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("run") => run(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("web") => web().map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|run|bench>\n  test   format, lint, wasm check and every test\n  run    build and serve the demo (prints the URL and the demo logins)\n  bench  run the benchmarks and print their figures"
+                "usage: cargo xtask <test|run|web|bench>\n  test   format, lint, wasm check, the web app and every test\n  run    build the web app and the server, serve the demo (prints the URL and the demo logins)\n  web    build the web app (WASM) into target/web-dist\n  bench  run the benchmarks and print their figures"
             );
             return ExitCode::from(2);
         }
@@ -106,10 +107,9 @@ fn ensure_tools() -> Result<(), String> {
     if browser_missing || font_missing {
         step(
             "apt-get install chromium fonts-wqy-zenhei",
-            Command::new("sh").env("DEBIAN_FRONTEND", "noninteractive").args([
-                "-c",
-                "apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei",
-            ]),
+            Command::new("sh")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["-c", "apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei"]),
         )?;
     }
     Ok(())
@@ -118,13 +118,22 @@ fn ensure_tools() -> Result<(), String> {
 fn test() -> Result<(), String> {
     ensure_tools()?;
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // The web app once, first: every later cargo command gets the same DUCHA_WEB_DIST, so the
+    // binary that the end-to-end and browser tests run has it embedded and nothing builds twice.
+    let dist = web()?;
+    let cargo = || {
+        let mut c = cargo();
+        c.env("DUCHA_WEB_DIST", &dist);
+        c
+    };
     step("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     step(
-        "events crate builds for wasm32",
-        cargo().args(["build", "-p", "ducha-events", "--target", "wasm32-unknown-unknown"]),
+        "web app: clippy for wasm32 -D warnings",
+        cargo().args(["clippy", "-p", "ducha-web", "--target", WASM_TARGET, "--", "-D", "warnings"]),
     )?;
+    step("events crate builds for wasm32", cargo().args(["build", "-p", "ducha-events", "--target", WASM_TARGET]))?;
     // The end-to-end tests run the real binary; build it first so they find it.
-    step("cargo build -p ducha", cargo().args(["build", "-p", "ducha"]))?;
+    step("cargo build -p ducha (web app embedded)", cargo().args(["build", "-p", "ducha"]))?;
     step("cargo test", cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     Ok(())
 }
@@ -133,7 +142,11 @@ fn test() -> Result<(), String> {
 /// the demo loaded when the store is empty, the URL and the demo logins printed. Extra arguments
 /// go to `ducha serve` (e.g. `--listen 0.0.0.0:8080`).
 fn run(args: &[String]) -> Result<(), String> {
-    step("cargo build --release -p ducha", cargo().args(["build", "--release", "-p", "ducha"]))?;
+    let dist = web()?;
+    step(
+        "cargo build --release -p ducha (web app embedded)",
+        cargo().env("DUCHA_WEB_DIST", &dist).args(["build", "--release", "-p", "ducha"]),
+    )?;
     let bin = target_dir().join("release").join("ducha");
     let data = env::var("DUCHA_DATA_DIR").unwrap_or_else(|_| root().join("data").display().to_string());
     let mut serve = Command::new(&bin);
@@ -169,4 +182,183 @@ fn bench(args: &[String]) -> Result<(), String> {
         "REST API: 100 sub-districts × 1,000 findings under wrk, 64 connections (bench_api)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_api"]),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The web app: frontend/ (ducha-web) → WASM → wasm-bindgen → wasm-opt → target/web-dist, which
+// backend/build.rs embeds into the `ducha` binary when DUCHA_WEB_DIST names it.
+// ---------------------------------------------------------------------------------------------
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The one binaryen release we shrink with (npm `binaryen`; never Debian's, whose version varies).
+const BINARYEN_NPM: &str = "binaryen@132";
+
+/// Where the build tools live: `DUCHA_TOOLS_DIR`, default `<repo>/.tools` (CI keeps one across runs).
+fn tools_dir() -> PathBuf {
+    env::var_os("DUCHA_TOOLS_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| root().join(".tools"))
+}
+
+fn ensure_wasm_target() -> Result<(), String> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if installed.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(WASM_TARGET)) {
+        return Ok(());
+    }
+    step("rustup target add wasm32-unknown-unknown", Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// The version of a package in Cargo.lock.
+fn locked_version(package: &str) -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let name = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == name
+            && let Some(v) = lines.next().and_then(|l| l.trim().strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_owned());
+        }
+    }
+    Err(format!("{package} is not in Cargo.lock"))
+}
+
+/// `wasm-bindgen` of exactly the version in Cargo.lock (the CLI and the library must match),
+/// installed into the tools folder when it is not there yet.
+fn ensure_wasm_bindgen(tools: &Path) -> Result<PathBuf, String> {
+    let version = locked_version("wasm-bindgen")?;
+    let bin = tools.join("bin").join("wasm-bindgen");
+    let current = Command::new(&bin).arg("--version").output();
+    if current.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().nth(1) == Some(version.as_str())) {
+        return Ok(bin);
+    }
+    // Not `--locked`: the registry mirror may lack a pinned version of one of the CLI's own
+    // dependencies; the CLI's version is what must match.
+    step(
+        &format!("cargo install wasm-bindgen-cli {version} into {}", tools.display()),
+        cargo().arg("install").arg("--root").arg(tools).args(["wasm-bindgen-cli", "--version", &version, "--force"]),
+    )?;
+    Ok(bin)
+}
+
+/// `wasm-opt` from npm `binaryen@132` in the tools folder, installed when npm is there; `None`
+/// (the build goes on unshrunk) when it cannot be had.
+fn ensure_wasm_opt(tools: &Path) -> Option<PathBuf> {
+    let prefix = tools.join("binaryen");
+    let bin = prefix.join("node_modules").join("binaryen").join("bin").join("wasm-opt");
+    let package = prefix.join("node_modules").join("binaryen").join("package.json");
+    let has_132 = std::fs::read_to_string(&package).is_ok_and(|p| p.contains("\"version\": \"132."));
+    if !has_132 {
+        let installed = step(
+            &format!("npm install {BINARYEN_NPM} into {}", prefix.display()),
+            Command::new("npm").arg("install").arg("--prefix").arg(&prefix).args([
+                "--no-audit",
+                "--no-fund",
+                BINARYEN_NPM,
+            ]),
+        );
+        if let Err(e) = installed {
+            eprintln!("xtask: wasm-opt unavailable ({e}); the WASM is not shrunk");
+            return None;
+        }
+    }
+    bin.exists().then_some(bin)
+}
+
+/// Writes `bytes` to `path` unless it already holds them (an unchanged file keeps its time, so
+/// the `ducha` binary that embeds the folder is not rebuilt for nothing).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// A gzipped copy (`gzip -9 -n`, deterministic) next to a big file: the server sends it to
+/// browsers that accept gzip. Skipped when gzip is missing. Returns the gzipped size.
+fn gzip_copy(path: &Path) -> Option<usize> {
+    let out = Command::new("gzip").args(["-9", "-n", "-c"]).arg(path).output().ok().filter(|o| o.status.success())?;
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    write_if_changed(Path::new(&gz), &out.stdout).ok()?;
+    Some(out.stdout.len())
+}
+
+/// Builds the web app into `<target>/web-dist` and returns that folder: the WASM in the
+/// `wasm-release` profile, wasm-bindgen (`--target web`), wasm-opt -Oz, then our own assets
+/// (index.html, boot.js, style.css), with gzipped copies of the JS and the WASM.
+fn web() -> Result<PathBuf, String> {
+    ensure_wasm_target()?;
+    let tools = tools_dir();
+    let bindgen = ensure_wasm_bindgen(&tools)?;
+    step(
+        "web app: cargo build -p ducha-web (wasm32, wasm-release)",
+        cargo().args(["build", "-p", "ducha-web", "--target", WASM_TARGET, "--profile", "wasm-release"]),
+    )?;
+    let target = target_dir();
+    let wasm = target.join(WASM_TARGET).join("wasm-release").join("ducha_web.wasm");
+    let staging = target.join("web-bindgen");
+    step(
+        "web app: wasm-bindgen --target web",
+        Command::new(&bindgen)
+            .arg(&wasm)
+            .args(["--target", "web", "--no-typescript", "--out-name", "ducha", "--out-dir"])
+            .arg(&staging),
+    )?;
+    let dist = target.join("web-dist");
+    std::fs::create_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    let bound = staging.join("ducha_bg.wasm");
+    let shrunk = staging.join("ducha_bg.opt.wasm");
+    let wasm_out = match ensure_wasm_opt(&tools) {
+        Some(opt) => {
+            // The features rustc's wasm32 target uses by default; binaryen must accept them.
+            step(
+                "web app: wasm-opt -Oz",
+                Command::new(&opt).arg(&bound).arg("-o").arg(&shrunk).args([
+                    "-Oz",
+                    "--enable-bulk-memory",
+                    "--enable-nontrapping-float-to-int",
+                    "--enable-sign-ext",
+                    "--enable-mutable-globals",
+                    "--enable-reference-types",
+                    "--enable-multivalue",
+                ]),
+            )?;
+            shrunk
+        }
+        None => bound,
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display()));
+    let frontend = root().join("frontend");
+    let files = [
+        ("ducha_bg.wasm", read(&wasm_out)?),
+        ("ducha.js", read(&staging.join("ducha.js"))?),
+        ("index.html", read(&frontend.join("index.html"))?),
+        ("boot.js", read(&frontend.join("boot.js"))?),
+        ("style.css", read(&frontend.join("style.css"))?),
+    ];
+    // Only these files (and their .gz) belong in the folder: drop leftovers of older builds.
+    if let Ok(entries) = std::fs::read_dir(&dist) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !files.iter().any(|(f, _)| name == *f || name == format!("{f}.gz")) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let mut gzipped = 0;
+    for (name, bytes) in &files {
+        let path = dist.join(name);
+        write_if_changed(&path, bytes)?;
+        if name.ends_with(".wasm") || *name == "ducha.js" {
+            gzipped += gzip_copy(&path).unwrap_or(bytes.len());
+        }
+    }
+    let size = |name: &str| files.iter().find(|(f, _)| *f == name).map_or(0, |(_, b)| b.len());
+    eprintln!(
+        "web app: {} (WASM {} KB, JS {} KB; gzipped together {} KB)",
+        dist.display(),
+        size("ducha_bg.wasm") / 1024,
+        size("ducha.js") / 1024,
+        gzipped / 1024
+    );
+    Ok(dist)
 }

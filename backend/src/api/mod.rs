@@ -171,9 +171,13 @@ impl KnownRoutes {
     }
 }
 
-/// Unknown route → 404; known route, other method → 405 with `Allow`.
+/// The web app for GET/HEAD outside `/api` (see [`crate::web`]); otherwise unknown route → 404;
+/// known route, other method → 405 with `Allow`.
 async fn not_found(req: actix_web::HttpRequest, routes: web::Data<KnownRoutes>) -> HttpResponse {
     use actix_web::ResponseError;
+    if let Some(page) = crate::web::respond(&req) {
+        return page;
+    }
     match routes.allowed(req.path()) {
         Some(methods) if !methods.is_empty() => {
             let mut res = ApiError::for_status(actix_web::http::StatusCode::METHOD_NOT_ALLOWED).error_response();
