@@ -65,29 +65,26 @@ fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
     let report = server.data_dir.path().join("schemathesis");
     // Through the interpreter, so the test does not depend on where pip put the script.
     let mut cmd = Command::new("python3");
-    cmd.args([
-        "-c",
-        SCHEMATHESIS_MAIN,
-    ])
-    .arg("run")
-    .arg(format!("{}/api/v1/openapi.json", server.base_url()))
-    .args(["--url", &server.base_url()])
-    .args(["-H", &format!("Authorization: Bearer {token}")])
-    .args([
-        "--checks",
-        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-    ])
-    .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
-    .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
-    .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
-    .args(["--exclude-path-regex", "/live$"])
-    .arg("--report-dir")
-    .arg(&report)
-    .args(extra)
-    // Its `.schemathesis/` cache goes into the throwaway data directory, not the work tree.
-    .current_dir(server.data_dir.path())
-    .env("SCHEMATHESIS_HOOKS", "")
-    .env("NO_COLOR", "1");
+    cmd.args(["-c", SCHEMATHESIS_MAIN])
+        .arg("run")
+        .arg(format!("{}/api/v1/openapi.json", server.base_url()))
+        .args(["--url", &server.base_url()])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
+        .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
+        .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
+        .args(["--exclude-path-regex", "/live$"])
+        .arg("--report-dir")
+        .arg(&report)
+        .args(extra)
+        // Its `.schemathesis/` cache goes into the throwaway data directory, not the work tree.
+        .current_dir(server.data_dir.path())
+        .env("SCHEMATHESIS_HOOKS", "")
+        .env("NO_COLOR", "1");
     run(&mut cmd, "schemathesis")
 }
 
