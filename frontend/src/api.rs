@@ -134,3 +134,139 @@ async fn fetch(method: &str, url: &str, token: Option<&str>, body: Option<String
     let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
     Ok((response.status(), text.as_string().unwrap_or_default()))
 }
+
+// ------------------------------------------------------------------ versions, downloads, uploads
+// (added for the rectification screens: If-Match writes, blob downloads, multipart evidence uploads)
+
+impl Api {
+    /// Like [`Api::get`], also giving the `ETag` version of the answer (`"N"` → `N`), to send back
+    /// as `If-Match` with a write.
+    pub fn get_versioned<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<(T, Option<u64>), ApiError>> + use<T> {
+        let mut url = format!("{BASE}{path}");
+        if let Some(at) = self.as_of.get() {
+            url = with_query(&url, "as_of", &as_of_param(at));
+        }
+        let api = *self;
+        async move {
+            let response = api.raw("GET", &url, &[], None).await?;
+            let version = response.headers().get("ETag").ok().flatten().and_then(|e| parse_etag(&e));
+            let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+            Ok((parse(&text.as_string().unwrap_or_default())?, version))
+        }
+    }
+
+    /// `POST /api/v1{path}` with a JSON body and, when `version` is given, `If-Match: "version"`.
+    pub async fn post_if_match<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        version: Option<u64>,
+    ) -> Result<T, ApiError> {
+        let json = serde_json::to_string(body).map_err(|e| ApiError::bad_response(&e.to_string()))?;
+        let if_match = version.map(|v| format!("\"{v}\""));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(m) = &if_match {
+            headers.push(("If-Match", m.as_str()));
+        }
+        let response = self.raw("POST", &format!("{BASE}{path}"), &headers, Some(JsValue::from_str(&json))).await?;
+        let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+        parse(&text.as_string().unwrap_or_default())
+    }
+
+    /// `POST /api/v1{path}` as `multipart/form-data` with one part named `file` (the browser sets
+    /// the boundary); the answer's JSON body.
+    pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: &web_sys::File) -> Result<T, ApiError> {
+        let form = web_sys::FormData::new().map_err(js_error)?;
+        form.append_with_blob_and_filename("file", file, &file.name()).map_err(js_error)?;
+        let response = self.raw("POST", &format!("{BASE}{path}"), &[], Some(form.into())).await?;
+        let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+        parse(&text.as_string().unwrap_or_default())
+    }
+
+    /// Fetches `GET /api/v1{path}` (as of the global "as of") with the bearer token as a blob and
+    /// saves it as `filename` (a plain link could not carry the `Authorization` header).
+    pub async fn download(&self, path: &str, filename: &str) -> Result<(), ApiError> {
+        let mut url = format!("{BASE}{path}");
+        if let Some(at) = self.as_of.get_untracked() {
+            url = with_query(&url, "as_of", &as_of_param(at));
+        }
+        let response = self.raw("GET", &url, &[], None).await?;
+        let blob: web_sys::Blob =
+            JsFuture::from(response.blob().map_err(js_error)?).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+        let href = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_error)?;
+        let a: web_sys::HtmlAnchorElement =
+            document().create_element("a").map_err(js_error)?.unchecked_into();
+        a.set_href(&href);
+        a.set_download(filename);
+        a.set_attribute("hidden", "").map_err(js_error)?;
+        let body = document().body().ok_or_else(|| ApiError::network("no body"))?;
+        body.append_child(&a).map_err(js_error)?;
+        a.click();
+        a.remove();
+        // Revoke later: the download has started from the object URL by then.
+        set_timeout(move || drop(web_sys::Url::revoke_object_url(&href)), std::time::Duration::from_secs(10));
+        Ok(())
+    }
+
+    /// One request with the token and the given headers; a non-2xx answer becomes an [`ApiError`].
+    async fn raw(
+        &self,
+        method: &str,
+        url: &str,
+        extra: &[(&str, &str)],
+        body: Option<JsValue>,
+    ) -> Result<web_sys::Response, ApiError> {
+        let token = self.token.get_untracked();
+        let headers = web_sys::Headers::new().map_err(js_error)?;
+        headers.set("Accept", "application/json, application/problem+json, */*").map_err(js_error)?;
+        if let Some(token) = &token {
+            headers.set("Authorization", &format!("Bearer {token}")).map_err(js_error)?;
+        }
+        for (name, value) in extra {
+            headers.set(name, value).map_err(js_error)?;
+        }
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        if let Some(body) = &body {
+            init.set_body(body);
+        }
+        init.set_headers(&headers);
+        let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
+        let response: web_sys::Response =
+            JsFuture::from(window().fetch_with_request(&request)).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+        let status = response.status();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
+        let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+        let error = ApiError::from_response(status, &text.as_string().unwrap_or_default());
+        if error.needs_login() && token.is_some() {
+            self.set_token(None);
+        }
+        Err(error)
+    }
+}
+
+impl Api {
+    /// `GET /api/v1{path}` (as of the global "as of") as text, e.g. a report's HTML preview.
+    pub fn get_text(&self, path: &str) -> impl Future<Output = Result<String, ApiError>> + use<> {
+        let mut url = format!("{BASE}{path}");
+        if let Some(at) = self.as_of.get() {
+            url = with_query(&url, "as_of", &as_of_param(at));
+        }
+        let api = *self;
+        async move {
+            let response = api.raw("GET", &url, &[], None).await?;
+            let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
+            Ok(text.as_string().unwrap_or_default())
+        }
+    }
+}
+
+/// `"7"` or `W/"7"` → 7.
+fn parse_etag(etag: &str) -> Option<u64> {
+    etag.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
+}

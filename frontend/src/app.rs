@@ -2,7 +2,7 @@
 //! the page of the current route).
 
 use crate::components::{AsOfBanner, AsOfPicker, ErrorBox, Link, Loading};
-use crate::pages::{LoginPage, NotFoundPage, PlaceholderPage, TenantDashboardPage};
+use crate::pages::{AuditPage, DistrictPage, LoginPage, NotFoundPage, PlaceholderPage, TenantDashboardPage};
 use crate::route::{Route, home_for, nav_for};
 use crate::state::{AppState, use_app};
 use ducha_events::api::MeResponse;
@@ -41,10 +41,26 @@ fn Shell() -> impl IntoView {
             <Header me=m.clone()/>
             <AsOfBanner/>
             <main class="main">
+                <DistrictBack me=m.clone()/>
                 <Page me=m/>
             </main>
         }
         .into_any(),
+    }
+}
+
+/// District officers and auditors drilled down into a sub-district: the way back to 全区概览.
+#[component]
+fn DistrictBack(me: MeResponse) -> impl IntoView {
+    let st = use_app();
+    move || {
+        crate::route::district_back_for(&me.grants, &st.router.route()).map(|r| {
+            view! {
+                <nav class="breadcrumb" aria-label="返回">
+                    <Link to=r.path() testid="back-district">"← 返回全区概览"</Link>
+                </nav>
+            }
+        })
     }
 }
 
@@ -114,6 +130,18 @@ fn Page(me: MeResponse) -> impl IntoView {
                 .into_any(),
             },
             Route::TenantDashboard { tenant } => view! { <TenantDashboardPage tenant=tenant/> }.into_any(),
+            Route::Communities { tenant } => view! { <crate::pages::CommunitiesPage tenant=tenant/> }.into_any(),
+            Route::Checklists { tenant } => view! { <crate::pages::ChecklistsPage tenant=tenant/> }.into_any(),
+            Route::Users { tenant } => view! { <crate::pages::UsersPage tenant=tenant/> }.into_any(),
+            Route::Platform => view! { <crate::pages::PlatformPage/> }.into_any(),
+            Route::District { district } => view! { <DistrictPage district=district/> }.into_any(),
+            Route::Audit => view! { <AuditPage/> }.into_any(),
+            Route::AuditTenant { tenant } => view! { <AuditPage tenant=tenant/> }.into_any(),
+            Route::Ledger { tenant } => view! { <crate::pages::LedgerPage tenant=tenant/> }.into_any(),
+            Route::Finding { tenant, inspection, finding } => {
+                view! { <crate::pages::FindingPage tenant=tenant inspection=inspection finding=finding/> }.into_any()
+            }
+            Route::MyFindings { tenant } => view! { <crate::pages::MyFindingsPage tenant=tenant/> }.into_any(),
             Route::NotFound { path } => view! { <NotFoundPage path=path/> }.into_any(),
             other => view! { <PlaceholderPage route=other/> }.into_any(),
         }

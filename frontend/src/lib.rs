@@ -7,10 +7,14 @@
 //! | [`chart`] | SVG charts as markup (scales, bars, `<title>` tooltips) | host + wasm |
 //! | [`warning`] | 红黄蓝绿 badge classes and labels | host + wasm |
 //! | [`route`] | the app's routes (path ⇄ [`route::Route`]) and the navigation per role | host + wasm |
+//! | [`inspection_form`] | the inspection forms' browser-side checks, points, figures, ETag, file names | host + wasm |
 //! | [`problem`] | RFC 9457 problem+json → [`problem::ApiError`]; query strings | host + wasm |
+//! | [`sse`] | server-sent events parser (bytes of a `fetch()` body → frames) | host + wasm |
+//! | [`validate`] | browser-side checks of the administration forms (ids, passwords, points) | host + wasm |
 //! | `api` | the one HTTP client: bearer token, problem+json errors, `as_of` on every GET | wasm |
 //! | `state` | session (token in sessionStorage, `/me`), the global "as of", the router | wasm |
 //! | `components` | header, nav, banner, loading / error / empty states, charts, links | wasm |
+//! | `live` | live refresh: `use_live(tenant)` follows `/tenants/{t}/live`, bumps a revision | wasm |
 //! | `pages` | one file per screen | wasm |
 //!
 //! The pure modules have unit tests that run on the host (`cargo test -p ducha-web`); the browser
@@ -18,10 +22,15 @@
 //! `cargo clippy -p ducha-web --target wasm32-unknown-unknown`), so host builds of the workspace
 //! do not compile Leptos at all.
 
+pub mod audit_text;
 pub mod chart;
 pub mod format;
+pub mod inspection_form;
 pub mod problem;
 pub mod route;
+pub mod sse;
+pub mod rectify;
+pub mod validate;
 pub mod warning;
 
 #[cfg(target_arch = "wasm32")]
@@ -30,6 +39,8 @@ mod api;
 mod app;
 #[cfg(target_arch = "wasm32")]
 mod components;
+#[cfg(target_arch = "wasm32")]
+mod live;
 #[cfg(target_arch = "wasm32")]
 mod pages;
 #[cfg(target_arch = "wasm32")]

@@ -22,9 +22,20 @@ pub enum Route {
     Inspections {
         tenant: String,
     },
+    /// `/tenants/{t}/inspections/{i}`: one inspection, its commands and its report.
+    Inspection {
+        tenant: String,
+        inspection: String,
+    },
     /// `/tenants/{t}/ledger`: 整改台账.
     Ledger {
         tenant: String,
+    },
+    /// `/tenants/{t}/inspections/{i}/findings/{f}`: one finding and its rectification (整改).
+    Finding {
+        tenant: String,
+        inspection: String,
+        finding: String,
     },
     /// `/tenants/{t}/communities`
     Communities {
@@ -48,6 +59,10 @@ pub enum Route {
     },
     /// `/audit`: the auditor's event timeline and chain verification.
     Audit,
+    /// `/audit/tenants/{t}`: one sub-district's event timeline (`?stream=` filters it), chain and diff.
+    AuditTenant {
+        tenant: String,
+    },
     /// `/platform`: districts and sub-districts (platform admin).
     Platform,
     NotFound {
@@ -69,6 +84,7 @@ impl Route {
             [] => Route::Home,
             ["login"] => Route::Login,
             ["audit"] => Route::Audit,
+            ["audit", "tenants", id] if is_id(id) => Route::AuditTenant { tenant: t(id) },
             ["platform"] => Route::Platform,
             ["tenants", id] if is_id(id) => Route::TenantDashboard { tenant: t(id) },
             ["tenants", id, page] if is_id(id) => match *page {
@@ -80,6 +96,12 @@ impl Route {
                 "my-findings" => Route::MyFindings { tenant: t(id) },
                 _ => Route::NotFound { path: path.to_owned() },
             },
+            ["tenants", id, "inspections", i] if is_id(id) && is_id(i) => {
+                Route::Inspection { tenant: t(id), inspection: t(i) }
+            }
+            ["tenants", id, "inspections", i, "findings", f] if is_id(id) && is_id(i) && is_id(f) => {
+                Route::Finding { tenant: t(id), inspection: t(i), finding: t(f) }
+            }
             ["districts", id] if is_id(id) => Route::District { district: t(id) },
             _ => Route::NotFound { path: path.to_owned() },
         }
@@ -91,13 +113,18 @@ impl Route {
             Route::Login => "/login".into(),
             Route::TenantDashboard { tenant } => format!("/tenants/{tenant}"),
             Route::Inspections { tenant } => format!("/tenants/{tenant}/inspections"),
+            Route::Inspection { tenant, inspection } => format!("/tenants/{tenant}/inspections/{inspection}"),
             Route::Ledger { tenant } => format!("/tenants/{tenant}/ledger"),
+            Route::Finding { tenant, inspection, finding } => {
+                format!("/tenants/{tenant}/inspections/{inspection}/findings/{finding}")
+            }
             Route::Communities { tenant } => format!("/tenants/{tenant}/communities"),
             Route::Checklists { tenant } => format!("/tenants/{tenant}/checklists"),
             Route::Users { tenant } => format!("/tenants/{tenant}/users"),
             Route::MyFindings { tenant } => format!("/tenants/{tenant}/my-findings"),
             Route::District { district } => format!("/districts/{district}"),
             Route::Audit => "/audit".into(),
+            Route::AuditTenant { tenant } => format!("/audit/tenants/{tenant}"),
             Route::Platform => "/platform".into(),
             Route::NotFound { path } => path.clone(),
         }
@@ -110,13 +137,15 @@ impl Route {
             Route::Login => "登录",
             Route::TenantDashboard { .. } => "街道首页",
             Route::Inspections { .. } => "督查",
+            Route::Inspection { .. } => "督查详情",
             Route::Ledger { .. } => "整改台账",
+            Route::Finding { .. } => "问题整改",
             Route::Communities { .. } => "社区",
             Route::Checklists { .. } => "考核细则",
             Route::Users { .. } => "用户与角色",
             Route::MyFindings { .. } => "我的问题",
             Route::District { .. } => "全区概览",
-            Route::Audit => "审计",
+            Route::Audit | Route::AuditTenant { .. } => "审计",
             Route::Platform => "平台管理",
             Route::NotFound { .. } => "页面不存在",
         }
@@ -129,13 +158,15 @@ impl Route {
             Route::Login => "login",
             Route::TenantDashboard { .. } => "dashboard",
             Route::Inspections { .. } => "inspections",
+            Route::Inspection { .. } => "inspection",
             Route::Ledger { .. } => "ledger",
+            Route::Finding { .. } => "finding",
             Route::Communities { .. } => "communities",
             Route::Checklists { .. } => "checklists",
             Route::Users { .. } => "users",
             Route::MyFindings { .. } => "my-findings",
             Route::District { .. } => "district",
-            Route::Audit => "audit",
+            Route::Audit | Route::AuditTenant { .. } => "audit",
             Route::Platform => "platform",
             Route::NotFound { .. } => "not-found",
         }
@@ -178,6 +209,28 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
     out
 }
 
+/// The district dashboard a user with a district-wide role (district officer, auditor) came from
+/// when they look at one sub-district's pages (`/tenants/{t}…`, drill-down): the "back" link.
+pub fn district_back_for(grants: &[GrantView], route: &Route) -> Option<Route> {
+    let tenant_page = matches!(
+        route,
+        Route::TenantDashboard { .. }
+            | Route::Inspections { .. }
+            | Route::Inspection { .. }
+            | Route::Ledger { .. }
+            | Route::Communities { .. }
+            | Route::Checklists { .. }
+            | Route::Users { .. }
+    );
+    if !tenant_page {
+        return None;
+    }
+    grants.iter().find_map(|g| match (g.role.as_str(), &g.scope.tenant_id, &g.scope.district_id) {
+        ("district_officer" | "auditor", None, Some(d)) => Some(Route::District { district: d.clone() }),
+        _ => None,
+    })
+}
+
 /// Where `/` leads a user: the first page of their menu (or a page that says they have no role).
 pub fn home_for(grants: &[GrantView]) -> Option<Route> {
     nav_for(grants).into_iter().next()
@@ -210,13 +263,16 @@ mod tests {
             Route::Login,
             Route::TenantDashboard { tenant: t() },
             Route::Inspections { tenant: t() },
+            Route::Inspection { tenant: t(), inspection: "2023-ideology".into() },
             Route::Ledger { tenant: t() },
+            Route::Finding { tenant: t(), inspection: "2023-ideology".into(), finding: "xx-2023-f2".into() },
             Route::Communities { tenant: t() },
             Route::Checklists { tenant: t() },
             Route::Users { tenant: t() },
             Route::MyFindings { tenant: t() },
             Route::District { district: "xxq".into() },
             Route::Audit,
+            Route::AuditTenant { tenant: t() },
             Route::Platform,
         ];
         for r in routes {
@@ -250,5 +306,18 @@ mod tests {
         let both = [admin[0].clone(), grant("inspector", "tenant", Some("xxq"), Some("xxjd"))];
         assert_eq!(ids(&both).len(), 6);
         assert_eq!(home_for(&[]), None);
+    }
+
+    #[test]
+    fn district_users_get_back_from_a_sub_district() {
+        let xxjd = Route::TenantDashboard { tenant: "xxjd".into() };
+        let back = Some(Route::District { district: "xxq".into() });
+        assert_eq!(district_back_for(&[grant("district_officer", "district", Some("xxq"), None)], &xxjd), back);
+        assert_eq!(district_back_for(&[grant("auditor", "district", Some("xxq"), None)], &xxjd), back);
+        let admin = [grant("subdistrict_admin", "tenant", Some("xxq"), Some("xxjd"))];
+        assert_eq!(district_back_for(&admin, &xxjd), None);
+        let officer = [grant("district_officer", "district", Some("xxq"), None)];
+        assert_eq!(district_back_for(&officer, &Route::District { district: "xxq".into() }), None);
+        assert_eq!(Route::parse("/audit/tenants/xxjd?stream=tenant").page_id(), "audit");
     }
 }

@@ -2,10 +2,22 @@
 //! through `use_app().api` inside a `LocalResource`, and draws it with the states of
 //! `components` (loading, error, empty). See `route.rs` for how to add one.
 
+mod admin;
+mod audit;
 mod dashboard;
+pub(crate) mod district;
+pub(crate) mod finding;
+mod ledger;
 mod login;
+mod my_findings;
 mod placeholder;
 
+pub use admin::{ChecklistsPage, CommunitiesPage, PlatformPage, UsersPage};
+pub use audit::AuditPage;
 pub use dashboard::TenantDashboardPage;
+pub use district::DistrictPage;
+pub use finding::FindingPage;
+pub use ledger::LedgerPage;
 pub use login::LoginPage;
+pub use my_findings::MyFindingsPage;
 pub use placeholder::{NotFoundPage, PlaceholderPage};
