@@ -13,11 +13,14 @@ pub struct AppState {
     /// `/me` of the logged-in user, once loaded.
     pub me: RwSignal<Option<MeResponse>>,
     pub router: Router,
+    /// Live refresh (`live.rs`): `live.revision` goes up on every server-sent event of the tenant
+    /// being followed; read it in a `LocalResource` to refetch when something changed.
+    pub live: crate::live::LiveState,
 }
 
 impl AppState {
     pub fn new() -> AppState {
-        AppState { api: Api::new(), me: RwSignal::new(None), router: Router::new() }
+        AppState { api: Api::new(), me: RwSignal::new(None), router: Router::new(), live: crate::live::LiveState::new() }
     }
 }
 

@@ -12,7 +12,12 @@ use leptos::prelude::*;
 pub fn TenantDashboardPage(tenant: String) -> impl IntoView {
     let st = use_app();
     let path = format!("/tenants/{tenant}/dashboard");
-    let data = LocalResource::new(move || st.api.get::<TenantDashboard>(&path));
+    // Live: refetch whenever the tenant's event stream reports a change (not in a historical view).
+    crate::live::use_live(&tenant);
+    let data = LocalResource::new(move || {
+        let _ = st.live.revision.get();
+        st.api.get::<TenantDashboard>(&path)
+    });
     // A write action (hidden in a historical view): only for those who plan inspections here.
     let plan_path = crate::route::Route::Inspections { tenant: tenant.clone() }.path();
     let plans = move || {
@@ -22,6 +27,7 @@ pub fn TenantDashboardPage(tenant: String) -> impl IntoView {
     };
     view! {
         <section class="page" data-page="dashboard">
+            <crate::live::LiveIndicator/>
             {move || {
                 let to = plan_path.clone();
                 plans().then(move || view! {

@@ -1,0 +1,708 @@
+//! Administration: a sub-district's 社区 (`/tenants/{t}/communities`), 问题类别 and 考核细则
+//! (`/tenants/{t}/checklists`), 用户与角色 (`/tenants/{t}/users`), and the platform's 区 and 街道
+//! (`/platform`). Lists with empty states; every write form is checked in the browser first
+//! ([`crate::validate`]), sends `If-Match` with the list's `ETag` (the tenant, sub-district or
+//! district aggregate's version), shows the server's `detail` next to the field it names, and is
+//! wrapped in `<Writable>`.
+
+use crate::components::{Empty, ErrorBox, Writable, loaded};
+use crate::problem::ApiError;
+use crate::state::use_app;
+use crate::validate;
+use ducha_events::api::GrantView;
+use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `UserView` of `GET /tenants/{t}/users`.
+#[derive(Debug, Clone, Deserialize)]
+struct UserView {
+    user_id: String,
+    username: String,
+    display_name: String,
+    disabled: bool,
+    grants: Vec<GrantView>,
+}
+
+/// `DistrictView` of `GET /districts`.
+#[derive(Debug, Clone, Deserialize)]
+struct DistrictView {
+    district_id: String,
+    name: String,
+    tenants: u64,
+}
+
+/// `TenantSummary` of `GET /districts/{d}/tenants`.
+#[derive(Debug, Clone, Deserialize)]
+struct TenantSummary {
+    tenant_id: String,
+    name: String,
+    communities: u64,
+}
+
+/// The roles a sub-district admin hands out, with their Chinese names.
+const TENANT_ROLES: [(&str, &str); 4] = [
+    ("inspector", "督查组成员"),
+    ("community_officer", "社区联络员"),
+    ("subdistrict_admin", "街道管理员"),
+    ("auditor", "审计（纪检）"),
+];
+
+/// A form's error: from the browser's own checks (status 0) or the server's problem.
+type FormError = RwSignal<Option<ApiError>>;
+
+fn local_error(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: 0,
+        code: "invalid_input".into(),
+        title: "请检查填写的内容".into(),
+        detail: message.into(),
+        field: Some(field.into()),
+    }
+}
+
+/// A labelled input named like the API's field (`field-<name>`), with the error for that field
+/// under it.
+#[component]
+fn Field(
+    label: &'static str,
+    name: &'static str,
+    value: RwSignal<String>,
+    err: FormError,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(default = "")] placeholder: &'static str,
+) -> impl IntoView {
+    let mine = move || err.get().filter(|e| e.field.as_deref() == Some(name));
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input type=kind name=name data-testid=format!("field-{name}") required=true placeholder=placeholder
+                autocomplete="off" aria-invalid=move || mine().is_some().to_string()
+                prop:value=move || value.get() on:input=move |ev| value.set(event_target_value(&ev))/>
+            {move || mine().map(|e| view! { <small class="field-error" data-testid="field-error" data-field=name>{e.detail}</small> })}
+        </label>
+    }
+}
+
+/// The form's error when it names none of the form's fields (or no field at all).
+fn form_error(err: FormError, fields: &'static [&'static str]) -> impl IntoView {
+    move || {
+        err.get()
+            .filter(|e| !e.field.as_deref().is_some_and(|f| fields.contains(&f)))
+            .map(|e| view! { <ErrorBox error=e/> })
+    }
+}
+
+/// Sends a write with `If-Match`; on success clears the error and calls `done`.
+fn submit(path: String, body: Value, version: Option<u64>, err: FormError, busy: RwSignal<bool>, done: impl FnOnce() + 'static) {
+    let st = use_app();
+    busy.set(true);
+    spawn_local(async move {
+        let res = st.api.post_if_match::<Value, Value>(&path, &body, version).await;
+        busy.set(false);
+        match res {
+            Ok(_) => {
+                err.set(None);
+                done();
+            }
+            Err(e) => err.set(Some(e)),
+        }
+    });
+}
+
+fn submit_button(testid: &'static str, label: &'static str, busy: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <button type="submit" class="primary" data-testid=testid disabled=move || busy.get()>
+            {move || if busy.get() { "提交中…" } else { label }}
+        </button>
+    }
+}
+
+// ---------------------------------------------------------------------------------- 社区
+
+#[component]
+pub fn CommunitiesPage(tenant: String) -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let list_path = format!("/tenants/{tenant}/communities");
+    let path = StoredValue::new(list_path.clone());
+    let data = LocalResource::new(move || {
+        let _ = reload.get();
+        let _ = st.live.revision.get();
+        st.api.get_versioned::<Vec<CommunityEntry>>(&list_path)
+    });
+    let version = move || data.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
+    let (id, name, err, busy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (i, n) = (id.get_untracked().trim().to_owned(), name.get_untracked().trim().to_owned());
+        if let Some(m) = validate::id(&i) {
+            return err.set(Some(local_error("community_id", m)));
+        }
+        if let Some(m) = validate::name(&n) {
+            return err.set(Some(local_error("name", m)));
+        }
+        submit(path.get_value(), json!({ "community_id": i, "name": n }), version(), err, busy, move || {
+            id.set(String::new());
+            name.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+    view! {
+        <section class="page admin" data-page="communities">
+            <header class="page-head"><h1>"社区"</h1><span class="muted">"本街道的社区；督查问题按社区落实整改。"</span></header>
+            {move || loaded(data.get(), |(list, _)| {
+                if list.is_empty() {
+                    view! { <Empty message="还没有社区" hint="请在下方填写社区编号和名称，新增本街道的第一个社区。"/> }.into_any()
+                } else {
+                    let rows = list.into_iter().map(|c| view! {
+                        <tr data-testid="communities-row" data-id=c.community_id.as_str().to_owned()><td>{c.community_id.as_str().to_owned()}</td><td>{c.name}</td></tr>
+                    }).collect_view();
+                    view! {
+                        <table class="table" data-testid="communities-table">
+                            <thead><tr><th>"编号"</th><th>"社区名称"</th></tr></thead>
+                            <tbody>{rows}</tbody>
+                        </table>
+                    }.into_any()
+                }
+            })}
+            <Writable>
+                <form class="admin-form" data-testid="communities-form" novalidate=true on:submit=on_submit>
+                    <h2>"新增社区"</h2>
+                    <div class="form-row">
+                        <Field label="社区编号" name="community_id" value=id err=err placeholder="如 dongfeng"/>
+                        <Field label="社区名称" name="name" value=name err=err placeholder="如 东风社区"/>
+                    </div>
+                    {form_error(err, &["community_id", "name"])}
+                    {submit_button("action-add-community", "新增社区", busy)}
+                </form>
+            </Writable>
+        </section>
+    }
+}
+
+// ---------------------------------------------------------------------- 问题类别 · 考核细则
+
+#[component]
+pub fn ChecklistsPage(tenant: String) -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let cat_path = format!("/tenants/{tenant}/categories");
+    let cl_path = format!("/tenants/{tenant}/checklists");
+    let (cp, lp) = (cat_path.clone(), cl_path.clone());
+    let (cat_path, cl_path) = (StoredValue::new(cat_path), StoredValue::new(cl_path));
+    let categories = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_versioned::<Vec<CategoryEntry>>(&cp)
+    });
+    let checklists = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_versioned::<Vec<ChecklistEntry>>(&lp)
+    });
+    let version = move || checklists.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
+
+    // 新增问题类别
+    let (code, cname, cerr, cbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let add_category = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (c, n) = (code.get_untracked().trim().to_owned(), cname.get_untracked().trim().to_owned());
+        if let Some(m) = validate::id(&c) {
+            return cerr.set(Some(local_error("code", m)));
+        }
+        if let Some(m) = validate::name(&n) {
+            return cerr.set(Some(local_error("name", m)));
+        }
+        submit(cat_path.get_value(), json!({ "code": c, "name": n }), version(), cerr, cbusy, move || {
+            code.set(String::new());
+            cname.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+
+    // 定义考核细则
+    let (clid, title, items, lerr, lbusy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let add_checklist = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (i, t) = (clid.get_untracked().trim().to_owned(), title.get_untracked().trim().to_owned());
+        if let Some(m) = validate::id(&i) {
+            return lerr.set(Some(local_error("checklist_id", m)));
+        }
+        if let Some(m) = validate::name(&t) {
+            return lerr.set(Some(local_error("title", m)));
+        }
+        let lines = match validate::checklist_items(&items.get_untracked()) {
+            Ok(l) => l,
+            Err(m) => return lerr.set(Some(local_error("items", m))),
+        };
+        let items_json: Vec<Value> = lines
+            .into_iter()
+            .map(|(code, title, h)| json!({ "code": code, "title": title, "max_points": h as f64 / 100.0 }))
+            .collect();
+        submit(cl_path.get_value(), json!({ "checklist_id": i, "title": t, "items": items_json }), version(), lerr, lbusy, move || {
+            clid.set(String::new());
+            title.set(String::new());
+            items.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+    let items_error = move || lerr.get().filter(|e| e.field.as_deref().is_some_and(|f| f.starts_with("items")));
+
+    view! {
+        <section class="page admin" data-page="checklists">
+            <header class="page-head"><h1>"问题类别与考核细则"</h1></header>
+            <h2>"问题类别"</h2>
+            {move || loaded(categories.get(), |(list, _)| {
+                if list.is_empty() {
+                    view! { <Empty message="还没有问题类别" hint="请在下方新增问题类别（如 理论学习、阵地管理），记录问题时按类别归档。"/> }.into_any()
+                } else {
+                    let rows = list.into_iter().map(|c| view! {
+                        <tr data-testid="categories-row"><td>{c.code}</td><td>{c.name}</td></tr>
+                    }).collect_view();
+                    view! { <table class="table" data-testid="categories-table"><thead><tr><th>"代码"</th><th>"类别名称"</th></tr></thead><tbody>{rows}</tbody></table> }.into_any()
+                }
+            })}
+            <Writable>
+                <form class="admin-form" data-testid="categories-form" novalidate=true on:submit=add_category>
+                    <h3>"新增问题类别"</h3>
+                    <div class="form-row">
+                        <Field label="类别代码" name="code" value=code err=cerr placeholder="如 theory"/>
+                        <Field label="类别名称" name="name" value=cname err=cerr placeholder="如 理论学习"/>
+                    </div>
+                    {form_error(cerr, &["code", "name"])}
+                    {submit_button("action-add-category", "新增类别", cbusy)}
+                </form>
+            </Writable>
+            <h2>"检查考核细则"</h2>
+            {move || loaded(checklists.get(), |(list, _)| {
+                if list.is_empty() {
+                    view! { <Empty message="还没有考核细则" hint="请在下方定义考核细则（每行一条：编号 标题 分值），制定督查计划时选用。"/> }.into_any()
+                } else {
+                    list.into_iter().map(|c| {
+                        let total: f64 = c.items.iter().map(|i| i.max_points.0 as f64 / 100.0).sum();
+                        let rows = c.items.into_iter().map(|i| view! {
+                            <tr><td>{i.code}</td><td>{i.title}</td><td class="num">{format!("{}", i.max_points.0 as f64 / 100.0)}</td></tr>
+                        }).collect_view();
+                        view! {
+                            <details class="checklist" data-testid="checklists-item" data-id=c.checklist_id.as_str().to_owned()>
+                                <summary>{format!("{}（{}，满分 {total}）", c.title, c.checklist_id)}</summary>
+                                <table class="table"><thead><tr><th>"编号"</th><th>"细则"</th><th class="num">"分值"</th></tr></thead><tbody>{rows}</tbody></table>
+                            </details>
+                        }
+                    }).collect_view().into_any()
+                }
+            })}
+            <Writable>
+                <form class="admin-form" data-testid="checklists-form" novalidate=true on:submit=add_checklist>
+                    <h3>"定义考核细则"</h3>
+                    <p class="muted">"考核细则定义后不能修改；新版本请使用新的编号。"</p>
+                    <div class="form-row">
+                        <Field label="细则编号" name="checklist_id" value=clid err=lerr placeholder="如 2025"/>
+                        <Field label="标题" name="title" value=title err=lerr placeholder="如 2025年意识形态工作检查考核细则"/>
+                    </div>
+                    <label class="field">
+                        <span>"细则条目（每行：编号 标题 分值）"</span>
+                        <textarea name="items" data-testid="field-items" rows="5" required=true
+                            placeholder="1.1 理论学习中心组学习制度健全 5\n1.2 意识形态工作责任制落实 10"
+                            prop:value=move || items.get() on:input=move |ev| items.set(event_target_value(&ev))></textarea>
+                        {move || items_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="items">{e.detail}</small> })}
+                    </label>
+                    {move || lerr.get().filter(|e| !e.field.as_deref().is_some_and(|f| f.starts_with("items") || f == "checklist_id" || f == "title")).map(|e| view! { <ErrorBox error=e/> })}
+                    {submit_button("action-define-checklist", "保存考核细则", lbusy)}
+                </form>
+            </Writable>
+        </section>
+    }
+}
+
+// ---------------------------------------------------------------------------- 用户与角色
+
+#[component]
+pub fn UsersPage(tenant: String) -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let base = format!("/tenants/{tenant}/users");
+    let (lp, cp) = (base.clone(), format!("/tenants/{tenant}/communities"));
+    let users = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_versioned::<Vec<UserView>>(&lp)
+    });
+    let communities = LocalResource::new(move || st.api.get::<Vec<CommunityEntry>>(&cp));
+    let community_list = move || communities.get().and_then(|r| r.ok()).unwrap_or_default();
+    let version = move || users.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
+    let selected = RwSignal::new(None::<String>);
+
+    // 新建用户
+    let (username, display, password, role, community) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new("inspector".to_owned()),
+        RwSignal::new(String::new()),
+    );
+    let (err, busy) = (RwSignal::new(None), RwSignal::new(false));
+    let create_path = StoredValue::new(base.clone());
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (u, d, p, r, c) = (
+            username.get_untracked().trim().to_owned(),
+            display.get_untracked().trim().to_owned(),
+            password.get_untracked(),
+            role.get_untracked(),
+            community.get_untracked(),
+        );
+        if let Some(m) = validate::id(&u) {
+            return err.set(Some(local_error("username", m)));
+        }
+        if let Some(m) = validate::name(&d) {
+            return err.set(Some(local_error("display_name", m)));
+        }
+        if let Some(m) = validate::password(&p) {
+            return err.set(Some(local_error("password", m)));
+        }
+        let officer = r == "community_officer";
+        if officer && c.is_empty() {
+            return err.set(Some(local_error("community_id", "社区联络员须绑定一个社区")));
+        }
+        let body = json!({ "username": u, "display_name": d, "password": p, "role": r,
+                           "community_id": if officer { Some(c) } else { None } });
+        submit(create_path.get_value(), body, version(), err, busy, move || {
+            username.set(String::new());
+            display.set(String::new());
+            password.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+    let role_select = move |sig: RwSignal<String>, testid: &'static str| {
+        view! {
+            <select name="role" data-testid=testid prop:value=move || sig.get() on:change=move |ev| sig.set(event_target_value(&ev))>
+                {TENANT_ROLES.map(|(code, label)| view! { <option value=code>{label}</option> })}
+            </select>
+        }
+    };
+    let community_select = move |sig: RwSignal<String>| {
+        view! {
+            <select name="community_id" data-testid="field-community_id" prop:value=move || sig.get() on:change=move |ev| sig.set(event_target_value(&ev))>
+                <option value="">"请选择社区"</option>
+                {move || community_list().into_iter().map(|c| view! { <option value=c.community_id.as_str().to_owned()>{c.name}</option> }).collect_view()}
+            </select>
+        }
+    };
+    let community_error = move || err.get().filter(|e| e.field.as_deref() == Some("community_id"));
+    let role_error = move || err.get().filter(|e| e.field.as_deref() == Some("role"));
+
+    let manage_base = base.clone();
+    view! {
+        <section class="page admin" data-page="users">
+            <header class="page-head"><h1>"用户与角色"</h1><span class="muted">"本街道的账号；停用后立即不能登录。"</span></header>
+            {move || loaded(users.get(), |(list, _)| {
+                if list.is_empty() {
+                    view! { <Empty message="还没有用户" hint="请在下方新建账号并分配角色（督查组成员、社区联络员等）。"/> }.into_any()
+                } else {
+                    let rows = list.into_iter().map(|u| {
+                        let roles = u.grants.iter().map(|g| format!("{}（{}）", g.role_name, g.scope.name)).collect::<Vec<_>>().join("、");
+                        let id = u.user_id.clone();
+                        view! {
+                            <tr data-testid="users-row" data-id=u.user_id.clone() class:disabled=u.disabled>
+                                <td>{u.username}</td>
+                                <td>{u.display_name}</td>
+                                <td>{if roles.is_empty() { "无".to_owned() } else { roles }}</td>
+                                <td data-testid="users-status">{if u.disabled { "已停用" } else { "正常" }}</td>
+                                <td><button type="button" class="link" data-testid="action-manage-user"
+                                    on:click=move |_| selected.set(Some(id.clone()))>"管理"</button></td>
+                            </tr>
+                        }
+                    }).collect_view();
+                    view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="users-table">
+                                <thead><tr><th>"用户名"</th><th>"姓名"</th><th>"角色"</th><th>"状态"</th><th></th></tr></thead>
+                                <tbody>{rows}</tbody>
+                            </table>
+                        </div>
+                    }.into_any()
+                }
+            })}
+            <Writable>
+                {
+                    let mb = manage_base.clone();
+                    move || {
+                        let id = selected.get()?;
+                        let user = users.get()?.ok()?.0.into_iter().find(|u| u.user_id == id)?;
+                        Some(view! { <ManageUser base=mb.clone() user=user version=version() reload=reload communities=community_list() close=selected/> })
+                    }
+                }
+                <form class="admin-form" data-testid="users-form" novalidate=true on:submit=create>
+                    <h2>"新建用户"</h2>
+                    <div class="form-row">
+                        <Field label="用户名（登录用）" name="username" value=username err=err placeholder="如 xx-duchazu3"/>
+                        <Field label="姓名" name="display_name" value=display err=err placeholder="如 督查组 王组员"/>
+                        <Field label="初始密码（至少 8 位）" name="password" value=password err=err kind="password"/>
+                    </div>
+                    <div class="form-row">
+                        <label class="field"><span>"角色"</span>{role_select(role, "field-role")}
+                            {move || role_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="role">{e.detail}</small> })}
+                        </label>
+                        <Show when=move || role.get() == "community_officer">
+                            <label class="field"><span>"绑定社区"</span>{community_select(community)}
+                                {move || community_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="community_id">{e.detail}</small> })}
+                            </label>
+                        </Show>
+                    </div>
+                    {form_error(err, &["username", "display_name", "password", "role", "community_id"])}
+                    {submit_button("action-create-user", "新建用户", busy)}
+                </form>
+            </Writable>
+        </section>
+    }
+}
+
+/// One user's administration: reset password, grant / revoke roles, disable / enable.
+#[component]
+fn ManageUser(
+    base: String,
+    user: UserView,
+    version: Option<u64>,
+    reload: RwSignal<u32>,
+    communities: Vec<CommunityEntry>,
+    close: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let path = format!("{base}/{}", user.user_id);
+    let (err, busy) = (RwSignal::new(None::<ApiError>), RwSignal::new(false));
+    let done = move || reload.update(|r| *r += 1);
+    let password = RwSignal::new(String::new());
+    let reason = RwSignal::new("人员调整".to_owned());
+    let (role, community) = (RwSignal::new("inspector".to_owned()), RwSignal::new(String::new()));
+    let reset = {
+        let path = path.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let p = password.get_untracked();
+            if let Some(m) = validate::password(&p) {
+                return err.set(Some(local_error("password", m)));
+            }
+            submit(format!("{path}/password"), json!({ "password": p }), version, err, busy, move || {
+                password.set(String::new());
+                done();
+            });
+        }
+    };
+    let grant = {
+        let path = path.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            let (r, c) = (role.get_untracked(), community.get_untracked());
+            let officer = r == "community_officer";
+            if officer && c.is_empty() {
+                return err.set(Some(local_error("community_id", "社区联络员须绑定一个社区")));
+            }
+            submit(format!("{path}/roles"), json!({ "role": r, "community_id": if officer { Some(c) } else { None } }), version, err, busy, done);
+        }
+    };
+    let toggle = {
+        let path = path.clone();
+        let disabled = user.disabled;
+        move |_| {
+            if disabled {
+                submit(format!("{path}/enable"), json!({}), version, err, busy, done);
+            } else {
+                let r = reason.get_untracked().trim().to_owned();
+                if r.is_empty() {
+                    return err.set(Some(local_error("reason", "请填写停用原因")));
+                }
+                submit(format!("{path}/disable"), json!({ "reason": r }), version, err, busy, done);
+            }
+        }
+    };
+    let grants = user
+        .grants
+        .iter()
+        .map(|g| {
+            let body = json!({ "role": g.role, "community_id": g.scope.community_id });
+            let p = format!("{path}/roles/revoke");
+            view! {
+                <li data-testid="users-grant">
+                    {format!("{}（{}）", g.role_name, g.scope.name)}
+                    <button type="button" class="link danger" data-testid="action-revoke-role"
+                        on:click=move |_| submit(p.clone(), body.clone(), version, err, busy, done)>"撤销"</button>
+                </li>
+            }
+        })
+        .collect_view();
+    let communities = StoredValue::new(communities);
+    let community_options = move || {
+        communities
+            .get_value()
+            .into_iter()
+            .map(|c| view! { <option value=c.community_id.as_str().to_owned()>{c.name}</option> })
+            .collect_view()
+    };
+    let disabled = user.disabled;
+    view! {
+        <div class="admin-form manage-user" data-testid="users-manage" data-id=user.user_id.clone()>
+            <header class="page-head">
+                <h2>{format!("管理：{}（{}）", user.display_name, user.username)}</h2>
+                <button type="button" class="link" data-testid="action-close-user" on:click=move |_| close.set(None)>"关闭"</button>
+            </header>
+            <h3>"角色"</h3>
+            <ul class="grants">{grants}</ul>
+            <form class="form-row" novalidate=true on:submit=grant>
+                <label class="field"><span>"授予角色"</span>
+                    <select name="role" data-testid="field-grant-role" prop:value=move || role.get() on:change=move |ev| role.set(event_target_value(&ev))>
+                        {TENANT_ROLES.map(|(code, label)| view! { <option value=code>{label}</option> })}
+                    </select>
+                </label>
+                <Show when=move || role.get() == "community_officer">
+                    <label class="field"><span>"绑定社区"</span>
+                        <select name="community_id" data-testid="field-grant-community_id" prop:value=move || community.get()
+                            on:change=move |ev| community.set(event_target_value(&ev))>
+                            <option value="">"请选择社区"</option>
+                            {community_options}
+                        </select>
+                    </label>
+                </Show>
+                <button type="submit" class="primary" data-testid="action-grant-role" disabled=move || busy.get()>"授予"</button>
+            </form>
+            <form class="form-row" novalidate=true on:submit=reset>
+                <Field label="新密码（至少 8 位）" name="password" value=password err=err kind="password"/>
+                <button type="submit" class="primary" data-testid="action-reset-password" disabled=move || busy.get()>"重置密码"</button>
+            </form>
+            <div class="form-row">
+                {(!disabled).then(|| view! { <Field label="停用原因" name="reason" value=reason err=err/> })}
+                <button type="button" class="primary"
+                    data-testid=if disabled { "action-enable-user" } else { "action-disable-user" }
+                    disabled=move || busy.get() on:click=toggle>
+                    {if disabled { "启用账号" } else { "停用账号" }}
+                </button>
+            </div>
+            {form_error(err, &["password", "reason"])}
+        </div>
+    }
+}
+
+// ---------------------------------------------------------------------------- 平台管理
+
+#[component]
+pub fn PlatformPage() -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let districts = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_versioned::<Vec<DistrictView>>("/districts")
+    });
+    let current = RwSignal::new(None::<String>);
+    let district = move || {
+        current.get().or_else(|| districts.get().and_then(|r| r.ok()).and_then(|(l, _)| l.first().map(|d| d.district_id.clone())))
+    };
+    let tenants = LocalResource::new(move || {
+        let _ = reload.get();
+        let d = district();
+        let fut = d.as_ref().map(|d| st.api.get_versioned::<Vec<TenantSummary>>(&format!("/districts/{d}/tenants")));
+        async move {
+            match fut {
+                Some(f) => f.await.map(Some),
+                None => Ok(None),
+            }
+        }
+    });
+    let dversion = move || districts.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
+
+    let (did, dname, derr, dbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let add_district = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (i, n) = (did.get_untracked().trim().to_owned(), dname.get_untracked().trim().to_owned());
+        if let Some(m) = validate::id(&i) {
+            return derr.set(Some(local_error("district_id", m)));
+        }
+        if let Some(m) = validate::name(&n) {
+            return derr.set(Some(local_error("name", m)));
+        }
+        submit("/districts".into(), json!({ "district_id": i, "name": n }), dversion(), derr, dbusy, move || {
+            did.set(String::new());
+            dname.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+    let (tid, tname, terr, tbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let add_tenant = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(d) = district() else {
+            return terr.set(Some(local_error("district_id", "请先新建一个区")));
+        };
+        let (i, n) = (tid.get_untracked().trim().to_owned(), tname.get_untracked().trim().to_owned());
+        if let Some(m) = validate::id(&i) {
+            return terr.set(Some(local_error("tenant_id", m)));
+        }
+        if let Some(m) = validate::name(&n) {
+            return terr.set(Some(local_error("name", m)));
+        }
+        let version = tenants.get_untracked().and_then(|r| r.ok()).flatten().and_then(|(_, v)| v);
+        submit(format!("/districts/{d}/tenants"), json!({ "tenant_id": i, "name": n }), version, terr, tbusy, move || {
+            tid.set(String::new());
+            tname.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+
+    view! {
+        <section class="page admin" data-page="platform">
+            <header class="page-head"><h1>"平台管理"</h1><span class="muted">"区与街道（租户）"</span></header>
+            <h2>"区"</h2>
+            {move || loaded(districts.get(), move |(list, _)| {
+                if list.is_empty() {
+                    view! { <Empty message="还没有区" hint="请在下方新建第一个区，再在区下新建街道。"/> }.into_any()
+                } else {
+                    let rows = list.into_iter().map(|d| {
+                        let id = d.district_id.clone();
+                        let id2 = id.clone();
+                        let id3 = id.clone();
+                        view! {
+                            <tr data-testid="platform-district" data-id=id3
+                                class:selected=move || district().as_deref() == Some(&*id2)>
+                                <td>{d.district_id}</td><td>{d.name}</td><td class="num">{d.tenants}</td>
+                                <td><button type="button" class="link" data-testid="action-show-tenants"
+                                    on:click=move |_| current.set(Some(id.clone()))>"查看街道"</button></td>
+                            </tr>
+                        }
+                    }).collect_view();
+                    view! { <table class="table" data-testid="platform-districts"><thead><tr><th>"编号"</th><th>"名称"</th><th class="num">"街道数"</th><th></th></tr></thead><tbody>{rows}</tbody></table> }.into_any()
+                }
+            })}
+            <Writable>
+                <form class="admin-form" data-testid="districts-form" novalidate=true on:submit=add_district>
+                    <h3>"新建区"</h3>
+                    <div class="form-row">
+                        <Field label="区编号" name="district_id" value=did err=derr placeholder="如 xxq"/>
+                        <Field label="区名称" name="name" value=dname err=derr placeholder="如 XX区"/>
+                    </div>
+                    {form_error(derr, &["district_id", "name"])}
+                    {submit_button("action-create-district", "新建区", dbusy)}
+                </form>
+            </Writable>
+            <h2>{move || format!("街道{}", district().map(|d| format!("（{d}）")).unwrap_or_default())}</h2>
+            {move || loaded(tenants.get(), |t| match t {
+                None => ().into_any(),
+                Some((list, _)) if list.is_empty() => view! { <Empty message="该区还没有街道" hint="请在下方新建街道，再由街道管理员维护社区和用户。"/> }.into_any(),
+                Some((list, _)) => {
+                    let rows = list.into_iter().map(|t| view! {
+                        <tr data-testid="platform-tenant" data-id=t.tenant_id.clone()><td>{t.tenant_id.clone()}</td><td>{t.name}</td><td class="num">{t.communities}</td></tr>
+                    }).collect_view();
+                    view! { <table class="table" data-testid="platform-tenants"><thead><tr><th>"编号"</th><th>"名称"</th><th class="num">"社区数"</th></tr></thead><tbody>{rows}</tbody></table> }.into_any()
+                }
+            })}
+            <Writable>
+                <form class="admin-form" data-testid="tenants-form" novalidate=true on:submit=add_tenant>
+                    <h3>"新建街道"</h3>
+                    <div class="form-row">
+                        <Field label="街道编号" name="tenant_id" value=tid err=terr placeholder="如 xxjd"/>
+                        <Field label="街道名称" name="name" value=tname err=terr placeholder="如 XX街道"/>
+                    </div>
+                    {form_error(terr, &["tenant_id", "name"])}
+                    {submit_button("action-create-tenant", "新建街道", tbusy)}
+                </form>
+            </Writable>
+        </section>
+    }
+}
