@@ -1,0 +1,218 @@
+//! The district dashboard (全区概览) and the auditor's view (审计) in a real browser against the demo:
+//! the district officer's table matches the roll-up API, drills into a sub-district and back, and
+//! downloads the 通报; a sub-district admin is told plainly they may not look; the district auditor
+//! sees the hash-chained timeline, an intact chain, a diff, and the past under the "as of" picker.
+
+use std::time::Instant;
+
+use ducha_tests::Server;
+use ducha_tests::browser::{Browser, Page};
+
+/// `{v:.1}%` like the app's `format::percent`, or "—".
+fn percent(v: &serde_json::Value) -> String {
+    v.as_f64().map_or_else(|| "—".to_owned(), |p| format!("{p:.1}%"))
+}
+
+/// No script errors and no failed request, except the browser's own guess at `/favicon.ico` (the
+/// app has no icon yet).
+fn assert_clean(page: &Page<'_>) {
+    let errors: Vec<String> = page.console_errors().into_iter().filter(|e| !e.contains("/favicon.ico")).collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    let failed: Vec<_> = page.failed_requests().into_iter().filter(|r| !r.url.ends_with("/favicon.ico")).collect();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+}
+
+fn cell(tenant: &str, col: &str) -> String {
+    format!("[data-testid=district-row][data-tenant={tenant}] td[data-col={col}]")
+}
+
+#[test]
+fn district_officer_sees_every_sub_district_and_drills_down() {
+    let t0 = Instant::now();
+    let server = Server::demo();
+    let base = server.base_url();
+    let token = server.login("qu-xcb");
+    let rollup = server.get("/api/v1/districts/xxq/rollup", Some(&token)).json();
+    let rankings = server.get("/api/v1/districts/xxq/rankings", Some(&token)).json();
+    let browser = Browser::launch();
+    let page = browser.new_page();
+    page.login(&base, "qu-xcb", "ducha-demo");
+
+    // Home of a district officer: the district dashboard, one row per sub-district.
+    page.wait_for("[data-page=district] [data-testid=district-row]");
+    let tenants =
+        page.eval("Array.from(document.querySelectorAll('[data-testid=district-row]'), r => r.dataset.tenant)");
+    assert_eq!(tenants, serde_json::json!(["xxjd", "yyjd", "zzjd"]));
+    for row in rollup["rows"].as_array().expect("rows") {
+        let t = row["tenant_id"].as_str().unwrap();
+        let m = &row["metrics"];
+        for col in ["inspections", "communities_covered", "findings", "overdue"] {
+            assert_eq!(page.text_of(&cell(t, col)), m[col].to_string(), "{t} {col}");
+        }
+        assert_eq!(page.text_of(&cell(t, "completion_rate")), percent(&m["completion_rate"]["percent"]), "{t}");
+        let score = m["average_score"].as_f64().map_or_else(|| "—".to_owned(), |s| format!("{s:.2}"));
+        assert_eq!(page.text_of(&cell(t, "average_score")), score, "{t}");
+    }
+    // xxjd has an overdue rectification: shown in red.
+    assert!(rollup["rows"][0]["metrics"]["overdue"].as_u64().unwrap() > 0);
+    assert_eq!(page.attribute(&cell("xxjd", "overdue"), "class").as_deref(), Some("num overdue"));
+    assert_eq!(
+        page.text_of("[data-testid=district-total] td[data-col=findings]"),
+        rollup["totals"]["findings"].to_string()
+    );
+
+    // Rankings in the API's order; charts drawn as SVG, one bar per sub-district.
+    let order = |testid: &str| {
+        page.eval(&format!("Array.from(document.querySelectorAll('[data-testid={testid}] li'), r => r.dataset.tenant)"))
+    };
+    page.wait_for("[data-testid=district-rank-score] li");
+    let want = |k: &str| -> serde_json::Value {
+        rankings[k].as_array().unwrap().iter().map(|e| e["tenant_id"].clone()).collect()
+    };
+    assert_eq!(order("district-rank-score"), want("by_score"));
+    assert_eq!(order("district-rank-completion"), want("by_completion"));
+    assert_eq!(
+        page.eval("document.querySelectorAll('[data-testid=chart-completion-by-subdistrict] svg rect').length"),
+        3
+    );
+    assert!(page.exists("[data-testid=chart-findings-by-category] svg"));
+    assert!(page.exists("[data-testid=chart-monthly-findings] svg"));
+    page.screenshot("district-dashboard");
+
+    // The year selector reloads the table with that year's numbers.
+    let y2023 = server.get("/api/v1/districts/xxq/rollup?year=2023", Some(&token)).json();
+    page.select_option("[data-testid=district-year]", "2023");
+    page.wait_until(
+        &format!(
+            "document.querySelector('[data-testid=district-total] td[data-col=findings]')?.innerText === '{}' && \
+             document.querySelector('.page-head + p.muted, p.muted')?.innerText.includes('2023')",
+            y2023["totals"]["findings"]
+        ),
+        "the 2023 roll-up",
+    );
+
+    // 通报: fetched with the token as a blob and handed to the browser as a download.
+    page.eval(
+        "(() => { window.__blobs = []; const o = URL.createObjectURL; \
+         URL.createObjectURL = b => { window.__blobs.push([b.type, b.size]); return o.call(URL, b); }; return true; })()",
+    );
+    page.click("[data-testid=action-download-circular-xlsx]");
+    page.wait_until("window.__blobs.length === 1", "the Excel circular");
+    page.click("[data-testid=action-download-circular-docx]");
+    page.wait_until("window.__blobs.length === 2", "the Word circular");
+    let blobs = page.eval("window.__blobs");
+    assert!(blobs[0][0].as_str().unwrap().contains("spreadsheetml"), "{blobs}");
+    assert!(blobs[1][0].as_str().unwrap().contains("wordprocessingml"), "{blobs}");
+    assert!(blobs[0][1].as_u64().unwrap() > 1000 && blobs[1][1].as_u64().unwrap() > 1000, "{blobs}");
+    assert!(!page.exists("[data-testid=error]"));
+
+    // Drill down into XX街道's dashboard, and back.
+    page.click("[data-testid=district-drill-xxjd]");
+    page.wait_for("[data-page=dashboard] [data-testid=card-findings-open]");
+    assert!(page.url().ends_with("/tenants/xxjd"), "{}", page.url());
+    page.click("[data-testid=back-district]");
+    page.wait_for("[data-page=district] [data-testid=district-row]");
+    assert_clean(&page);
+
+    // A sub-district admin who types the district's address is told plainly, without a crash.
+    let other = browser.new_page();
+    other.login(&base, "xx-admin", "ducha-demo");
+    other.goto(&format!("{base}/districts/xxq"));
+    other.wait_for("[data-page=district] [data-testid=error][data-code=forbidden]");
+    assert!(other.text_of("[data-testid=error]").contains("无权访问"));
+    assert!(!other.exists("[data-testid=district-row]"));
+    assert!(other.exists("[data-testid=current-user]"), "the app is still there");
+    println!("district test: {:?}", t0.elapsed());
+}
+
+#[test]
+fn auditor_reads_the_timeline_the_chain_and_the_past() {
+    let t0 = Instant::now();
+    let server = Server::demo();
+    let base = server.base_url();
+    let token = server.login("qu-jjw");
+    let browser = Browser::launch();
+    let page = browser.new_page();
+    page.login(&base, "qu-jjw", "ducha-demo");
+
+    // The audit page: pick XX街道 from the district's sub-districts.
+    page.click("[data-testid=nav-audit]");
+    page.wait_for("[data-page=audit] [data-testid=audit-tenant-select]");
+    let options =
+        page.eval("Array.from(document.querySelectorAll('[data-testid=audit-tenant-select] option'), o => o.value)");
+    assert_eq!(options, serde_json::json!(["", "xxjd", "yyjd", "zzjd"]));
+    page.select_option("[data-testid=audit-tenant-select]", "xxjd");
+    page.wait_for("[data-testid=audit-event]");
+    assert!(page.url().ends_with("/audit/tenants/xxjd"), "{}", page.url());
+
+    // Events with their hashes, in chain order; the full hash in the title.
+    let first = server.get("/api/v1/tenants/xxjd/events?limit=1", Some(&token)).json();
+    let hash = first["events"][0]["hash"].as_str().unwrap().to_owned();
+    assert_eq!(page.text_of("[data-testid=audit-hash]"), format!("{}…", &hash[..10]));
+    assert!(page.attribute("[data-testid=audit-hash]", "title").unwrap().contains(&hash));
+    assert!(page.text_of("[data-testid=audit-event]").contains("创建街道"));
+    assert_eq!(page.eval("document.querySelectorAll('[data-testid=audit-event]').length"), 50);
+    // The chain verifies.
+    page.wait_for("[data-testid=audit-chain]");
+    assert_eq!(page.attribute("[data-testid=audit-chain]", "data-ok").as_deref(), Some("true"));
+    assert!(page.text_of("[data-testid=audit-chain]").contains("链完整"));
+    // The next page goes on from the last position.
+    page.click("[data-testid=audit-next]");
+    page.wait_until(
+        "document.querySelector('[data-testid=audit-event]')?.dataset.position > 100",
+        "the second page of events",
+    );
+
+    // One stream: finding xx-2023-f1, whose rectification was verified on 2024-03-20 (Shanghai).
+    page.select_option("[data-testid=audit-stream-filter]", "finding-xx-2023-f1");
+    page.wait_until(
+        "[...document.querySelectorAll('[data-testid=audit-event]')].some(r => r.dataset.type === 'RectificationVerified')",
+        "the verification in the finding's stream",
+    );
+    assert!(
+        page.texts_of("[data-testid=audit-event]").iter().all(|r| r.contains("问题 xx-2023-f1")),
+        "only the finding's events"
+    );
+    page.screenshot("audit-timeline");
+
+    // A diff over the verification lists what changed.
+    page.eval(
+        "(() => { const set = (id, v) => { const i = document.querySelector(`[data-testid=${id}]`); \
+         i.value = v; i.dispatchEvent(new Event('input', {bubbles: true})); }; \
+         set('field-from', '2024-03-15T00:00'); set('field-to', '2024-03-25T00:00'); return true; })()",
+    );
+    page.click("[data-testid=audit-diff-submit]");
+    page.wait_for("[data-testid=audit-diff] [data-testid=audit-diff-ledger][data-finding=xx-2023-f1]");
+    assert!(page.text_of("[data-testid=audit-diff-ledger]").contains("待销号 → 已销号"));
+    assert!(page.exists("[data-testid=audit-diff-change][data-metric=findings_closed]"));
+
+    // The "as of" picker before the verification: the old state, under the banner, read-only.
+    page.eval(
+        "(() => { const i = document.querySelector('[data-testid=asof-input]'); i.value = '2024-03-15T12:00'; \
+         i.dispatchEvent(new Event('change', {bubbles: true})); return true; })()",
+    );
+    page.wait_for_text("[data-testid=asof-banner]", "历史视图：2024-03-15 12:00");
+    page.wait_until(
+        "document.querySelector('[data-testid=audit-event]') && \
+         ![...document.querySelectorAll('[data-testid=audit-event]')].some(r => r.dataset.type === 'RectificationVerified')",
+        "the finding's stream before its verification",
+    );
+    assert_eq!(page.attribute("[data-testid=audit-chain]", "data-ok").as_deref(), Some("true"));
+    // XX街道's dashboard, reached from the district dashboard, as it stood then.
+    page.click("[data-testid=nav-district]");
+    page.wait_for("[data-testid=district-drill-xxjd]");
+    assert!(page.exists("[data-testid=asof-banner]"), "the banner stays on every page");
+    page.click("[data-testid=district-drill-xxjd]");
+    page.wait_for_text("[data-testid=card-findings-closed] .card-value", "0");
+    assert!(page.exists("[data-testid=asof-banner]"));
+    let writes = "document.querySelectorAll('[data-testid^=action-]:not([data-testid^=action-download])').length";
+    assert_eq!(page.eval(writes), 0, "no write action in a historical view");
+    page.screenshot("audit-as-of-view");
+
+    // Back to the present: the verification counts again.
+    page.click("[data-testid=asof-clear]");
+    page.wait_gone("[data-testid=asof-banner]");
+    page.wait_for_text("[data-testid=card-findings-closed] .card-value", "1");
+    assert_clean(&page);
+    println!("audit test: {:?}", t0.elapsed());
+}
