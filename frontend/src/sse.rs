@@ -83,7 +83,9 @@ mod tests {
         let frames = p.push("ssReported\ndata: {\"a\":\"社区\"}\n\nid: 13\n".as_bytes());
         assert_eq!(
             frames,
-            [Frame { id: Some("12".into()), event: Some("ProgressReported".into()), data: "{\"a\":\"社区\"}".into() }]
+            [Frame {
+                id: Some("12".into()), event: Some("ProgressReported".into()), data: "{\"a\":\"社区\"}".into()
+            }]
         );
         let frames = p.push(b"data: x\r\ndata: y\r\n\r\n");
         assert_eq!(frames, [Frame { id: Some("13".into()), event: None, data: "x\ny".into() }]);

@@ -5,7 +5,7 @@
 //! district aggregate's version), shows the server's `detail` next to the field it names, and is
 //! wrapped in `<Writable>`.
 
-use crate::components::{Empty, ErrorBox, Writable, loaded};
+use crate::components::{Empty, ErrorBox, Loading, Writable, loaded};
 use crate::problem::ApiError;
 use crate::state::use_app;
 use crate::validate;
@@ -96,7 +96,14 @@ fn form_error(err: FormError, fields: &'static [&'static str]) -> impl IntoView 
 }
 
 /// Sends a write with `If-Match`; on success clears the error and calls `done`.
-fn submit(path: String, body: Value, version: Option<u64>, err: FormError, busy: RwSignal<bool>, done: impl FnOnce() + 'static) {
+fn submit(
+    path: String,
+    body: Value,
+    version: Option<u64>,
+    err: FormError,
+    busy: RwSignal<bool>,
+    done: impl FnOnce() + 'static,
+) {
     let st = use_app();
     busy.set(true);
     spawn_local(async move {
@@ -120,10 +127,51 @@ fn submit_button(testid: &'static str, label: &'static str, busy: RwSignal<bool>
     }
 }
 
+/// Whether these grants administer the tenant (`Some`: its sub-district admin or the platform
+/// admin) or the platform (`None`: the platform admin).
+fn may_administer(grants: &[GrantView], tenant: Option<&str>) -> bool {
+    grants.iter().any(|g| {
+        g.role == "platform_admin"
+            || (tenant.is_some() && g.role == "subdistrict_admin" && g.scope.tenant_id.as_deref() == tenant)
+    })
+}
+
+/// Draws its children only for those who administer the page's tenant (or the platform); others
+/// who open the page by its address get a plain "no permission" message (the API would refuse
+/// their writes anyway, and most reads are open to them).
+#[component]
+fn AdminGuard(tenant: Option<String>, children: ChildrenFn) -> impl IntoView {
+    let st = use_app();
+    move || match st.me.get() {
+        None => view! { <Loading/> }.into_any(),
+        Some(me) if may_administer(&me.grants, tenant.as_deref()) => children().into_any(),
+        Some(_) => {
+            let page = st.router.route().title();
+            view! {
+                <section class="page" data-page="forbidden">
+                    <div class="state state-error" role="alert" data-testid="error" data-code="forbidden">
+                        <strong>"您没有访问此页面的权限"</strong>
+                        <p>{format!("“{page}”仅限管理员使用。请从顶部菜单进入您有权使用的页面，如需权限请联系管理员。")}</p>
+                        <small>"错误代码：forbidden"</small>
+                    </div>
+                </section>
+            }
+            .into_any()
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------- 社区
 
+/// `CommunitiesPage`, for the sub-district's admin (and the platform admin) only.
 #[component]
 pub fn CommunitiesPage(tenant: String) -> impl IntoView {
+    let t = tenant.clone();
+    view! { <AdminGuard tenant=Some(tenant)><Communities tenant=t.clone()/></AdminGuard> }
+}
+
+#[component]
+fn Communities(tenant: String) -> impl IntoView {
     let st = use_app();
     let reload = RwSignal::new(0u32);
     let list_path = format!("/tenants/{tenant}/communities");
@@ -134,7 +182,8 @@ pub fn CommunitiesPage(tenant: String) -> impl IntoView {
         st.api.get_versioned::<Vec<CommunityEntry>>(&list_path)
     });
     let version = move || data.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
-    let (id, name, err, busy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let (id, name, err, busy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (i, n) = (id.get_untracked().trim().to_owned(), name.get_untracked().trim().to_owned());
@@ -185,8 +234,15 @@ pub fn CommunitiesPage(tenant: String) -> impl IntoView {
 
 // ---------------------------------------------------------------------- 问题类别 · 考核细则
 
+/// `ChecklistsPage`, for the sub-district's admin (and the platform admin) only.
 #[component]
 pub fn ChecklistsPage(tenant: String) -> impl IntoView {
+    let t = tenant.clone();
+    view! { <AdminGuard tenant=Some(tenant)><Checklists tenant=t.clone()/></AdminGuard> }
+}
+
+#[component]
+fn Checklists(tenant: String) -> impl IntoView {
     let st = use_app();
     let reload = RwSignal::new(0u32);
     let cat_path = format!("/tenants/{tenant}/categories");
@@ -204,7 +260,8 @@ pub fn ChecklistsPage(tenant: String) -> impl IntoView {
     let version = move || checklists.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
 
     // 新增问题类别
-    let (code, cname, cerr, cbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let (code, cname, cerr, cbusy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
     let add_category = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (c, n) = (code.get_untracked().trim().to_owned(), cname.get_untracked().trim().to_owned());
@@ -222,8 +279,13 @@ pub fn ChecklistsPage(tenant: String) -> impl IntoView {
     };
 
     // 定义考核细则
-    let (clid, title, items, lerr, lbusy) =
-        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let (clid, title, items, lerr, lbusy) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(None),
+        RwSignal::new(false),
+    );
     let add_checklist = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (i, t) = (clid.get_untracked().trim().to_owned(), title.get_untracked().trim().to_owned());
@@ -241,12 +303,19 @@ pub fn ChecklistsPage(tenant: String) -> impl IntoView {
             .into_iter()
             .map(|(code, title, h)| json!({ "code": code, "title": title, "max_points": h as f64 / 100.0 }))
             .collect();
-        submit(cl_path.get_value(), json!({ "checklist_id": i, "title": t, "items": items_json }), version(), lerr, lbusy, move || {
-            clid.set(String::new());
-            title.set(String::new());
-            items.set(String::new());
-            reload.update(|r| *r += 1);
-        });
+        submit(
+            cl_path.get_value(),
+            json!({ "checklist_id": i, "title": t, "items": items_json }),
+            version(),
+            lerr,
+            lbusy,
+            move || {
+                clid.set(String::new());
+                title.set(String::new());
+                items.set(String::new());
+                reload.update(|r| *r += 1);
+            },
+        );
     };
     let items_error = move || lerr.get().filter(|e| e.field.as_deref().is_some_and(|f| f.starts_with("items")));
 
@@ -319,8 +388,15 @@ pub fn ChecklistsPage(tenant: String) -> impl IntoView {
 
 // ---------------------------------------------------------------------------- 用户与角色
 
+/// `UsersPage`, for the sub-district's admin (and the platform admin) only.
 #[component]
 pub fn UsersPage(tenant: String) -> impl IntoView {
+    let t = tenant.clone();
+    view! { <AdminGuard tenant=Some(tenant)><Users tenant=t.clone()/></AdminGuard> }
+}
+
+#[component]
+fn Users(tenant: String) -> impl IntoView {
     let st = use_app();
     let reload = RwSignal::new(0u32);
     let base = format!("/tenants/{tenant}/users");
@@ -498,7 +574,14 @@ fn ManageUser(
             if officer && c.is_empty() {
                 return err.set(Some(local_error("community_id", "社区联络员须绑定一个社区")));
             }
-            submit(format!("{path}/roles"), json!({ "role": r, "community_id": if officer { Some(c) } else { None } }), version, err, busy, done);
+            submit(
+                format!("{path}/roles"),
+                json!({ "role": r, "community_id": if officer { Some(c) } else { None } }),
+                version,
+                err,
+                busy,
+                done,
+            );
         }
     };
     let toggle = {
@@ -584,8 +667,14 @@ fn ManageUser(
 
 // ---------------------------------------------------------------------------- 平台管理
 
+/// `/platform`, for the platform admin only.
 #[component]
 pub fn PlatformPage() -> impl IntoView {
+    view! { <AdminGuard tenant=None><Platform/></AdminGuard> }
+}
+
+#[component]
+fn Platform() -> impl IntoView {
     let st = use_app();
     let reload = RwSignal::new(0u32);
     let districts = LocalResource::new(move || {
@@ -594,7 +683,9 @@ pub fn PlatformPage() -> impl IntoView {
     });
     let current = RwSignal::new(None::<String>);
     let district = move || {
-        current.get().or_else(|| districts.get().and_then(|r| r.ok()).and_then(|(l, _)| l.first().map(|d| d.district_id.clone())))
+        current.get().or_else(|| {
+            districts.get().and_then(|r| r.ok()).and_then(|(l, _)| l.first().map(|d| d.district_id.clone()))
+        })
     };
     let tenants = LocalResource::new(move || {
         let _ = reload.get();
@@ -609,7 +700,8 @@ pub fn PlatformPage() -> impl IntoView {
     });
     let dversion = move || districts.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
 
-    let (did, dname, derr, dbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let (did, dname, derr, dbusy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
     let add_district = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (i, n) = (did.get_untracked().trim().to_owned(), dname.get_untracked().trim().to_owned());
@@ -625,7 +717,8 @@ pub fn PlatformPage() -> impl IntoView {
             reload.update(|r| *r += 1);
         });
     };
-    let (tid, tname, terr, tbusy) = (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let (tid, tname, terr, tbusy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
     let add_tenant = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(d) = district() else {
@@ -639,11 +732,18 @@ pub fn PlatformPage() -> impl IntoView {
             return terr.set(Some(local_error("name", m)));
         }
         let version = tenants.get_untracked().and_then(|r| r.ok()).flatten().and_then(|(_, v)| v);
-        submit(format!("/districts/{d}/tenants"), json!({ "tenant_id": i, "name": n }), version, terr, tbusy, move || {
-            tid.set(String::new());
-            tname.set(String::new());
-            reload.update(|r| *r += 1);
-        });
+        submit(
+            format!("/districts/{d}/tenants"),
+            json!({ "tenant_id": i, "name": n }),
+            version,
+            terr,
+            tbusy,
+            move || {
+                tid.set(String::new());
+                tname.set(String::new());
+                reload.update(|r| *r += 1);
+            },
+        );
     };
 
     view! {
