@@ -189,10 +189,10 @@ fn table(tenant: String, page: LedgerData, q: RwSignal<LedgerQuery>) -> impl Int
             </table>
         </div>
         <nav class="pager" aria-label="分页">
-            <button type="button" data-testid="ledger-page-prev" disabled=current.page <= 1
+            <button type="button" data-testid="ledger-page-prev" disabled={current.page <= 1}
                 on:click=move |_| q.update(|q| q.page = q.page.saturating_sub(1).max(1))>"上一页"</button>
             <span data-testid="ledger-total" data-total=page.total.to_string()>{shown}</span>
-            <button type="button" data-testid="ledger-page-next" disabled=current.page >= pages
+            <button type="button" data-testid="ledger-page-next" disabled={current.page >= pages}
                 on:click=move |_| q.update(|q| q.page += 1)>"下一页"</button>
         </nav>
     }
