@@ -86,6 +86,19 @@ pub fn diff_point(input: &str) -> Result<String, String> {
         .ok_or_else(|| "应为时间（如 2024-03-19 08:00）或日志位置（整数）".to_owned())
 }
 
+/// Whether the two points of a diff are in order (`to` empty means now; mixed forms are left to
+/// the server).
+pub fn diff_in_order(from: &str, to: &str) -> bool {
+    let (from, to) = (from.trim(), to.trim());
+    if let (Ok(a), Ok(b)) = (from.parse::<u64>(), to.parse::<u64>()) {
+        return a <= b;
+    }
+    match (format::parse_local_input(from), format::parse_local_input(to)) {
+        (Some(a), Some(b)) => a <= b,
+        _ => true,
+    }
+}
+
 /// A rectification status code (`verified`, …) in Chinese.
 pub fn status_zh(code: &str) -> &str {
     match code {
@@ -166,6 +179,10 @@ mod tests {
         assert!(diff_point("").is_err());
         assert!(diff_point("yesterday").is_err());
         assert!(diff_point("99999999999999999999").is_err());
+        assert!(diff_in_order("2024-03-01T08:00", "2024-03-02T08:00"));
+        assert!(!diff_in_order("2024-03-02T08:00", "2024-03-01T08:00"));
+        assert!(diff_in_order("120", "130") && !diff_in_order("130", "120"));
+        assert!(diff_in_order("120", ""));
     }
 
     #[test]

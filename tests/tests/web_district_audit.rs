@@ -78,6 +78,11 @@ fn district_officer_sees_every_sub_district_and_drills_down() {
     assert!(page.exists("[data-testid=chart-findings-by-category] svg"));
     assert!(page.exists("[data-testid=chart-monthly-findings] svg"));
     page.screenshot("district-dashboard");
+    // On a phone the page does not scroll sideways (the table scrolls inside its box).
+    page.set_viewport(390, 844, true);
+    page.wait_until("document.documentElement.scrollWidth <= innerWidth + 1", "no sideways scrolling on a phone");
+    page.screenshot("district-dashboard-phone");
+    page.set_viewport(1366, 768, false);
 
     // The year selector reloads the table with that year's numbers.
     let y2023 = server.get("/api/v1/districts/xxq/rollup?year=2023", Some(&token)).json();
@@ -185,6 +190,25 @@ fn auditor_reads_the_timeline_the_chain_and_the_past() {
     page.wait_for("[data-testid=audit-diff] [data-testid=audit-diff-ledger][data-finding=xx-2023-f1]");
     assert!(page.text_of("[data-testid=audit-diff-ledger]").contains("待销号 → 已销号"));
     assert!(page.exists("[data-testid=audit-diff-change][data-metric=findings_closed]"));
+    // The same by log positions; points out of order are refused in the browser, next to the field.
+    let verified_at = page.attribute("[data-testid=audit-event][data-type=RectificationVerified]", "data-position");
+    let verified_at: u64 = verified_at.expect("position").parse().expect("a number");
+    page.select_option("[data-testid=audit-diff-mode]", "position");
+    page.wait_gone("[data-testid=audit-diff]");
+    let set_points = |from: u64, to: u64| {
+        page.eval(&format!(
+            "(() => {{ const set = (id, v) => {{ const i = document.querySelector(`[data-testid=${{id}}]`); \
+             i.value = v; i.dispatchEvent(new Event('input', {{bubbles: true}})); }}; \
+             set('field-from', '{from}'); set('field-to', '{to}'); return true; }})()"
+        ));
+    };
+    set_points(verified_at, verified_at - 1);
+    page.click("[data-testid=audit-diff-submit]");
+    assert!(page.text_of("[data-testid=error-from]").contains("起点应早于终点"));
+    set_points(verified_at - 1, verified_at);
+    page.click("[data-testid=audit-diff-submit]");
+    page.wait_for("[data-testid=audit-diff-ledger][data-finding=xx-2023-f1]");
+    assert!(page.text_of("[data-testid=audit-diff]").contains("共 1 个事件"));
 
     // The "as of" picker before the verification: the old state, under the banner, read-only.
     page.eval(
@@ -214,5 +238,20 @@ fn auditor_reads_the_timeline_the_chain_and_the_past() {
     page.wait_gone("[data-testid=asof-banner]");
     page.wait_for_text("[data-testid=card-findings-closed] .card-value", "1");
     assert_clean(&page);
+
+    // A sub-district's own auditor has one sub-district in scope: /audit goes straight to it.
+    let own = browser.new_page();
+    own.login(&base, "xx-jiwei", "ducha-demo");
+    own.click("[data-testid=nav-audit]");
+    own.wait_for("[data-testid=audit-event]");
+    assert!(own.url().ends_with("/audit/tenants/xxjd"), "{}", own.url());
+    assert_eq!(own.attribute("[data-testid=audit-chain]", "data-ok").as_deref(), Some("true"));
+    // 查看此刻 on an event sets the global "as of" to its time.
+    own.click("[data-testid=audit-asof-here]");
+    own.wait_for_text("[data-testid=asof-banner]", "历史视图：2023-01-05 09:00");
+    own.set_viewport(390, 844, true);
+    own.wait_until("document.documentElement.scrollWidth <= innerWidth + 1", "no sideways scrolling on a phone");
+    own.screenshot("audit-timeline-phone");
+    assert_clean(&own);
     println!("audit test: {:?}", t0.elapsed());
 }

@@ -4,7 +4,8 @@
 //! points (`GET /tenants/{t}/diff`). Everything reads as of the global "as of" when it is set.
 
 use crate::audit_text::{
-    before_after, diff_point, event_type_zh, short_hash, status_zh, stream_label, stream_name, warning_zh,
+    before_after, diff_in_order, diff_point, event_type_zh, short_hash, status_zh, stream_label, stream_name,
+    warning_zh,
 };
 use crate::components::{Empty, ErrorBox, Link, Loading, loaded};
 use crate::format;
@@ -407,6 +408,16 @@ fn DiffForm(tenant: String) -> impl IntoView {
     let error = RwSignal::new(None::<ApiError>);
     let result = RwSignal::new(None::<TenantDiff>);
     let busy = RwSignal::new(false);
+    // The two points as Shanghai times (default) or as log positions.
+    let by_position = RwSignal::new(false);
+    let on_mode = move |ev: leptos::ev::Event| {
+        by_position.set(event_target_value(&ev) == "position");
+        from.set(String::new());
+        to.set(String::new());
+        field_error.set(None);
+        result.set(None);
+    };
+    let kind = move || if by_position.get() { "number" } else { "datetime-local" };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         field_error.set(None);
@@ -424,10 +435,7 @@ fn DiffForm(tenant: String) -> impl IntoView {
                 Err(m) => return field_error.set(Some(("to".into(), m))),
             }
         };
-        if let (Some(a), Some(b)) =
-            (format::parse_local_input(&from.get_untracked()), format::parse_local_input(&t_raw))
-            && a > b
-        {
+        if !diff_in_order(&from.get_untracked(), &t_raw) {
             return field_error.set(Some(("from".into(), "起点应早于终点".into())));
         }
         let mut path = with_query(&format!("/tenants/{tenant}/diff"), "from", &f);
@@ -456,14 +464,21 @@ fn DiffForm(tenant: String) -> impl IntoView {
     view! {
         <form class="diff-form" on:submit=submit novalidate=true>
             <label>
-                <span>"起点（北京时间）"</span>
-                <input type="datetime-local" name="from" data-testid="field-from" required=true
+                <span>"按"</span>
+                <select data-testid="audit-diff-mode" on:change=on_mode>
+                    <option value="time" selected=true>"时间（北京时间）"</option>
+                    <option value="position">"日志位置"</option>
+                </select>
+            </label>
+            <label>
+                <span>"起点"</span>
+                <input type=kind min="0" name="from" data-testid="field-from" required=true
                     prop:value=move || from.get() on:input=move |ev| from.set(event_target_value(&ev))/>
                 {err_for("from")}
             </label>
             <label>
                 <span>"终点（留空为当前）"</span>
-                <input type="datetime-local" name="to" data-testid="field-to"
+                <input type=kind min="0" name="to" data-testid="field-to"
                     prop:value=move || to.get() on:input=move |ev| to.set(event_target_value(&ev))/>
                 {err_for("to")}
             </label>
