@@ -11,6 +11,7 @@
 //! | [`problem`] | RFC 9457 problem+json → [`problem::ApiError`]; query strings | host + wasm |
 //! | [`sse`] | server-sent events parser (bytes of a `fetch()` body → frames) | host + wasm |
 //! | [`validate`] | browser-side checks of the administration forms (ids, passwords, points) | host + wasm |
+//! | [`rectify`] | 整改: the ledger's query, checks of the rectification forms, who may issue what | host + wasm |
 //! | `api` | the one HTTP client: bearer token, problem+json errors, `as_of` on every GET | wasm |
 //! | `state` | session (token in sessionStorage, `/me`), the global "as of", the router | wasm |
 //! | `components` | header, nav, banner, loading / error / empty states, charts, links | wasm |

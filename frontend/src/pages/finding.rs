@@ -284,7 +284,12 @@ fn forms(
             testid: "action-report-progress",
             fields: vec![
                 field("text", "整改进展", Kind::Area, "已采取的措施和取得的成效"),
-                field("evidence", "佐证材料（可选）", Kind::File, "PDF、JPEG、PNG、Word、Excel 或文本，单个文件不超过 20 MB"),
+                field(
+                    "evidence",
+                    "佐证材料（可选）",
+                    Kind::File,
+                    "PDF、JPEG、PNG、Word、Excel 或文本，单个文件不超过 20 MB",
+                ),
             ],
             check: |x, _| rectify::check_progress(v(x, "text")),
             body: |x| serde_json::json!({"text": v(x, "text")}),
@@ -367,12 +372,20 @@ fn forms(
     let deadline = f.deadline;
     specs
         .into_iter()
-        .map(|s| view! { <CommandForm spec=s path=path.clone() version=version deadline=deadline done=done/> }.into_any())
+        .map(|s| {
+            view! { <CommandForm spec=s path=path.clone() version=version deadline=deadline done=done/> }.into_any()
+        })
         .collect()
 }
 
 #[component]
-fn CommandForm(spec: Spec, path: String, version: u64, deadline: Option<NaiveDate>, done: Callback<()>) -> impl IntoView {
+fn CommandForm(
+    spec: Spec,
+    path: String,
+    version: u64,
+    deadline: Option<NaiveDate>,
+    done: Callback<()>,
+) -> impl IntoView {
     let st = use_app();
     let values = RwSignal::new(Values::new());
     let problems = RwSignal::new(Problems::new());
@@ -380,9 +393,8 @@ fn CommandForm(spec: Spec, path: String, version: u64, deadline: Option<NaiveDat
     let busy = RwSignal::new(false);
     let file_ref = NodeRef::<leptos::html::Input>::new();
     let names: Vec<&'static str> = spec.fields.iter().map(|f| f.name).collect();
-    let error_of = move |name: &'static str| {
-        problems.with(|p| p.iter().find(|(f, _)| *f == name).map(|(_, m)| m.clone()))
-    };
+    let error_of =
+        move |name: &'static str| problems.with(|p| p.iter().find(|(f, _)| *f == name).map(|(_, m)| m.clone()));
     let inputs = spec
         .fields
         .iter()

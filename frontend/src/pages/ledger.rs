@@ -15,7 +15,8 @@ use ducha_events::projection::{
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-const SORTS: [(&str, &str); 4] = [("recorded", "序号"), ("community", "社区"), ("deadline", "整改时限"), ("warning", "预警")];
+const SORTS: [(&str, &str); 4] =
+    [("recorded", "序号"), ("community", "社区"), ("deadline", "整改时限"), ("warning", "预警")];
 
 #[component]
 pub fn LedgerPage(tenant: String) -> impl IntoView {
@@ -27,7 +28,8 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
         st.api.get::<LedgerData>(&format!("/tenants/{t}/ledger?{query}"))
     });
     let t = tenant.clone();
-    let communities = LocalResource::new(move || st.api.get::<Vec<CommunityEntry>>(&format!("/tenants/{t}/communities")));
+    let communities =
+        LocalResource::new(move || st.api.get::<Vec<CommunityEntry>>(&format!("/tenants/{t}/communities")));
     let t = tenant.clone();
     let categories = LocalResource::new(move || st.api.get::<Vec<CategoryEntry>>(&format!("/tenants/{t}/categories")));
 
@@ -41,20 +43,30 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
         }
     };
     let community_options = move || {
-        communities.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|c| {
-            let id = c.community_id.as_str().to_owned();
-            view! { <option value=id>{c.name}</option> }
-        }).collect_view()
+        communities
+            .get()
+            .and_then(|r| r.ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let id = c.community_id.as_str().to_owned();
+                view! { <option value=id>{c.name}</option> }
+            })
+            .collect_view()
     };
     let category_options = move || {
-        categories.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|c| {
-            view! { <option value=c.code>{c.name}</option> }
-        }).collect_view()
+        categories
+            .get()
+            .and_then(|r| r.ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                view! { <option value=c.code>{c.name}</option> }
+            })
+            .collect_view()
     };
-    let status_options = RectificationStatus::ALL
-        .iter()
-        .map(|s| view! { <option value=s.code()>{s.name_zh()}</option> })
-        .collect_view();
+    let status_options =
+        RectificationStatus::ALL.iter().map(|s| view! { <option value=s.code()>{s.name_zh()}</option> }).collect_view();
     let warning_options = WarningLevel::ALL
         .iter()
         .map(|w| view! { <option value=w.code()>{warning::badge_label(Some(*w))}</option> })
@@ -137,7 +149,8 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
 fn table(tenant: String, page: LedgerData, q: RwSignal<LedgerQuery>) -> impl IntoView {
     if page.total == 0 {
         let c = q.get_untracked();
-        let filtered = !(c.community.is_empty() && c.category.is_empty() && c.status.is_empty() && c.warning.is_empty());
+        let filtered =
+            !(c.community.is_empty() && c.category.is_empty() && c.status.is_empty() && c.warning.is_empty());
         let hint = if filtered {
             "没有符合筛选条件的问题，请调整或清除筛选条件。"
         } else {
@@ -201,8 +214,12 @@ fn table(tenant: String, page: LedgerData, q: RwSignal<LedgerQuery>) -> impl Int
 
 fn row(tenant: &str, r: LedgerRow) -> impl IntoView {
     let link = r.source.inspection_id.as_ref().map(|i| {
-        Route::Finding { tenant: tenant.to_owned(), inspection: i.as_str().to_owned(), finding: r.finding_id.as_str().to_owned() }
-            .path()
+        Route::Finding {
+            tenant: tenant.to_owned(),
+            inspection: i.as_str().to_owned(),
+            finding: r.finding_id.as_str().to_owned(),
+        }
+        .path()
     });
     let unit = match (r.responsible_unit.as_deref(), r.person.as_deref()) {
         (None, None) => "—".to_owned(),

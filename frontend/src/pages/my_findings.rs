@@ -63,7 +63,8 @@ pub fn MyFindingsPage(tenant: String) -> impl IntoView {
 fn item(tenant: &str, r: LedgerRow, open: RwSignal<Option<String>>, changed: Callback<()>) -> impl IntoView {
     let id = r.finding_id.as_str().to_owned();
     let inspection = r.source.inspection_id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_default();
-    let detail_path = Route::Finding { tenant: tenant.to_owned(), inspection: inspection.clone(), finding: id.clone() }.path();
+    let detail_path =
+        Route::Finding { tenant: tenant.to_owned(), inspection: inspection.clone(), finding: id.clone() }.path();
     let is_open = {
         let id = id.clone();
         move || open.get().as_deref() == Some(id.as_str())
