@@ -255,3 +255,37 @@ fn auditor_reads_the_timeline_the_chain_and_the_past() {
     assert_clean(&own);
     println!("audit test: {:?}", t0.elapsed());
 }
+
+#[test]
+fn a_tampered_chain_is_shown_in_red_naming_the_first_bad_event() {
+    let server = Server::demo();
+    let base = server.base_url();
+    // Rewrite history behind the server's back with an independent tool: rename a community in
+    // its stored event (the server keeps running; the chain is verified from the store).
+    let tamper = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+row = c.execute("SELECT event_id, position FROM events WHERE event_type='CommunityAdded' AND payload LIKE '%东风社区%'").fetchone()
+c.execute("UPDATE events SET payload = replace(payload, '东风社区', '西风社区') WHERE event_id = ?", (row[0],))
+c.commit()
+print(row[0], row[1])
+"#;
+    let db = server.data_dir.path().join("ducha.db");
+    let out = std::process::Command::new("python3").args(["-c", tamper]).arg(&db).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (event_id, position) = text.trim().split_once(' ').expect("event id and position");
+
+    let browser = Browser::launch();
+    let page = browser.new_page();
+    page.login(&base, "qu-jjw", "ducha-demo");
+    page.goto(&format!("{base}/audit/tenants/xxjd"));
+    page.wait_for("[data-testid=audit-chain]");
+    assert_eq!(page.attribute("[data-testid=audit-chain]", "data-ok").as_deref(), Some("false"));
+    let chain = page.text_of("[data-testid=audit-chain]");
+    assert!(chain.contains("链已损坏") && chain.contains(event_id) && chain.contains("第 2 个事件"), "{chain}");
+    page.wait_for(&format!("[data-testid=audit-event][data-position='{position}'][data-bad=true]"));
+    assert_eq!(page.eval("document.querySelectorAll('[data-testid=audit-event][data-bad]').length"), 1);
+    page.screenshot("audit-chain-broken");
+    assert_clean(&page);
+}

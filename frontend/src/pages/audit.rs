@@ -55,6 +55,7 @@ struct EventPage {
 
 #[derive(Debug, Clone, Deserialize)]
 struct ChainBreakView {
+    position: u64,
     message: String,
 }
 
@@ -283,7 +284,14 @@ fn TenantAudit(tenant: String) -> impl IntoView {
             match events.get() {
                 None => view! { <Loading/> }.into_any(),
                 Some(Err(e)) => forbidden_or_error(e, "该街道的审计记录"),
-                Some(Ok(p)) => timeline(p, cursors, tenant).into_any(),
+                Some(Ok(p)) => {
+                    // The first bad event of a broken chain is marked in the timeline too.
+                    let bad = match chain.get() {
+                        Some(Ok(c)) => c.first_bad_event.map(|b| b.position),
+                        _ => None,
+                    };
+                    timeline(p, cursors, tenant, bad).into_any()
+                }
             }
         }}
         <h2>"两个时点之间的变化"</h2>
@@ -312,7 +320,7 @@ fn chain_view(c: ChainReport) -> impl IntoView {
     }
 }
 
-fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String) -> impl IntoView {
+fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String, bad: Option<u64>) -> impl IntoView {
     let st = use_app();
     if p.events.is_empty() && cursors.get_untracked().is_empty() {
         return view! { <Empty message="此时点之前还没有事件" hint="选择更晚的历史时点，或清除历史时点查看当前记录。"/> }.into_any();
@@ -329,7 +337,9 @@ fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String) -> impl I
                 .map(|t| t.with_timezone(&format::shanghai()).naive_local())
                 .and_then(|t| t.with_nanosecond_zero());
             view! {
-                <tr data-testid="audit-event" data-position=e.position data-type=e.event_type.clone()>
+                <tr data-testid="audit-event" data-position=e.position data-type=e.event_type.clone()
+                    class=if bad == Some(e.position) { "bad" } else { "" } data-bad=(bad == Some(e.position)).then_some("true")
+                    title=(bad == Some(e.position)).then_some("哈希链在此事件处断裂")>
                     <td class="num">{e.tenant_seq}</td>
                     <td class="nowrap" title=e.occurred_at.clone()>{at}</td>
                     <td title=e.actor.role_name.clone()>{format!("{}（{}）", e.actor.user_id, e.actor.role_name)}</td>
