@@ -158,6 +158,39 @@ fn the_dashboard_updates_live_when_another_user_records_a_finding() {
     assert!(page.text_of("[data-testid=live-updated]").contains("已更新"));
     page.screenshot("dashboard-live");
     assert_clean(&page);
+
+    // An auditor's dashboard follows too, but not in a historical view: the stream stops while
+    // "as of" is set (a past state does not change) and resumes when it is cleared.
+    let audit = browser.new_page();
+    audit.login(&base, "xx-jiwei", "ducha-demo");
+    audit.wait_for("[data-page=dashboard] [data-testid=live-status][data-state=connected]");
+    audit.eval(
+        "(() => { const i = document.querySelector('[data-testid=asof-input]'); i.value = '2024-03-15T12:00'; \
+         i.dispatchEvent(new Event('change', { bubbles: true })); return true; })()",
+    );
+    audit.wait_for("[data-testid=asof-banner]");
+    audit.wait_for("[data-testid=live-status][data-state=off]");
+    let closed = card_value(&audit, "findings-open");
+    let r = server.post_json(
+        &format!("{base_path}/findings"),
+        Some(&inspector),
+        &json!({
+            "community_id": "dongfeng", "category": "theory", "title": "历史视图中不应出现", "description": "—",
+        }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(card_value(&audit, "findings-open"), closed, "the historical view does not change");
+    assert!(!audit.exists("[data-testid=live-updated]"));
+    audit.click("[data-testid=asof-clear]");
+    audit.wait_for("[data-testid=live-status][data-state=connected]");
+    audit.wait_until(
+        &format!(
+            "document.querySelector('[data-testid=card-findings-open] .card-value')?.innerText.trim() === '{}'",
+            open_before + 2
+        ),
+        "the present again, with both new findings",
+    );
     println!("web_roles: live test in {:?}", t0.elapsed());
 }
 

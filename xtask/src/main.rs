@@ -181,6 +181,26 @@ fn bench(args: &[String]) -> Result<(), String> {
     step(
         "REST API: 100 sub-districts × 1,000 findings under wrk, 64 connections (bench_api)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_api"]),
+    )?;
+    // The web app (issue 4): download size and time to a usable dashboard in headless Chromium,
+    // against the debug binary the browser tests use (with the web app embedded).
+    let dist = web()?;
+    step(
+        "cargo build -p ducha (web app embedded)",
+        cargo().env("DUCHA_WEB_DIST", &dist).args(["build", "-p", "ducha"]),
+    )?;
+    step(
+        "web app: gzipped download and time to a usable dashboard (web_bench)",
+        cargo().env("DUCHA_WEB_DIST", &dist).args([
+            "test",
+            "-p",
+            "ducha-tests",
+            "--test",
+            "web_bench",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ]),
     )
 }
 

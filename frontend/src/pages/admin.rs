@@ -173,6 +173,7 @@ pub fn CommunitiesPage(tenant: String) -> impl IntoView {
 #[component]
 fn Communities(tenant: String) -> impl IntoView {
     let st = use_app();
+    crate::live::use_live(&tenant);
     let reload = RwSignal::new(0u32);
     let list_path = format!("/tenants/{tenant}/communities");
     let path = StoredValue::new(list_path.clone());

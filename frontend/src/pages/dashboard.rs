@@ -27,7 +27,6 @@ pub fn TenantDashboardPage(tenant: String) -> impl IntoView {
     };
     view! {
         <section class="page" data-page="dashboard">
-            <crate::live::LiveIndicator/>
             {move || {
                 let to = plan_path.clone();
                 plans().then(move || view! {
@@ -88,7 +87,7 @@ fn dashboard(d: TenantDashboard) -> impl IntoView {
     view! {
         <header class="page-head">
             <h1>{format!("{} · 街道首页", d.tenant_name)}</h1>
-            <span class="muted">{format!("统计日期 {}", format::date(d.today))}</span>
+            <span class="muted">{format!("统计日期 {}", format::date(d.today))} <crate::live::LiveIndicator/></span>
         </header>
         <div class="cards">
             {card("inspections", "本年度督查", d.inspections_this_year.to_string(), format!("累计 {} 次", d.inspections_total), "card")}
