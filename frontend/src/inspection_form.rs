@@ -168,6 +168,36 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok().filter(|s| !s.is_empty())
 }
 
+/// The report's HTML page made fit for the preview frame under the app's CSP, which forbids
+/// inline style (and script): its `<style>` blocks are dropped and the app's own stylesheet, which
+/// carries the report's rules (scoped to its `.gw` article), is linked instead.
+pub fn preview_html(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut rest = html;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        match lower.find("<style") {
+            None => {
+                out.push_str(rest);
+                break;
+            }
+            Some(start) => {
+                out.push_str(&rest[..start]);
+                match lower[start..].find("</style>") {
+                    Some(end) => rest = &rest[start + end + "</style>".len()..],
+                    None => break,
+                }
+            }
+        }
+    }
+    let link = r#"<link rel="stylesheet" href="/style.css">"#;
+    match out.to_ascii_lowercase().find("</head>") {
+        Some(at) => out.insert_str(at, link),
+        None => out.insert_str(0, link),
+    }
+    out
+}
+
 /// The badge class of an inspection status (`planned`, `in_progress`, `concluded`).
 pub fn status_class(status: &str) -> &'static str {
     match status {
@@ -236,6 +266,17 @@ mod tests {
         assert_eq!(figures("").unwrap(), vec![]);
         assert_eq!(figures("十场").unwrap_err().0, "figures");
         assert_eq!(figures("10 场").unwrap_err().0, "figures");
+    }
+
+    #[test]
+    fn the_preview_loses_inline_style_and_links_ours() {
+        let html =
+            "<html><head><title>t</title><STYLE>.gw{x:1}</style></head><body><p>一、主要工作开展情况</p></body></html>";
+        let p = preview_html(html);
+        assert!(!p.to_lowercase().contains("<style"), "{p}");
+        assert!(p.contains(r#"<link rel="stylesheet" href="/style.css"></head>"#), "{p}");
+        assert!(p.contains("一、主要工作开展情况"));
+        assert!(preview_html("<p>x</p>").starts_with("<link"));
     }
 
     #[test]

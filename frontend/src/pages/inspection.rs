@@ -53,6 +53,8 @@ struct Ctx {
     /// Records fieldwork, deductions, achievements and findings (admin or a team member).
     recorder: bool,
     today: NaiveDate,
+    /// The last report issued from this page (kept across reloads of the detail).
+    issued: RwSignal<Option<IssuedReport>>,
 }
 
 impl Ctx {
@@ -65,10 +67,7 @@ impl Ctx {
     /// The communities in scope as (id, name).
     fn scope(&self) -> Vec<(String, String)> {
         self.d.with_value(|d| {
-            d.scope
-                .iter()
-                .filter_map(|c| c.community_id.as_ref().map(|id| (id.to_string(), c.name.clone())))
-                .collect()
+            d.scope.iter().filter_map(|c| c.community_id.as_ref().map(|id| (id.to_string(), c.name.clone()))).collect()
         })
     }
     /// Sends a command with `If-Match` and reloads the detail when it is accepted.
@@ -81,8 +80,7 @@ impl Ctx {
 pub fn InspectionPage(tenant: String, inspection: String) -> impl IntoView {
     let st = use_app();
     let rev = RwSignal::new(0u64);
-    let admin = has_role(st, "subdistrict_admin", &tenant);
-    let inspector = has_role(st, "inspector", &tenant);
+    let issued = RwSignal::new(None::<IssuedReport>);
     let detail_path = format!("/tenants/{tenant}/inspections/{inspection}");
     let data = LocalResource::new(move || {
         rev.track();
@@ -93,8 +91,9 @@ pub fn InspectionPage(tenant: String, inspection: String) -> impl IntoView {
         move || st.api.get::<TenantView>(&p)
     });
     let users = LocalResource::new({
-        let p = format!("/tenants/{tenant}/users");
+        let (p, tenant) = (format!("/tenants/{tenant}/users"), tenant.clone());
         move || {
+            let admin = has_role(st, "subdistrict_admin", &tenant);
             let fut = st.api.get_current::<Vec<UserView>>(&p);
             // Only the admin changes the team (and may list the users).
             async move { if admin { fut.await.unwrap_or_default() } else { Vec::new() } }
@@ -109,6 +108,8 @@ pub fn InspectionPage(tenant: String, inspection: String) -> impl IntoView {
             {move || match (data.get(), tv.get(), users.get()) {
                 (Some(Err(e)), _, _) | (_, Some(Err(e)), _) => view! { <ErrorBox error=e/> }.into_any(),
                 (Some(Ok((d, version))), Some(Ok(tv)), Some(users)) => {
+                    let admin = has_role(st, "subdistrict_admin", &t.get_value());
+                    let inspector = has_role(st, "inspector", &t.get_value());
                     let me = st.me.with_untracked(|m| m.as_ref().map(|m| m.user_id.clone())).unwrap_or_default();
                     let on_team = d.team.iter().any(|m| m.user_id.as_str() == me);
                     let ctx = Ctx {
@@ -123,6 +124,7 @@ pub fn InspectionPage(tenant: String, inspection: String) -> impl IntoView {
                         admin,
                         recorder: admin || (inspector && on_team),
                         today: today(),
+                        issued,
                     };
                     detail(ctx).into_any()
                 }
@@ -361,7 +363,7 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
     let downloading = RwSignal::new(false);
     let preview = RwSignal::new(None::<Result<String, ApiError>>);
     let showing = RwSignal::new(false);
-    let issued = RwSignal::new(None::<IssuedReport>);
+    let issued = ctx.issued;
     let issue_form = FormState::new();
     let r1 = report.clone();
     let download = move |_| {
@@ -383,7 +385,7 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
         showing.set(true);
         preview.set(None);
         let fut = st.api.get_text(&format!("{r2}?format=html"));
-        spawn_local(async move { preview.set(Some(fut.await)) });
+        spawn_local(async move { preview.set(Some(fut.await.map(|html| check::preview_html(&html)))) });
     };
     let issue = move |_| {
         issue_form.submit(st, ctx.path("report/issue"), serde_json::json!({}), ctx.version, move |r: IssuedReport| {

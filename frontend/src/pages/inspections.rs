@@ -45,14 +45,15 @@ impl UserView {
     pub fn eligible(&self, tenant: &str) -> bool {
         !self.disabled
             && self.grants.iter().any(|g| {
-                matches!(g.role.as_str(), "inspector" | "subdistrict_admin") && g.scope.tenant_id.as_deref() == Some(tenant)
+                matches!(g.role.as_str(), "inspector" | "subdistrict_admin")
+                    && g.scope.tenant_id.as_deref() == Some(tenant)
             })
     }
 }
 
-/// Whether the logged-in user holds `role` in `tenant`.
+/// Whether the logged-in user holds `role` in `tenant` (tracked: `/me` may arrive after the page).
 pub fn has_role(st: AppState, role: &str, tenant: &str) -> bool {
-    st.me.with_untracked(|m| {
+    st.me.with(|m| {
         m.as_ref()
             .is_some_and(|m| m.grants.iter().any(|g| g.role == role && g.scope.tenant_id.as_deref() == Some(tenant)))
     })
@@ -115,7 +116,7 @@ pub fn field_error(form: FormState, field: &'static str) -> impl IntoView {
     move || {
         form.error.get().filter(|e| e.field.as_deref() == Some(field)).map(|e| {
             view! {
-                <p class="field-error" role="alert" data-testid="error" data-field=field data-code=e.code.clone()>
+                <p class="field-error" role="alert" data-testid="field-error" data-field=field data-code=e.code.clone()>
                     {e.detail.clone()}
                 </p>
             }
@@ -149,7 +150,11 @@ pub fn submit_button(form: FormState, testid: &'static str, label: &'static str)
 }
 
 /// Checkboxes for a multiple choice of (value, label), bound to `chosen`.
-pub fn checkbox_group(name: &'static str, options: Vec<(String, String)>, chosen: RwSignal<Vec<String>>) -> impl IntoView {
+pub fn checkbox_group(
+    name: &'static str,
+    options: Vec<(String, String)>,
+    chosen: RwSignal<Vec<String>>,
+) -> impl IntoView {
     options
         .into_iter()
         .map(|(value, label)| {
@@ -186,7 +191,11 @@ pub fn in_order(options: &[(String, String)], chosen: &[String]) -> Vec<String> 
 }
 
 /// The team picker: members (checkboxes) and the leader (组长, a radio among them).
-pub fn team_picker(users: Vec<(String, String)>, chosen: RwSignal<Vec<String>>, leader: RwSignal<String>) -> impl IntoView {
+pub fn team_picker(
+    users: Vec<(String, String)>,
+    chosen: RwSignal<Vec<String>>,
+    leader: RwSignal<String>,
+) -> impl IntoView {
     users
         .into_iter()
         .map(|(id, name)| {
@@ -241,7 +250,9 @@ pub fn team_of(chosen: &[String], leader: &str) -> Vec<TeamMember> {
     chosen
         .iter()
         .filter_map(|id| {
-            ducha_events::ids::UserId::try_from(id.clone()).ok().map(|user_id| TeamMember { user_id, leader: id == leader })
+            ducha_events::ids::UserId::try_from(id.clone())
+                .ok()
+                .map(|user_id| TeamMember { user_id, leader: id == leader })
         })
         .collect()
 }
@@ -286,13 +297,16 @@ pub struct InspectionSummary {
 #[component]
 pub fn InspectionsPage(tenant: String) -> impl IntoView {
     let st = use_app();
-    let admin = has_role(st, "subdistrict_admin", &tenant);
+    let admin = Memo::new({
+        let tenant = tenant.clone();
+        move |_| has_role(st, "subdistrict_admin", &tenant)
+    });
     let path = format!("/tenants/{tenant}/inspections");
     let data = LocalResource::new(move || st.api.get::<Vec<InspectionSummary>>(&path));
     let open = RwSignal::new(false);
     // Nothing planned yet: the admin sees the form at once.
     Effect::new(move |_| {
-        if admin && matches!(data.get(), Some(Ok(ref l)) if l.is_empty()) {
+        if admin.get() && matches!(data.get(), Some(Ok(ref l)) if l.is_empty()) {
             open.set(true);
         }
     });
@@ -301,7 +315,7 @@ pub fn InspectionsPage(tenant: String) -> impl IntoView {
         <section class="page" data-page="inspections">
             <header class="page-head">
                 <h1>"督查"</h1>
-                {admin.then(|| view! {
+                {move || admin.get().then(|| view! {
                     <Writable>
                         <button type="button" class="button" data-testid="action-open-plan-form"
                             on:click=move |_| open.update(|o| *o = !*o)>
@@ -310,8 +324,8 @@ pub fn InspectionsPage(tenant: String) -> impl IntoView {
                     </Writable>
                 })}
             </header>
-            {move || (admin && open.get()).then(|| view! { <Writable><PlanForm tenant=t.get_value()/></Writable> })}
-            {move || loaded(data.get(), move |list| inspections_table(t.get_value(), list, admin))}
+            {move || (admin.get() && open.get()).then(|| view! { <Writable><PlanForm tenant=t.get_value()/></Writable> })}
+            {move || loaded(data.get(), move |list| inspections_table(t.get_value(), list, admin.get()))}
         </section>
     }
 }
