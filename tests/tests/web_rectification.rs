@@ -327,6 +327,24 @@ fn a_server_refusal_is_shown_next_to_its_field() {
     let failed = page.failed_requests();
     assert!(failed.iter().any(|r| r.url.ends_with("/xx-2023-f4/extend") && r.status == Some(422)), "{failed:?}");
     page.clear_errors();
+
+    // Someone else writes meanwhile: the page's If-Match is stale, 412, and a reload offers the news.
+    let read = page.attribute("[data-testid=finding-detail]", "data-version").expect("version");
+    let admin = s.login("xx-admin");
+    let f4 = format!("{T}/inspections/2023-ideology/findings/xx-2023-f4/remind");
+    ok(&s.post_json(&f4, Some(&admin), &json!({"message": "请尽快报送舆情研判材料"})), "remind");
+    page.type_into("[data-testid=form-remind] [data-testid=field-message]", "请本周内报送进展");
+    page.click("[data-testid=action-remind-rectification]");
+    page.wait_for("[data-testid=form-remind] [data-testid=error][data-code=version_mismatch]");
+    page.click("[data-testid=action-reload-finding]");
+    page.wait_until(
+        &format!("document.querySelector('[data-testid=finding-detail]')?.dataset.version !== {}", js(&read)),
+        "the fresh version",
+    );
+    page.type_into("[data-testid=form-remind] [data-testid=field-message]", "请本周内报送进展");
+    page.click("[data-testid=action-remind-rectification]");
+    page.wait_for_text("[data-testid=finding-history-entry][data-event=ReminderIssued]", "本周内");
+    page.screenshot("web-rectification-refusal");
 }
 
 #[test]

@@ -496,7 +496,18 @@ fn CommandForm(
         <form class=class data-testid=format!("form-{command}") novalidate on:submit=on_submit>
             <h4>{spec.title}</h4>
             {inputs}
-            {move || general.get().map(|e| view! { <ErrorBox error=e/> })}
+            {move || general.get().map(|e| {
+                // Someone else changed the rectification since it was read: offer the fresh state.
+                let stale = e.status == 412 || e.code == "version_mismatch";
+                view! {
+                    <ErrorBox error=e/>
+                    {stale.then(|| view! {
+                        <button type="button" class="link" data-testid="action-reload-finding" on:click=move |_| done.run(())>
+                            "重新加载最新情况"
+                        </button>
+                    })}
+                }
+            })}
             <button type="submit" class="primary" data-testid=spec.testid disabled=move || busy.get()>
                 {move || if busy.get() { "提交中…" } else { spec.button }}
             </button>

@@ -22,8 +22,11 @@ const SORTS: [(&str, &str); 4] =
 pub fn LedgerPage(tenant: String) -> impl IntoView {
     let st = use_app();
     let q = RwSignal::new(LedgerQuery::default());
+    // Live: refetch the page when the tenant's event stream reports a change.
+    crate::live::use_live(&tenant);
     let t = tenant.clone();
     let data = LocalResource::new(move || {
+        let _ = st.live.revision.get();
         let query = q.get().query();
         st.api.get::<LedgerData>(&format!("/tenants/{t}/ledger?{query}"))
     });
@@ -95,7 +98,7 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
     view! {
         <section class="page" data-page="ledger">
             <div class="page-head">
-                <h1>"整改台账"</h1>
+                <h1>"整改台账" <crate::live::LiveIndicator/></h1>
                 <button type="button" class="primary" data-testid="action-export-ledger" on:click=export
                     disabled=move || exporting.get() title="按当前筛选条件导出 Excel">
                     {move || if exporting.get() { "正在导出…" } else { "导出Excel" }}
