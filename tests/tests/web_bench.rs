@@ -57,7 +57,7 @@ fn web_app_size_and_time_to_a_usable_dashboard() {
         .block_on(page.raw().execute(AddScriptToEvaluateOnNewDocumentParams::new(WATCH)))
         .expect("inject the watcher");
     let url = format!("{base}/tenants/xxjd");
-    let mut measure = |label: &str, no_cache: bool| {
+    let measure = |label: &str, no_cache: bool| {
         browser.block_on(page.raw().execute(SetCacheDisabledParams::new(no_cache))).expect("cache setting");
         let mut times = Vec::new();
         for _ in 0..RUNS {
