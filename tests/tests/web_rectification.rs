@@ -233,6 +233,10 @@ fn assign_report_return_resubmit_verify_through_the_ui() {
     admin.wait_for_text(&format!("{row} [data-testid=ledger-status]"), "已销号");
     assert!(!admin.exists(&format!("{row} [data-testid^=warning-]")), "a verified rectification has no warning");
     assert_eq!(closed_on_dashboard(&admin, &base), closed_before + 1);
+    // 我的问题 on the officer's phone: nothing wider than the screen.
+    officer.set_viewport(390, 844, true);
+    let overflow = officer.eval("document.documentElement.scrollWidth - innerWidth");
+    assert!(overflow.as_f64().unwrap_or(1.0) <= 0.0, "horizontal overflow {overflow}");
     no_errors(&admin);
     no_errors(&officer);
     println!("rectification scenario through the UI: {} ms", t0.elapsed().as_millis());
@@ -345,6 +349,11 @@ fn a_server_refusal_is_shown_next_to_its_field() {
     page.click("[data-testid=action-remind-rectification]");
     page.wait_for_text("[data-testid=finding-history-entry][data-event=ReminderIssued]", "本周内");
     page.screenshot("web-rectification-refusal");
+
+    // On a phone the detail and its forms fit the width.
+    page.set_viewport(390, 844, true);
+    let overflow = page.eval("document.documentElement.scrollWidth - innerWidth");
+    assert!(overflow.as_f64().unwrap_or(1.0) <= 0.0, "horizontal overflow {overflow}");
 }
 
 #[test]
