@@ -241,6 +241,31 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
     let listed = server.get("/api/v1/tenants/xxjd/communities", Some(&admin)).json();
     assert!(listed.as_array().unwrap().iter().any(|c| c["community_id"] == "xinhua" && c["name"] == "新华社区"));
 
+    // 考核细则: items typed one per line; a line without points is stopped in the browser.
+    page.click("[data-testid=nav-checklists]");
+    page.wait_for("[data-testid=categories-row]");
+    page.wait_for("[data-testid=checklists-item]");
+    let cf = "[data-testid=checklists-form]";
+    let set_items = |text: &str| {
+        page.eval(&format!(
+            "(() => {{ const t = document.querySelector('{cf} [data-testid=field-items]'); t.value = {}; \
+             t.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",
+            serde_json::Value::from(text)
+        ));
+    };
+    page.type_into(&format!("{cf} [data-testid=field-checklist_id]"), "test-2025");
+    page.type_into(&format!("{cf} [data-testid=field-title]"), "2025年意识形态工作检查考核细则（测试）");
+    set_items("1.1 理论学习中心组学习制度健全 5\n1.2 意识形态工作台账");
+    page.click("[data-testid=action-define-checklist]");
+    page.wait_for_text(&format!("{cf} [data-testid=field-error][data-field=items]"), "第 2 行");
+    set_items("1.1 理论学习中心组学习制度健全 5\n1.2 意识形态工作台账 2.5");
+    page.click("[data-testid=action-define-checklist]");
+    page.wait_for("[data-testid=checklists-item][data-id=test-2025]");
+    assert!(page.text_of("[data-testid=checklists-item][data-id=test-2025] summary").contains("满分 7.5"));
+    page.screenshot("admin-checklists");
+    let cl = server.get("/api/v1/tenants/xxjd/checklists/test-2025", Some(&admin)).json();
+    assert_eq!(cl["items"][1]["max_points"], 2.5);
+
     // 用户: a community officer bound to the new community.
     page.click("[data-testid=nav-users]");
     page.wait_for("[data-testid=users-row]");
