@@ -99,6 +99,15 @@ pub fn diff_in_order(from: &str, to: &str) -> bool {
     }
 }
 
+/// The "as of" (a Shanghai wall-clock time, whole seconds) that first includes an event stored at
+/// `occurred_at` (RFC 3339): its second, or the next one when it has a fraction.
+pub fn as_of_after(occurred_at: &str) -> Option<chrono::NaiveDateTime> {
+    use chrono::Timelike;
+    let t = chrono::DateTime::parse_from_rfc3339(occurred_at).ok()?.with_timezone(&format::shanghai()).naive_local();
+    let whole = t.with_nanosecond(0)?;
+    Some(if t.nanosecond() > 0 { whole + chrono::TimeDelta::seconds(1) } else { whole })
+}
+
 /// A rectification status code (`verified`, …) in Chinese.
 pub fn status_zh(code: &str) -> &str {
     match code {
@@ -183,6 +192,10 @@ mod tests {
         assert!(!diff_in_order("2024-03-02T08:00", "2024-03-01T08:00"));
         assert!(diff_in_order("120", "130") && !diff_in_order("130", "120"));
         assert!(diff_in_order("120", ""));
+        let at = |s: &str| format::parse_local_input(s);
+        assert_eq!(as_of_after("2024-03-20T01:00:00.000000Z"), at("2024-03-20T09:00:00"));
+        assert_eq!(as_of_after("2024-03-20T01:00:00.250000Z"), at("2024-03-20T09:00:01"));
+        assert_eq!(as_of_after("nonsense"), None);
     }
 
     #[test]

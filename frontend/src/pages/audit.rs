@@ -4,8 +4,8 @@
 //! points (`GET /tenants/{t}/diff`). Everything reads as of the global "as of" when it is set.
 
 use crate::audit_text::{
-    before_after, diff_in_order, diff_point, event_type_zh, short_hash, status_zh, stream_label, stream_name,
-    warning_zh,
+    as_of_after, before_after, diff_in_order, diff_point, event_type_zh, short_hash, status_zh, stream_label,
+    stream_name, warning_zh,
 };
 use crate::components::{Empty, ErrorBox, Link, Loading, loaded};
 use crate::format;
@@ -332,10 +332,7 @@ fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String, bad: Opti
             let stream = stream_name(&e.stream).to_owned();
             let stream_href = with_query(&Route::AuditTenant { tenant: tenant.clone() }.path(), "stream", &stream);
             let at = format::rfc3339(&e.occurred_at);
-            let as_of_here = chrono::DateTime::parse_from_rfc3339(&e.occurred_at)
-                .ok()
-                .map(|t| t.with_timezone(&format::shanghai()).naive_local())
-                .and_then(|t| t.with_nanosecond_zero());
+            let as_of_here = as_of_after(&e.occurred_at);
             view! {
                 <tr data-testid="audit-event" data-position=e.position data-type=e.event_type.clone()
                     class=if bad == Some(e.position) { "bad" } else { "" } data-bad=(bad == Some(e.position)).then_some("true")
@@ -396,17 +393,6 @@ fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String, bad: Opti
         </div>
     }
     .into_any()
-}
-
-trait NanoZero {
-    fn with_nanosecond_zero(self) -> Option<chrono::NaiveDateTime>;
-}
-
-impl NanoZero for chrono::NaiveDateTime {
-    fn with_nanosecond_zero(self) -> Option<chrono::NaiveDateTime> {
-        use chrono::Timelike;
-        self.with_nanosecond(0)
-    }
 }
 
 #[component]
