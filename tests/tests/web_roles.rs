@@ -285,6 +285,11 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
         "Array.from(document.querySelectorAll('[data-testid=users-row]')).find(r => r.innerText.includes('xx-xinhua'))";
     page.wait_until(&format!("{row}?.innerText.includes('新华社区')"), "the new user with their community");
     page.screenshot("admin-users");
+    // On a phone the page does not scroll sideways (the table scrolls inside its box).
+    page.set_viewport(390, 844, true);
+    page.wait_until("document.documentElement.scrollWidth <= innerWidth + 1", "no sideways scrolling on a phone");
+    page.screenshot("admin-users-phone");
+    page.set_viewport(1366, 768, false);
     // The new account logs in with the password given, as a community officer of 新华社区.
     let r = server.post_json("/api/v1/auth/login", None, &json!({"username": "xx-xinhua", "password": "xinhua-2025"}));
     assert_eq!(r.status, 200, "{}", r.text());
