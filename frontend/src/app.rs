@@ -86,7 +86,7 @@ fn Header(me: MeResponse) -> impl IntoView {
             let id = r.page_id();
             let path = r.path();
             let active = Signal::derive(move || {
-                if st.router.route().page_id() == id { "nav-link active".to_owned() } else { "nav-link".to_owned() }
+                if st.router.route().nav_id() == id { "nav-link active".to_owned() } else { "nav-link".to_owned() }
             });
             view! { <Link to=path testid=format!("nav-{id}") class=active>{r.title()}</Link> }
         })

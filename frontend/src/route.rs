@@ -151,6 +151,15 @@ impl Route {
         }
     }
 
+    /// The `page_id` of the menu entry this page belongs to (a detail page lights up its list's
+    /// entry: 督查详情 → 督查).
+    pub fn nav_id(&self) -> &'static str {
+        match self {
+            Route::Inspection { .. } => "inspections",
+            other => other.page_id(),
+        }
+    }
+
     /// The stable short name used in `data-testid="nav-…"` and `data-page="…"`.
     pub fn page_id(&self) -> &'static str {
         match self {
@@ -280,6 +289,15 @@ mod tests {
         }
         assert_eq!(Route::parse("/tenants/xxjd/"), Route::TenantDashboard { tenant: t() });
         assert_eq!(Route::parse("/tenants/xxjd/ledger?page=2#top"), Route::Ledger { tenant: t() });
+    }
+
+    #[test]
+    fn an_inspection_belongs_to_the_inspections_menu_entry() {
+        let r = Route::parse("/tenants/xxjd/inspections/2023-ideology");
+        assert_eq!(r, Route::Inspection { tenant: "xxjd".into(), inspection: "2023-ideology".into() });
+        assert_eq!((r.page_id(), r.nav_id()), ("inspection", "inspections"));
+        assert_eq!(Route::Ledger { tenant: "xxjd".into() }.nav_id(), "ledger");
+        assert!(matches!(Route::parse("/tenants/xxjd/inspections/a%20b"), Route::NotFound { .. }));
     }
 
     #[test]

@@ -84,6 +84,8 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
     // The new inspection opens: planned, the whole sub-district in scope, one team member.
     page.wait_for("[data-page=inspection] [data-testid=inspection-status][data-status=planned]");
     assert_eq!(page.text_of("[data-testid=inspection-title]"), "浏览器测试督查");
+    let nav = page.attribute("[data-testid=nav-inspections]", "class").unwrap_or_default();
+    assert!(nav.contains("active"), "the menu's 督查 entry is lit on the detail page: {nav:?}");
     let scope = count(&page, "[data-testid=inspection-scope-community]");
     assert!(scope >= 2, "scope {scope}");
     assert_eq!(count(&page, "[data-testid=inspection-team-member]"), 1);
@@ -240,6 +242,14 @@ fn the_2023_report_previews_downloads_and_issues() {
     other.goto(&format!("{base}/tenants/xxjd/inspections"));
     other.wait_for("[data-testid=inspections-row]");
     assert!(!other.exists("[data-testid=action-open-plan-form]"));
+
+    // On a phone the detail fits the width (tables scroll inside their own box).
+    other.set_viewport(390, 844, true);
+    other.goto(&format!("{base}/tenants/xxjd/inspections/2023-ideology"));
+    other.wait_for("[data-testid=inspection-finding]");
+    let overflow = other.eval("document.documentElement.scrollWidth - window.innerWidth");
+    assert!(overflow.as_i64().unwrap_or(1) <= 0, "horizontal overflow {overflow}");
+    other.screenshot("inspection-detail-phone");
     println!("web_inspections report: {:?}", t0.elapsed());
 }
 
