@@ -111,6 +111,28 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
     page.wait_for("[data-testid=inspection-status][data-status=in_progress]");
     page.wait_for("[data-testid=form-finding]");
 
+    // Someone else writes meanwhile (the team leader, through the API): the page's ETag is stale,
+    // so its next command is refused (412, nothing written) and the form says to reload.
+    let url = page.url();
+    let id = url.rsplit('/').next().expect("inspection id").to_owned();
+    let leader = server.login("xx-duchazu1");
+    let r = server.post_json(
+        &format!("/api/v1/tenants/xxjd/inspections/{id}/achievements"),
+        Some(&leader),
+        &serde_json::json!({"category": "宣传思想工作", "text": "督查组另行录入。"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    page.type_into("[data-testid=form-finding] [data-testid=field-title]", "过期版本的问题");
+    page.type_into("[data-testid=form-finding] [data-testid=field-description]", "不应写入。");
+    page.click("[data-testid=action-record-finding]");
+    let stale = "[data-testid=form-finding] [data-testid=error]";
+    assert_eq!(page.attribute(stale, "data-code").as_deref(), Some("version_mismatch"));
+    assert!(page.text_of(stale).contains("请刷新页面"), "{}", page.text_of(stale));
+    assert!(!page.exists("[data-testid=inspection-finding]"));
+    page.clear_errors();
+    page.goto(&url);
+    page.wait_for("[data-testid=form-finding]");
+
     // 记录存在问题.
     page.type_into("[data-testid=form-finding] [data-testid=field-title]", "理论学习记录不完整");
     page.type_into("[data-testid=form-finding] [data-testid=field-description]", "部分月份缺少学习记录。");
