@@ -113,8 +113,7 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
 
     // Someone else writes meanwhile (the team leader, through the API): the page's ETag is stale,
     // so its next command is refused (412, nothing written) and the form says to reload.
-    let url = page.url();
-    let id = url.rsplit('/').next().expect("inspection id").to_owned();
+    let id = page.url().rsplit('/').next().expect("inspection id").to_owned();
     let leader = server.login("xx-duchazu1");
     let r = server.post_json(
         &format!("/api/v1/tenants/xxjd/inspections/{id}/achievements"),
@@ -127,11 +126,13 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
     page.click("[data-testid=action-record-finding]");
     let stale = "[data-testid=form-finding] [data-testid=error]";
     assert_eq!(page.attribute(stale, "data-code").as_deref(), Some("version_mismatch"));
-    assert!(page.text_of(stale).contains("请刷新页面"), "{}", page.text_of(stale));
+    assert!(page.text_of(stale).contains("请载入最新内容"), "{}", page.text_of(stale));
     assert!(!page.exists("[data-testid=inspection-finding]"));
     page.clear_errors();
-    page.goto(&url);
-    page.wait_for("[data-testid=form-finding]");
+    // 载入最新内容: the other writer's achievement shows, and the form starts afresh.
+    page.click("[data-testid=form-finding] [data-testid=action-reload-inspection]");
+    page.wait_for_text("[data-testid=inspection-achievement]", "督查组另行录入");
+    page.wait_gone("[data-testid=form-finding] [data-testid=error]");
 
     // 记录存在问题.
     page.type_into("[data-testid=form-finding] [data-testid=field-title]", "理论学习记录不完整");

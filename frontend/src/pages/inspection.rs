@@ -416,6 +416,7 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
             </div>
             {move || dl_error.get().map(|e| view! { <ErrorBox error=e/> })}
             {form_error(issue_form, &[])}
+            {stale(issue_form, ctx)}
             {move || issued.get().map(|r| view! {
                 <p class="notice" role="status" data-testid="inspection-report-issued">
                     {format!("报告已签发（依据日志位置 {}，记录于位置 {}）。SHA-256：", r.log_position, r.recorded_at_position)}
@@ -438,6 +439,21 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
 
 // ------------------------------------------------------------------ the command forms
 
+/// After a 412 (someone else changed the inspection since it was loaded): a button that loads the
+/// latest state, so the user can check it and submit again.
+fn stale(form: FormState, ctx: Ctx) -> impl IntoView {
+    move || {
+        form.error.get().filter(|e| e.status == 412).map(|_| {
+            view! {
+                <button type="button" class="button secondary" data-testid="action-reload-inspection"
+                    on:click=move |_| ctx.reload()>
+                    "载入最新内容"
+                </button>
+            }
+        })
+    }
+}
+
 fn start_form(ctx: Ctx) -> impl IntoView {
     let form = FormState::new();
     let on = RwSignal::new(format::date(ctx.today));
@@ -457,6 +473,7 @@ fn start_form(ctx: Ctx) -> impl IntoView {
                 {field_error(form, "started_on")}
             </label>
             {form_error(form, &["started_on"])}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-start-inspection", "启动督查")}</div>
         </form>
     }
@@ -487,6 +504,7 @@ fn scope_form(ctx: Ctx) -> impl IntoView {
                 <div class="checks">{checkbox_group("communities", options, chosen)}</div>
                 {field_error(form, "communities")}
                 {form_error(form, &["communities"])}
+                {stale(form, ctx)}
                 <div class="actions">{submit_button(form, "action-change-scope", "保存范围")}</div>
             </form>
         </details>
@@ -523,6 +541,7 @@ fn team_form(ctx: Ctx) -> impl IntoView {
                 }}
                 {field_error(form, "team")}
                 {form_error(form, &["team"])}
+                {stale(form, ctx)}
                 <div class="actions">{submit_button(form, "action-change-team", "保存督查组")}</div>
             </form>
         </details>
@@ -594,6 +613,7 @@ fn fieldwork_form(ctx: Ctx) -> impl IntoView {
                 </label>
             </div>
             {form_error(form, FIELDWORK_FIELDS)}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-record-fieldwork", "保存记录")}</div>
         </form>
     }
@@ -681,6 +701,7 @@ fn deduction_form(ctx: Ctx) -> impl IntoView {
                 </label>
             </div>
             {form_error(form, DEDUCTION_FIELDS)}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-record-deduction", "保存扣分")}</div>
         </form>
     }
@@ -740,6 +761,7 @@ fn achievement_form(ctx: Ctx) -> impl IntoView {
                 </label>
             </div>
             {form_error(form, ACHIEVEMENT_FIELDS)}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-record-achievement", "保存工作情况")}</div>
         </form>
     }
@@ -824,6 +846,7 @@ fn finding_form(ctx: Ctx) -> impl IntoView {
                 </label>
             </div>
             {form_error(form, FINDING_FIELDS)}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-record-finding", "保存问题")}</div>
         </form>
     }
@@ -858,6 +881,7 @@ fn conclusion_form(ctx: Ctx) -> impl IntoView {
                 {field_error(form, "summary")}
             </label>
             {form_error(form, &["assessment", "summary"])}
+            {stale(form, ctx)}
             <div class="actions">{submit_button(form, "action-conclude-inspection", "结束督查")}</div>
         </form>
     }

@@ -133,7 +133,7 @@ pub fn form_error(form: FormState, fields: &'static [&'static str]) -> impl Into
                 e.detail = format!("您没有权限执行此操作：{}", e.detail);
             }
             if e.status == 412 {
-                e.detail = format!("{}。请刷新页面查看最新内容后再提交。", e.detail.trim_end_matches('。'));
+                e.detail = format!("{}。请载入最新内容，核对后再提交。", e.detail.trim_end_matches('。'));
             }
             view! { <ErrorBox error=e/> }
         })
