@@ -1,7 +1,7 @@
 //! The inspection screens' pure logic: browser-side checks of every inspection form (each
 //! failing check names the API field it is about, so its message is shown where the server's
-//! would be), points and figures as typed, the `ETag` version, a download's file name, and the
-//! status badge classes. Pure, tested on the host.
+//! would be), points and figures as typed, the report preview's HTML, and the status badge
+//! classes. Pure, tested on the host.
 
 use chrono::NaiveDate;
 
@@ -128,46 +128,6 @@ pub fn figures(text: &str) -> Result<Vec<(String, i64, String)>, FieldError> {
     Ok(out)
 }
 
-/// The version in an `ETag` header (`"7"` or `W/"7"`).
-pub fn etag_version(header: &str) -> Option<u64> {
-    header.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
-}
-
-/// The file name in a `Content-Disposition` header (`filename*=UTF-8''…` preferred, else
-/// `filename="…"`), percent-decoded.
-pub fn disposition_filename(header: &str) -> Option<String> {
-    let parts = header.split(';').map(str::trim);
-    let mut plain = None;
-    for p in parts {
-        if let Some(v) = p.strip_prefix("filename*=") {
-            let v = v.trim_matches('"');
-            let v = v.split_once("''").map_or(v, |(_, rest)| rest);
-            return percent_decode(v);
-        }
-        if let Some(v) = p.strip_prefix("filename=") {
-            plain = Some(v.trim_matches('"').to_owned());
-        }
-    }
-    plain.filter(|s| !s.is_empty())
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().filter(|s| !s.is_empty())
-}
-
 /// The report's HTML page made fit for the preview frame under the app's CSP, which forbids
 /// inline style (and script): its `<style>` blocks are dropped and the app's own stylesheet, which
 /// carries the report's rules (scoped to its `.gw` article), is linked instead.
@@ -280,16 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn headers() {
-        assert_eq!(etag_version("\"7\""), Some(7));
-        assert_eq!(etag_version("W/\"12\""), Some(12));
-        assert_eq!(etag_version("x"), None);
-        assert_eq!(
-            disposition_filename("attachment; filename=\"report.docx\"; filename*=UTF-8''%E7%9D%A3%E6%9F%A5.docx"),
-            Some("督查.docx".into())
-        );
-        assert_eq!(disposition_filename("attachment; filename=\"a.docx\""), Some("a.docx".into()));
-        assert_eq!(disposition_filename("inline"), None);
+    fn badges() {
         assert_eq!(status_class("concluded"), "status status-done");
         assert_eq!(finding_status_class("returned"), "status status-warn");
     }

@@ -7,7 +7,7 @@
 //! | [`chart`] | SVG charts as markup (scales, bars, `<title>` tooltips) | host + wasm |
 //! | [`warning`] | 红黄蓝绿 badge classes and labels | host + wasm |
 //! | [`route`] | the app's routes (path ⇄ [`route::Route`]) and the navigation per role | host + wasm |
-//! | [`inspection_form`] | the inspection forms' browser-side checks, points, figures, ETag, file names | host + wasm |
+//! | [`inspection_form`] | the inspection forms' browser-side checks, points, figures, the report preview's HTML | host + wasm |
 //! | [`problem`] | RFC 9457 problem+json → [`problem::ApiError`]; query strings | host + wasm |
 //! | [`sse`] | server-sent events parser (bytes of a `fetch()` body → frames) | host + wasm |
 //! | [`validate`] | browser-side checks of the administration forms (ids, passwords, points) | host + wasm |
@@ -28,9 +28,9 @@ pub mod chart;
 pub mod format;
 pub mod inspection_form;
 pub mod problem;
+pub mod rectify;
 pub mod route;
 pub mod sse;
-pub mod rectify;
 pub mod validate;
 pub mod warning;
 
