@@ -245,6 +245,26 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
     page.click("[data-testid=nav-checklists]");
     page.wait_for("[data-testid=categories-row]");
     page.wait_for("[data-testid=checklists-item]");
+    // The page read the tenant's version; someone else writes first: If-Match makes the server
+    // refuse (412, shown), the list reloads, and the second try goes through.
+    let r =
+        server.post_json("/api/v1/tenants/xxjd/categories", Some(&admin), &json!({"code": "other", "name": "其他"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let gf = "[data-testid=categories-form]";
+    page.type_into(&format!("{gf} [data-testid=field-code]"), "party");
+    page.type_into(&format!("{gf} [data-testid=field-name]"), "党建引领");
+    page.click("[data-testid=action-add-category]");
+    page.wait_for(&format!("{gf} [data-testid=error][data-code=version_mismatch]"));
+    page.wait_until(
+        "Array.from(document.querySelectorAll('[data-testid=categories-row]')).some(r => r.innerText.includes('其他'))",
+        "the list reloaded with the other write",
+    );
+    page.click("[data-testid=action-add-category]");
+    page.wait_until(
+        "Array.from(document.querySelectorAll('[data-testid=categories-row]')).some(r => r.innerText.includes('党建引领'))",
+        "the category added on the second try",
+    );
+    page.clear_errors();
     let cf = "[data-testid=checklists-form]";
     let set_items = |text: &str| {
         page.eval(&format!(
@@ -305,6 +325,27 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
     page.wait_until(&format!("{row}?.querySelector('[data-testid=users-status]').innerText === '已停用'"), "disabled");
     let r = server.post_json("/api/v1/auth/login", None, &json!({"username": "xx-xinhua", "password": "xinhua-2025"}));
     assert_ne!(r.status, 200);
+    // Enable again, a new password, and a second role (inspector of the whole sub-district).
+    page.click("[data-testid=action-enable-user]");
+    page.wait_until(&format!("{row}?.querySelector('[data-testid=users-status]').innerText === '正常'"), "enabled");
+    page.type_into("[data-testid=users-manage] [data-testid=field-password]", "xinhua-2026");
+    page.click("[data-testid=action-reset-password]");
+    page.wait_until(
+        "document.querySelector('[data-testid=users-manage] [data-testid=field-password]').value === ''",
+        "reset",
+    );
+    page.select_option("[data-testid=field-grant-role]", "inspector");
+    page.click("[data-testid=action-grant-role]");
+    page.wait_until(&format!("{row}?.innerText.includes('督查组成员')"), "the granted role listed");
+    assert_eq!(
+        page.eval("document.querySelectorAll('[data-testid=users-manage] [data-testid=users-grant]').length"),
+        2
+    );
+    let r = server.post_json("/api/v1/auth/login", None, &json!({"username": "xx-xinhua", "password": "xinhua-2026"}));
+    assert_eq!(r.status, 200, "the new password: {}", r.text());
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let roles = server.get("/api/v1/me", Some(&token)).json()["grants"].as_array().unwrap().len();
+    assert_eq!(roles, 2);
     assert_clean(&page);
     println!("web_roles: admin test in {:?}", t0.elapsed());
 }

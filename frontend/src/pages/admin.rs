@@ -95,13 +95,16 @@ fn form_error(err: FormError, fields: &'static [&'static str]) -> impl IntoView 
     }
 }
 
-/// Sends a write with `If-Match`; on success clears the error and calls `done`.
+/// Sends a write with `If-Match`; on success clears the error and calls `done`. On 412 (someone
+/// changed it since the list was read) the server's message shows and the list reloads, so the
+/// next try carries the new version.
 fn submit(
     path: String,
     body: Value,
     version: Option<u64>,
     err: FormError,
     busy: RwSignal<bool>,
+    reload: RwSignal<u32>,
     done: impl FnOnce() + 'static,
 ) {
     let st = use_app();
@@ -114,7 +117,12 @@ fn submit(
                 err.set(None);
                 done();
             }
-            Err(e) => err.set(Some(e)),
+            Err(e) => {
+                if e.status == 412 {
+                    reload.update(|r| *r += 1);
+                }
+                err.set(Some(e));
+            }
         }
     });
 }
@@ -194,7 +202,7 @@ fn Communities(tenant: String) -> impl IntoView {
         if let Some(m) = validate::name(&n) {
             return err.set(Some(local_error("name", m)));
         }
-        submit(path.get_value(), json!({ "community_id": i, "name": n }), version(), err, busy, move || {
+        submit(path.get_value(), json!({ "community_id": i, "name": n }), version(), err, busy, reload, move || {
             id.set(String::new());
             name.set(String::new());
             reload.update(|r| *r += 1);
@@ -272,7 +280,7 @@ fn Checklists(tenant: String) -> impl IntoView {
         if let Some(m) = validate::name(&n) {
             return cerr.set(Some(local_error("name", m)));
         }
-        submit(cat_path.get_value(), json!({ "code": c, "name": n }), version(), cerr, cbusy, move || {
+        submit(cat_path.get_value(), json!({ "code": c, "name": n }), version(), cerr, cbusy, reload, move || {
             code.set(String::new());
             cname.set(String::new());
             reload.update(|r| *r += 1);
@@ -310,6 +318,7 @@ fn Checklists(tenant: String) -> impl IntoView {
             version(),
             lerr,
             lbusy,
+            reload,
             move || {
                 clid.set(String::new());
                 title.set(String::new());
@@ -445,7 +454,7 @@ fn Users(tenant: String) -> impl IntoView {
         }
         let body = json!({ "username": u, "display_name": d, "password": p, "role": r,
                            "community_id": if officer { Some(c) } else { None } });
-        submit(create_path.get_value(), body, version(), err, busy, move || {
+        submit(create_path.get_value(), body, version(), err, busy, reload, move || {
             username.set(String::new());
             display.set(String::new());
             password.set(String::new());
@@ -560,7 +569,7 @@ fn ManageUser(
             if let Some(m) = validate::password(&p) {
                 return err.set(Some(local_error("password", m)));
             }
-            submit(format!("{path}/password"), json!({ "password": p }), version, err, busy, move || {
+            submit(format!("{path}/password"), json!({ "password": p }), version, err, busy, reload, move || {
                 password.set(String::new());
                 done();
             });
@@ -581,6 +590,7 @@ fn ManageUser(
                 version,
                 err,
                 busy,
+                reload,
                 done,
             );
         }
@@ -590,13 +600,13 @@ fn ManageUser(
         let disabled = user.disabled;
         move |_| {
             if disabled {
-                submit(format!("{path}/enable"), json!({}), version, err, busy, done);
+                submit(format!("{path}/enable"), json!({}), version, err, busy, reload, done);
             } else {
                 let r = reason.get_untracked().trim().to_owned();
                 if r.is_empty() {
                     return err.set(Some(local_error("reason", "请填写停用原因")));
                 }
-                submit(format!("{path}/disable"), json!({ "reason": r }), version, err, busy, done);
+                submit(format!("{path}/disable"), json!({ "reason": r }), version, err, busy, reload, done);
             }
         }
     };
@@ -610,7 +620,7 @@ fn ManageUser(
                 <li data-testid="users-grant">
                     {format!("{}（{}）", g.role_name, g.scope.name)}
                     <button type="button" class="link danger" data-testid="action-revoke-role"
-                        on:click=move |_| submit(p.clone(), body.clone(), version, err, busy, done)>"撤销"</button>
+                        on:click=move |_| submit(p.clone(), body.clone(), version, err, busy, reload, done)>"撤销"</button>
                 </li>
             }
         })
@@ -712,11 +722,19 @@ fn Platform() -> impl IntoView {
         if let Some(m) = validate::name(&n) {
             return derr.set(Some(local_error("name", m)));
         }
-        submit("/districts".into(), json!({ "district_id": i, "name": n }), dversion(), derr, dbusy, move || {
-            did.set(String::new());
-            dname.set(String::new());
-            reload.update(|r| *r += 1);
-        });
+        submit(
+            "/districts".into(),
+            json!({ "district_id": i, "name": n }),
+            dversion(),
+            derr,
+            dbusy,
+            reload,
+            move || {
+                did.set(String::new());
+                dname.set(String::new());
+                reload.update(|r| *r += 1);
+            },
+        );
     };
     let (tid, tname, terr, tbusy) =
         (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
@@ -739,6 +757,7 @@ fn Platform() -> impl IntoView {
             version,
             terr,
             tbusy,
+            reload,
             move || {
                 tid.set(String::new());
                 tname.set(String::new());
