@@ -190,6 +190,13 @@ async fn pump(
             };
             let Some(last) = batch.last() else { break };
             after = last.position;
+            // Announce only what the read models already include: the store's head runs ahead of
+            // the live model (the follower folds after the append), and a client refetches as soon
+            // as a frame arrives, so it must find the change there.
+            if let Err(e) = model.catch_up_to(&*store, Some(after)).await {
+                tracing::warn!(error = %e, tenant = %tenant, "live stream cannot catch the read model up; ending it");
+                return;
+            }
             for e in batch.iter().filter(|e| visibility.allows(e, &model)) {
                 if tx.send(frame(e)).await.is_err() {
                     return;
@@ -256,4 +263,46 @@ pub async fn live(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .body(EventStream(rx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::testkit::Demo;
+    use crate::commands::{self, Meta};
+    use ducha_events::ids::DistrictId;
+    use ducha_events::tenant::TenantCommand;
+
+    /// A frame goes out only once the read model includes its event: an event appended straight to
+    /// the store (the test kit runs no follower, so nothing else moves the model) is announced
+    /// with the model already at its position, and a refetch right then sees it.
+    #[actix_web::test]
+    async fn frames_wait_for_the_read_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::load(dir.path()).await;
+        let state = &demo.state;
+        let tenant = TenantId::parse("xxjd").unwrap();
+        let head = state.store.head().await.unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        actix_web::rt::spawn(pump(state.store.clone(), state.live.clone(), tenant.clone(), Visibility::All, head, tx));
+
+        let admin = state.live.read().directory().user_by_username("xx-admin").unwrap().actor();
+        let add = TenantCommand::AddCommunity {
+            community_id: CommunityId::parse("xinhua").unwrap(),
+            name: "新华社区".into(),
+        };
+        let meta = Meta::new(admin, chrono::Utc::now());
+        let district = DistrictId::parse("xxq").unwrap();
+        let done = commands::tenant(&*state.store, &meta, &district, &tenant, add).await.unwrap();
+        let position = done.outcome.last_position;
+        assert!(state.live.position() < position, "the model has not folded the event yet");
+
+        let frame = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&frame).into_owned();
+        assert!(text.starts_with(&format!("id: {position}\n")), "{text}");
+        assert!(state.live.position() >= position, "announced before the read model had it");
+        let model = state.live.read();
+        let facts = model.directory().tenant(&tenant).unwrap();
+        assert!(facts.communities.iter().any(|c| c.community_id.as_str() == "xinhua"));
+    }
 }
