@@ -197,8 +197,7 @@ impl Api {
         let blob: web_sys::Blob =
             JsFuture::from(response.blob().map_err(js_error)?).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
         let href = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_error)?;
-        let a: web_sys::HtmlAnchorElement =
-            document().create_element("a").map_err(js_error)?.unchecked_into();
+        let a: web_sys::HtmlAnchorElement = document().create_element("a").map_err(js_error)?.unchecked_into();
         a.set_href(&href);
         a.set_download(filename);
         a.set_attribute("hidden", "").map_err(js_error)?;
@@ -235,8 +234,11 @@ impl Api {
         }
         init.set_headers(&headers);
         let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
-        let response: web_sys::Response =
-            JsFuture::from(window().fetch_with_request(&request)).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+        let response: web_sys::Response = JsFuture::from(window().fetch_with_request(&request))
+            .await
+            .map_err(js_error)?
+            .dyn_into()
+            .map_err(js_error)?;
         let status = response.status();
         if (200..300).contains(&status) {
             return Ok(response);

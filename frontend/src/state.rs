@@ -20,7 +20,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new() -> AppState {
-        AppState { api: Api::new(), me: RwSignal::new(None), router: Router::new(), live: crate::live::LiveState::new() }
+        AppState {
+            api: Api::new(),
+            me: RwSignal::new(None),
+            router: Router::new(),
+            live: crate::live::LiveState::new(),
+        }
     }
 }
 
