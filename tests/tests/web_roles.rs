@@ -70,6 +70,9 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
             page.wait_for("[data-testid=platform-tenant][data-id=xxjd]");
             assert!(page.exists("[data-testid=action-create-district]"));
             page.screenshot("platform");
+            // …and from there the district overview of each district.
+            page.click("[data-testid=platform-district][data-id=xxq] [data-testid=action-open-district]");
+            page.wait_for("[data-page=district] [data-testid=district-row]");
             // The platform admin may open every page, also a sub-district's administration.
             page.goto(&format!("{base}/tenants/xxjd/users"));
             page.wait_for("[data-page=users] [data-testid=users-row]");

@@ -354,6 +354,7 @@ fn web() -> Result<PathBuf, String> {
         ("index.html", read(&frontend.join("index.html"))?),
         ("boot.js", read(&frontend.join("boot.js"))?),
         ("style.css", read(&frontend.join("style.css"))?),
+        ("favicon.svg", read(&frontend.join("favicon.svg"))?),
     ];
     // Only these files (and their .gz) belong in the folder: drop leftovers of older builds.
     if let Ok(entries) = std::fs::read_dir(&dist) {

@@ -5,7 +5,7 @@
 //! district aggregate's version), shows the server's `detail` next to the field it names, and is
 //! wrapped in `<Writable>`.
 
-use crate::components::{Empty, ErrorBox, Loading, Writable, loaded};
+use crate::components::{Empty, ErrorBox, Link, Loading, Writable, loaded};
 use crate::problem::ApiError;
 use crate::state::use_app;
 use crate::validate;
@@ -778,12 +778,14 @@ fn Platform() -> impl IntoView {
                         let id = d.district_id.clone();
                         let id2 = id.clone();
                         let id3 = id.clone();
+                        let overview = format!("/districts/{id}");
                         view! {
                             <tr data-testid="platform-district" data-id=id3
                                 class:selected=move || district().as_deref() == Some(&*id2)>
                                 <td>{d.district_id}</td><td>{d.name}</td><td class="num">{d.tenants}</td>
                                 <td><button type="button" class="link" data-testid="action-show-tenants"
-                                    on:click=move |_| current.set(Some(id.clone()))>"查看街道"</button></td>
+                                    on:click=move |_| current.set(Some(id.clone()))>"查看街道"</button>
+                                    " "<Link to=overview testid="action-open-district">"全区概览"</Link></td>
                             </tr>
                         }
                     }).collect_view();
