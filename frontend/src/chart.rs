@@ -112,6 +112,49 @@ pub fn bar_chart(title: &str, bars: &[Bar]) -> String {
     svg
 }
 
+/// The 街道首页's monthly trend: one bar per month (`M月`), new findings recorded in it.
+pub fn monthly_bars(months: &[ducha_events::projection::MonthTrend]) -> Vec<Bar> {
+    months
+        .iter()
+        .map(|m| {
+            let label = m
+                .month
+                .split_once('-')
+                .and_then(|(_, mm)| mm.parse::<u32>().ok())
+                .map_or_else(|| m.month.clone(), |mm| format!("{mm}月"));
+            Bar {
+                label,
+                value: m.findings_recorded as f64,
+                tooltip: format!(
+                    "{}：新发现问题 {} 个，销号 {} 项",
+                    m.month, m.findings_recorded, m.rectifications_verified
+                ),
+            }
+        })
+        .collect()
+}
+
+/// 各社区整改进度: per community, the share of its findings verified (销号), in percent; a
+/// community without findings shows 0 with a tooltip saying so.
+pub fn community_progress_bars(cards: &[ducha_events::projection::CommunityScorecard]) -> Vec<Bar> {
+    cards
+        .iter()
+        .map(|c| {
+            let pct =
+                if c.findings == 0 { 0.0 } else { (c.verified as f64 * 1000.0 / c.findings as f64).round() / 10.0 };
+            let tooltip = if c.findings == 0 {
+                format!("{}：没有问题", c.community.name)
+            } else {
+                format!(
+                    "{}：已销号 {}/{}（{pct:.1}%），未销号 {}，逾期 {}",
+                    c.community.name, c.verified, c.findings, c.open, c.overdue
+                )
+            };
+            Bar { label: c.community.name.clone(), value: pct, tooltip }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +205,36 @@ mod tests {
     fn an_empty_chart_is_still_a_valid_svg() {
         let svg = bar_chart("空", &[]);
         assert!(svg.contains("<title>空</title>") && !svg.contains("<rect"));
+    }
+
+    #[test]
+    fn monthly_bars_are_labelled_by_month_in_chinese() {
+        let m = |month: &str, f, v| ducha_events::projection::MonthTrend {
+            month: month.into(),
+            findings_recorded: f,
+            rectifications_verified: v,
+        };
+        let bars = monthly_bars(&[m("2023-11", 5, 0), m("2023-12", 0, 1)]);
+        assert_eq!(bars.iter().map(|b| b.label.as_str()).collect::<Vec<_>>(), ["11月", "12月"]);
+        assert_eq!(bars[0].value, 5.0);
+        assert!(bars[1].tooltip.contains("销号 1 项"), "{}", bars[1].tooltip);
+    }
+
+    #[test]
+    fn community_progress_is_the_verified_share() {
+        let json = |name: &str, findings: u64, verified: u64| {
+            serde_json::from_value::<ducha_events::projection::CommunityScorecard>(serde_json::json!({
+                "community": {"community_id": null, "name": name},
+                "inspections": 1, "latest_score": null, "latest_max": null, "average_score": null,
+                "findings": findings, "open": findings - verified, "overdue": 0, "verified": verified,
+                "self_inspections_submitted": 0
+            }))
+            .expect("a scorecard")
+        };
+        let bars = community_progress_bars(&[json("东风社区", 3, 1), json("红旗社区", 0, 0)]);
+        assert_eq!(bars[0].value, 33.3);
+        assert!(bars[0].tooltip.contains("1/3"), "{}", bars[0].tooltip);
+        assert_eq!(bars[1].value, 0.0);
+        assert!(bars[1].tooltip.contains("没有问题"));
     }
 }

@@ -107,6 +107,13 @@ fn the_dashboard_updates_live_when_another_user_records_a_finding() {
     page.wait_for("[data-page=dashboard] [data-testid=card-findings-open]");
     page.wait_for("[data-testid=live-status][data-state=connected]");
     assert!(!page.exists("[data-testid=live-updated]"));
+    // The four charts of the 街道首页, with Chinese labels.
+    for chart in ["findings-by-category", "rectifications-by-status", "monthly-trend", "progress-by-community"] {
+        page.wait_for(&format!("[data-testid=chart-{chart}] svg"));
+    }
+    let progress = page.text_of("[data-testid=chart-progress-by-community]");
+    assert!(progress.contains("东风社区"), "community progress chart: {progress}");
+    assert!(page.text_of("[data-testid=chart-monthly-trend]").contains('月'));
     let open_before = card_value(&page, "findings-open");
     let inspections_before = card_value(&page, "inspections");
     // Anything that survives only as long as the page is not reloaded.

@@ -1,11 +1,11 @@
 //! 街道首页: `GET /tenants/{t}/dashboard` as cards and charts, as of the global "as of".
 
-use crate::chart::Bar;
+use crate::chart::{self, Bar};
 use crate::components::{BarChart, Empty, Link, Writable, loaded};
 use crate::format;
 use crate::state::use_app;
 use crate::warning;
-use ducha_events::projection::{TenantDashboard, WarningLevel};
+use ducha_events::projection::{CommunityScorecard, TenantDashboard, WarningLevel};
 use leptos::prelude::*;
 
 #[component]
@@ -17,6 +17,11 @@ pub fn TenantDashboardPage(tenant: String) -> impl IntoView {
     let data = LocalResource::new(move || {
         let _ = st.live.revision.get();
         st.api.get::<TenantDashboard>(&path)
+    });
+    let cards_path = format!("/tenants/{tenant}/scorecards");
+    let scorecards = LocalResource::new(move || {
+        let _ = st.live.revision.get();
+        st.api.get::<Vec<CommunityScorecard>>(&cards_path)
     });
     // A write action (hidden in a historical view): only for those who plan inspections here.
     let plan_path = crate::route::Route::Inspections { tenant: tenant.clone() }.path();
@@ -40,6 +45,7 @@ pub fn TenantDashboardPage(tenant: String) -> impl IntoView {
                 })
             }}
             {move || loaded(data.get(), dashboard)}
+            {move || loaded(scorecards.get(), community_progress)}
         </section>
     }
 }
@@ -70,6 +76,7 @@ fn dashboard(d: TenantDashboard) -> impl IntoView {
         .iter()
         .map(|s| Bar { label: s.name.clone(), value: s.count as f64, tooltip: format!("{}：{} 项", s.name, s.count) })
         .collect();
+    let monthly = chart::monthly_bars(&d.monthly);
     let w = d.warnings;
     let badges = [
         (WarningLevel::Red, w.red),
@@ -104,8 +111,21 @@ fn dashboard(d: TenantDashboard) -> impl IntoView {
                 <div class="charts">
                     <BarChart title="问题类别分布" bars=by_category testid="chart-findings-by-category"/>
                     <BarChart title="整改进度" bars=by_status testid="chart-rectifications-by-status"/>
+                    <BarChart title="月度趋势（新发现问题）" bars=monthly testid="chart-monthly-trend"/>
                 </div>
             }.into_any()
         }}
     }
+}
+
+/// 各社区整改进度: the share of each community's findings verified (from the scorecards).
+fn community_progress(cards: Vec<CommunityScorecard>) -> impl IntoView {
+    (!cards.is_empty()).then(|| {
+        let bars = chart::community_progress_bars(&cards);
+        view! {
+            <div class="charts fill">
+                <BarChart title="各社区整改进度（销号率 %）" bars=bars testid="chart-progress-by-community"/>
+            </div>
+        }
+    })
 }
