@@ -567,6 +567,20 @@ impl<'b> Page<'b> {
         self
     }
 
+    /// Sets the value of the input matching `selector` as a date picker would (fires `input` and
+    /// `change`); for controls that cannot be typed into, such as `<input type=date>`.
+    pub fn set_value(&self, selector: &str, value: &str) -> &Self {
+        self.wait_for(selector);
+        self.eval(&format!(
+            "(() => {{ const e = document.querySelector({}); e.value = {}; \
+             e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
+            js_str(selector),
+            js_str(value)
+        ));
+        self
+    }
+
     /// Chooses the option with value `value` in the `<select>` matching `selector` and fires
     /// `input` and `change` as a person's choice would.
     pub fn select_option(&self, selector: &str, value: &str) -> &Self {

@@ -6,20 +6,11 @@
 use std::time::Instant;
 
 use ducha_tests::Server;
-use ducha_tests::browser::{Browser, Page};
+use ducha_tests::browser::Browser;
 
 /// `{v:.1}%` like the app's `format::percent`, or "—".
 fn percent(v: &serde_json::Value) -> String {
     v.as_f64().map_or_else(|| "—".to_owned(), |p| format!("{p:.1}%"))
-}
-
-/// No script errors and no failed request, except the browser's own guess at `/favicon.ico` (the
-/// app has no icon yet).
-fn assert_clean(page: &Page<'_>) {
-    let errors: Vec<String> = page.console_errors().into_iter().filter(|e| !e.contains("/favicon.ico")).collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
-    let failed: Vec<_> = page.failed_requests().into_iter().filter(|r| !r.url.ends_with("/favicon.ico")).collect();
-    assert!(failed.is_empty(), "failed requests: {failed:?}");
 }
 
 fn cell(tenant: &str, col: &str) -> String {
@@ -117,7 +108,7 @@ fn district_officer_sees_every_sub_district_and_drills_down() {
     assert!(page.url().ends_with("/tenants/xxjd"), "{}", page.url());
     page.click("[data-testid=back-district]");
     page.wait_for("[data-page=district] [data-testid=district-row]");
-    assert_clean(&page);
+    page.assert_no_errors();
 
     // A sub-district admin who types the district's address is told plainly, without a crash.
     let other = browser.new_page();
@@ -237,7 +228,7 @@ fn auditor_reads_the_timeline_the_chain_and_the_past() {
     page.click("[data-testid=asof-clear]");
     page.wait_gone("[data-testid=asof-banner]");
     page.wait_for_text("[data-testid=card-findings-closed] .card-value", "1");
-    assert_clean(&page);
+    page.assert_no_errors();
 
     // A sub-district's own auditor has one sub-district in scope: /audit goes straight to it.
     let own = browser.new_page();
@@ -252,7 +243,7 @@ fn auditor_reads_the_timeline_the_chain_and_the_past() {
     own.set_viewport(390, 844, true);
     own.wait_until("document.documentElement.scrollWidth <= innerWidth + 1", "no sideways scrolling on a phone");
     own.screenshot("audit-timeline-phone");
-    assert_clean(&own);
+    own.assert_no_errors();
     println!("audit test: {:?}", t0.elapsed());
 }
 
@@ -287,5 +278,5 @@ print(row[0], row[1])
     page.wait_for(&format!("[data-testid=audit-event][data-position='{position}'][data-bad=true]"));
     assert_eq!(page.eval("document.querySelectorAll('[data-testid=audit-event][data-bad]').length"), 1);
     page.screenshot("audit-chain-broken");
-    assert_clean(&page);
+    page.assert_no_errors();
 }

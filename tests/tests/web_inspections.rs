@@ -11,29 +11,10 @@ fn js(s: &str) -> String {
     serde_json::to_string(s).expect("json string")
 }
 
-/// Sets an input's value as a date picker would (fires `input` and `change`).
-fn set_value(page: &Page<'_>, selector: &str, value: &str) {
-    page.wait_for(selector);
-    page.eval(&format!(
-        "(() => {{ const e = document.querySelector({}); e.value = {}; \
-         e.dispatchEvent(new Event('input', {{bubbles: true}})); \
-         e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
-        js(selector),
-        js(value)
-    ));
-}
-
 /// The number on a dashboard card.
 fn card(page: &Page<'_>, name: &str) -> u64 {
     let text = page.text_of(&format!("[data-testid=card-{name}] .card-value"));
     text.trim().parse().unwrap_or_else(|_| page.fail(&format!("card {name}: {text:?}")))
-}
-
-/// No script errors and no failed request, except the browser's own guess at `/favicon.ico`.
-fn assert_clean(page: &Page<'_>) {
-    let errors: Vec<String> = page.console_errors().into_iter().filter(|e| !e.contains("/favicon.ico")).collect();
-    let failed: Vec<_> = page.failed_requests().into_iter().filter(|r| !r.url.ends_with("/favicon.ico")).collect();
-    assert!(errors.is_empty() && failed.is_empty(), "console errors: {errors:?}\nfailed requests: {failed:?}");
 }
 
 fn count(page: &Page<'_>, selector: &str) -> usize {
@@ -76,8 +57,8 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
 
     page.type_into(&format!("{form} [data-testid=field-title]"), "浏览器测试督查");
     let today = chrono::Utc::now().date_naive();
-    set_value(&page, &format!("{form} [data-testid=field-planned_start]"), &today.to_string());
-    set_value(&page, &format!("{form} [data-testid=field-planned_end]"), &(today + chrono::Days::new(30)).to_string());
+    page.set_value(&format!("{form} [data-testid=field-planned_start]"), &today.to_string());
+    page.set_value(&format!("{form} [data-testid=field-planned_end]"), &(today + chrono::Days::new(30)).to_string());
     page.click(&format!("{form} [data-testid=field-leader][value=xx-duchazu1]"));
     page.click("[data-testid=action-plan-inspection]");
 
@@ -203,7 +184,7 @@ fn admin_plans_scopes_staffs_starts_and_records_through_the_ui() {
     page.wait_for("[data-testid=inspection-status][data-status=concluded]");
     assert!(!page.exists("[data-testid=form-finding]"));
     assert!(page.text_of("[data-testid=inspection-conclusion]").contains("总体良好"));
-    assert_clean(&page);
+    page.assert_no_errors();
     println!("web_inspections plan→record: {:?}", t0.elapsed());
 }
 
@@ -254,7 +235,7 @@ fn the_2023_report_previews_downloads_and_issues() {
     let sha = page.text_of("[data-testid=inspection-report-sha256]");
     assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "{sha:?}");
     page.wait_for_text("[data-testid=inspection-issued-report]", &sha);
-    assert_clean(&page);
+    page.assert_no_errors();
 
     // An inspector sees the report but neither 签发 nor the admin's commands.
     let other = browser.new_page();
@@ -278,7 +259,7 @@ fn the_2023_report_previews_downloads_and_issues() {
 
 /// Until now, the only failed request is the refused deduction (422); then starts afresh.
 fn assert_clean_but_the_refused_deduction(page: &Page<'_>) {
-    let failed: Vec<_> = page.failed_requests().into_iter().filter(|r| !r.url.ends_with("/favicon.ico")).collect();
+    let failed = page.failed_requests();
     assert!(failed.len() == 1 && failed[0].url.ends_with("/deductions"), "{failed:?}");
     page.clear_errors();
 }

@@ -17,18 +17,6 @@ fn js(s: &str) -> String {
     serde_json::to_string(s).expect("json string")
 }
 
-/// Sets an input's value as a date picker or a person would (fires `input` and `change`).
-fn set_value(page: &Page<'_>, selector: &str, value: &str) {
-    page.wait_for(selector);
-    page.eval(&format!(
-        "(() => {{ const e = document.querySelector({}); e.value = {}; \
-         e.dispatchEvent(new Event('input', {{bubbles: true}})); \
-         e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
-        js(selector),
-        js(value)
-    ));
-}
-
 /// Chooses an option of a filter once the options (loaded from the API) are there.
 fn choose(page: &Page<'_>, select: &str, value: &str) {
     page.wait_for(&format!("{select} option[value=\"{value}\"]"));
@@ -42,18 +30,6 @@ fn capture_downloads(page: &Page<'_>) {
          URL.createObjectURL = b => { window.__blobs.push([b.size, b.type]); return orig.call(URL, b); }; \
          return true; })()",
     );
-}
-
-/// No script errors and no failed request, except the browser's own guess at `/favicon.ico`.
-fn no_errors(page: &Page<'_>) {
-    let errors: Vec<String> = page.console_errors().into_iter().filter(|e| !e.contains("/favicon.ico")).collect();
-    let failed: Vec<String> = page
-        .failed_requests()
-        .into_iter()
-        .filter(|r| !r.url.ends_with("/favicon.ico"))
-        .map(|r| r.to_string())
-        .collect();
-    assert!(errors.is_empty() && failed.is_empty(), "errors: {errors:?}; failed requests: {failed:?}");
 }
 
 fn ok(r: &ducha_tests::Response, what: &str) -> Value {
@@ -143,7 +119,7 @@ fn assign_report_return_resubmit_verify_through_the_ui() {
     admin.type_into("[data-testid=form-assign] [data-testid=field-responsible_unit]", "东风社区党委");
     admin.type_into("[data-testid=form-assign] [data-testid=field-leader]", "王书记");
     admin.type_into("[data-testid=form-assign] [data-testid=field-person]", "李委员");
-    set_value(&admin, "[data-testid=form-assign] [data-testid=field-deadline]", &deadline);
+    admin.set_value("[data-testid=form-assign] [data-testid=field-deadline]", &deadline);
     admin.click("[data-testid=action-assign-rectification]");
     status_is(&admin, "assigned");
     assert!(admin.text_of("[data-testid=finding-measure]").contains("专题学习"));
@@ -237,8 +213,8 @@ fn assign_report_return_resubmit_verify_through_the_ui() {
     officer.set_viewport(390, 844, true);
     let overflow = officer.eval("document.documentElement.scrollWidth - innerWidth");
     assert!(overflow.as_f64().unwrap_or(1.0) <= 0.0, "horizontal overflow {overflow}");
-    no_errors(&admin);
-    no_errors(&officer);
+    admin.assert_no_errors();
+    officer.assert_no_errors();
     println!("rectification scenario through the UI: {} ms", t0.elapsed().as_millis());
 }
 
@@ -303,7 +279,7 @@ fn ledger_filters_sorts_pages_and_exports() {
     page.set_viewport(390, 844, true);
     let overflow = page.eval("document.documentElement.scrollWidth - innerWidth");
     assert!(overflow.as_f64().unwrap_or(1.0) <= 0.0, "horizontal overflow {overflow}");
-    no_errors(&page);
+    page.assert_no_errors();
     println!("ledger test: {} ms", t0.elapsed().as_millis());
 }
 
@@ -319,11 +295,11 @@ fn a_server_refusal_is_shown_next_to_its_field() {
     page.goto(&format!("{base}/tenants/xxjd/inspections/2023-ideology/findings/xx-2023-f4"));
     status_is(&page, "in_progress");
     assert!(page.exists("[data-testid=finding-detail] [data-testid=warning-red]"));
-    set_value(&page, "[data-testid=form-extend] [data-testid=field-new_deadline]", "2024-05-30");
+    page.set_value("[data-testid=form-extend] [data-testid=field-new_deadline]", "2024-05-30");
     page.type_into("[data-testid=form-extend] [data-testid=field-reason]", "需要协调舆情研判培训");
     page.click("[data-testid=action-extend-deadline]");
     page.wait_for_text("[data-testid=form-extend] [data-testid=field-error-new_deadline]", "须晚于原整改时限");
-    set_value(&page, "[data-testid=form-extend] [data-testid=field-new_deadline]", "2024-06-15");
+    page.set_value("[data-testid=form-extend] [data-testid=field-new_deadline]", "2024-06-15");
     page.click("[data-testid=action-extend-deadline]");
     page.wait_for_text("[data-testid=form-extend] [data-testid=field-error-new_deadline]", "不能早于今天");
     status_is(&page, "in_progress");

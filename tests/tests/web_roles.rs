@@ -17,18 +17,6 @@ fn menu(page: &Page<'_>) -> Vec<String> {
     serde_json::from_value(v).expect("menu ids")
 }
 
-/// No script errors and no failed request, except the browser's own guess at `/favicon.ico`.
-fn assert_clean(page: &Page<'_>) {
-    let errors: Vec<String> = page.console_errors().into_iter().filter(|e| !e.contains("/favicon.ico")).collect();
-    let failed: Vec<String> = page
-        .failed_requests()
-        .into_iter()
-        .filter(|r| !r.url.ends_with("/favicon.ico"))
-        .map(|r| r.to_string())
-        .collect();
-    assert!(errors.is_empty() && failed.is_empty(), "console errors: {errors:?}\nfailed requests: {failed:?}");
-}
-
 fn expect_forbidden(page: &Page<'_>, base: &str, path: &str) {
     page.goto(&format!("{base}{path}"));
     page.wait_for("[data-testid=error][data-code=forbidden]");
@@ -77,7 +65,7 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
             page.goto(&format!("{base}/tenants/xxjd/users"));
             page.wait_for("[data-page=users] [data-testid=users-row]");
         }
-        assert_clean(&page);
+        page.assert_no_errors();
         if let Some(path) = forbidden {
             expect_forbidden(&page, &base, path);
             // The menu is still there to go on with.
@@ -170,7 +158,7 @@ fn the_dashboard_updates_live_when_another_user_records_a_finding() {
     assert_eq!(page.eval("window.__notReloaded === true"), true, "updated in place, not reloaded");
     assert!(page.text_of("[data-testid=live-updated]").contains("已更新"));
     page.screenshot("dashboard-live");
-    assert_clean(&page);
+    page.assert_no_errors();
 
     // An auditor's dashboard follows too, but not in a historical view: the stream stops while
     // "as of" is set (a past state does not change) and resumes when it is cleared.
@@ -239,8 +227,7 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
     );
     println!("taken id: {server_error}");
     // The refused POST was the only failed request so far.
-    let failed: Vec<String> =
-        page.failed_requests().iter().map(|f| f.url.clone()).filter(|u| !u.ends_with("/favicon.ico")).collect();
+    let failed: Vec<String> = page.failed_requests().iter().map(|f| f.url.clone()).collect();
     assert!(failed.iter().all(|u| u.ends_with("/api/v1/tenants/xxjd/communities")), "{failed:?}");
     page.clear_errors();
     assert_eq!(rows(), 6, "nothing added");
@@ -359,6 +346,6 @@ fn the_admin_creates_a_community_and_a_user_through_the_forms() {
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     let roles = server.get("/api/v1/me", Some(&token)).json()["grants"].as_array().unwrap().len();
     assert_eq!(roles, 2);
-    assert_clean(&page);
+    page.assert_no_errors();
     println!("web_roles: admin test in {:?}", t0.elapsed());
 }
