@@ -75,7 +75,12 @@ fn bad_requests_get_problem_json_with_stable_codes() {
 
     // Unknown route → 404; known route, other method → 405 with Allow.
     assert_problem(&s.get("/api/v1/no-such-thing", None), 404, "route_not_found");
-    assert_problem(&s.get("/nope", None), 404, "route_not_found");
+    // Outside /api a path without an extension is the web app's own route (its page says 页面不存在);
+    // a missing file is a 404 problem.
+    assert_problem(&s.get("/nope.js", None), 404, "route_not_found");
+    let app = s.get("/nope", None);
+    assert_eq!(app.status, 200, "{}", app.text());
+    assert!(app.header("content-type").is_some_and(|c| c.starts_with("text/html")), "{:?}", app.headers);
     let r = s.get(login, None);
     assert_problem(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("POST"));
