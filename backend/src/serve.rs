@@ -136,6 +136,9 @@ pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> 
             writeln!(out, "listening on http://{addr}")?;
         }
         if let Some(addr) = addrs.first() {
+            if crate::web::embedded() {
+                writeln!(out, "网页 / web app: http://{addr}/")?;
+            }
             writeln!(out, "API 文档 / API docs: http://{addr}{}", api::DOCS_PATH)?;
         }
         out.flush()?;
