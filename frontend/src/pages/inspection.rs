@@ -553,6 +553,30 @@ fn scope_options(ctx: Ctx) -> impl IntoView {
     ctx.scope().into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()
 }
 
+/// The 社区 field of a form: the communities in scope and, where the command allows it, a 全街道
+/// choice (value "") shown first or last, with the field's error under it.
+fn community_field(
+    ctx: Ctx,
+    form: FormState,
+    community: RwSignal<String>,
+    whole: Option<(&'static str, bool)>,
+) -> impl IntoView {
+    let whole_option = move |first: bool| {
+        whole.filter(|(_, f)| *f == first).map(|(label, _)| view! { <option value="">{label}</option> })
+    };
+    view! {
+        <label>"社区"
+            <select name="community_id" data-testid="field-community_id" prop:value=move || community.get()
+                on:change=move |ev| community.set(event_target_value(&ev))>
+                {whole_option(true)}
+                {scope_options(ctx)}
+                {whole_option(false)}
+            </select>
+            {field_error(form, "community_id")}
+        </label>
+    }
+}
+
 fn select_signal(initial: String) -> RwSignal<String> {
     RwSignal::new(initial)
 }
@@ -586,11 +610,7 @@ fn fieldwork_form(ctx: Ctx) -> impl IntoView {
         <form class="form card-form" data-testid="form-fieldwork" novalidate on:submit=submit>
             <h2>"记录座谈交流、查阅资料"</h2>
             <div class="form-grid">
-                <label>"社区"
-                    <select name="community_id" data-testid="field-community_id" prop:value=move || community.get()
-                        on:change=move |ev| community.set(event_target_value(&ev))>{scope_options(ctx)}</select>
-                    {field_error(form, "community_id")}
-                </label>
+                {community_field(ctx, form, community, None)}
                 <label>"方式"
                     <select name="method" data-testid="field-method" prop:value=move || method.get()
                         on:change=move |ev| method.set(event_target_value(&ev))>
@@ -673,11 +693,7 @@ fn deduction_form(ctx: Ctx) -> impl IntoView {
         <form class="form card-form" data-testid="form-deduction" novalidate on:submit=submit>
             <h2>"记录扣分"</h2>
             <div class="form-grid">
-                <label>"社区"
-                    <select name="community_id" data-testid="field-community_id" prop:value=move || community.get()
-                        on:change=move |ev| community.set(event_target_value(&ev))>{scope_options(ctx)}</select>
-                    {field_error(form, "community_id")}
-                </label>
+                {community_field(ctx, form, community, None)}
                 <label class="wide">"评分项"
                     <select name="item_code" data-testid="field-item_code" prop:value=move || item.get()
                         on:change=move |ev| item.set(event_target_value(&ev))>
@@ -742,14 +758,7 @@ fn achievement_form(ctx: Ctx) -> impl IntoView {
                         data-testid="field-category" bind:value=category/>
                     {field_error(form, "category")}
                 </label>
-                <label>"社区"
-                    <select name="community_id" data-testid="field-community_id" prop:value=move || community.get()
-                        on:change=move |ev| community.set(event_target_value(&ev))>
-                        <option value="">"全街道"</option>
-                        {scope_options(ctx)}
-                    </select>
-                    {field_error(form, "community_id")}
-                </label>
+                {community_field(ctx, form, community, Some(("全街道", true)))}
                 <label class="wide">"工作情况"
                     <textarea name="text" rows="3" data-testid="field-text" bind:value=text></textarea>
                     {field_error(form, "text")}
@@ -812,14 +821,7 @@ fn finding_form(ctx: Ctx) -> impl IntoView {
         <form class="form card-form" data-testid="form-finding" novalidate on:submit=submit>
             <h2>"记录存在问题"</h2>
             <div class="form-grid">
-                <label>"社区"
-                    <select name="community_id" data-testid="field-community_id" prop:value=move || community.get()
-                        on:change=move |ev| community.set(event_target_value(&ev))>
-                        {scope_options(ctx)}
-                        <option value="">"全街道（共性问题）"</option>
-                    </select>
-                    {field_error(form, "community_id")}
-                </label>
+                {community_field(ctx, form, community, Some(("全街道（共性问题）", false)))}
                 <label>"问题类别"
                     <select name="category" data-testid="field-category" prop:value=move || category.get()
                         on:change=move |ev| category.set(event_target_value(&ev))>
