@@ -175,6 +175,37 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).trim().parse().expect("head position")
     }
 
+    /// Plans an inspection of XX街道's 东风社区 as `xx-admin` (team: `xx-duchazu1` leading; a
+    /// meeting; the 2023 checklist) planned from `day` for 30 days, and returns its id.
+    pub fn plan_dongfeng_inspection(&self, title: &str, day: chrono::NaiveDate) -> String {
+        let admin = self.login("xx-admin");
+        let plan = serde_json::json!({
+            "year": chrono::Datelike::year(&day),
+            "title": title,
+            "subject": "意识形态工作",
+            "communities": ["dongfeng"],
+            "team": [{"user_id": "xx-duchazu1", "leader": true}],
+            "methods": ["meeting"],
+            "checklist_id": "ideology-2023",
+            "planned_start": day.to_string(),
+            "planned_end": (day + chrono::Days::new(30)).to_string(),
+        });
+        let r = self.post_json("/api/v1/tenants/xxjd/inspections", Some(&admin), &plan);
+        assert_eq!(r.status, 201, "plan: {}", r.text());
+        r.json()["id"].as_str().expect("inspection id").to_owned()
+    }
+
+    /// Starts an inspection of XX街道 as `xx-admin` on `day`.
+    pub fn start_inspection(&self, id: &str, day: chrono::NaiveDate) {
+        let admin = self.login("xx-admin");
+        let r = self.post_json(
+            &format!("/api/v1/tenants/xxjd/inspections/{id}/start"),
+            Some(&admin),
+            &serde_json::json!({"started_on": day}),
+        );
+        assert_eq!(r.status, 200, "start: {}", r.text());
+    }
+
     /// The server's log so far (standard error).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("serve.log")).unwrap_or_default()

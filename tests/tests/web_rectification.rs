@@ -40,26 +40,11 @@ fn ok(r: &ducha_tests::Response, what: &str) -> Value {
 /// A new inspection of 东风社区 (started yesterday) with `n` findings of 东风社区, through the API;
 /// the inspection id and the finding ids.
 fn dongfeng_findings(s: &Server, n: usize) -> (String, Vec<String>) {
-    let admin = s.login("xx-admin");
     let inspector = s.login("xx-duchazu1");
     let day = chrono::Utc::now().date_naive().pred_opt().expect("a date");
-    let plan = json!({
-        "year": chrono::Datelike::year(&day),
-        "title": "对东风社区督查意识形态工作情况（整改测试）",
-        "subject": "意识形态工作",
-        "communities": ["dongfeng"],
-        "team": [{"user_id": "xx-duchazu1", "leader": true}],
-        "methods": ["meeting"],
-        "checklist_id": "ideology-2023",
-        "planned_start": day.to_string(),
-        "planned_end": (day + chrono::Days::new(30)).to_string(),
-    });
-    let id = ok(&s.post_json(&format!("{T}/inspections"), Some(&admin), &plan), "plan")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = s.plan_dongfeng_inspection("对东风社区督查意识形态工作情况（整改测试）", day);
+    s.start_inspection(&id, day);
     let base = format!("{T}/inspections/{id}");
-    ok(&s.post_json(&format!("{base}/start"), Some(&admin), &json!({"started_on": day})), "start");
     let findings = (0..n)
         .map(|i| {
             let f = json!({

@@ -108,25 +108,10 @@ fn the_dashboard_updates_live_when_another_user_records_a_finding() {
     page.eval("window.__notReloaded = true");
 
     // Another session (through the API): plan and start an inspection, the inspector records a finding.
-    let admin = server.login("xx-admin");
     let day = today();
-    let plan = json!({
-        "year": chrono::Datelike::year(&day),
-        "title": "实时刷新测试督查",
-        "subject": "意识形态工作",
-        "communities": ["dongfeng"],
-        "team": [{"user_id": "xx-duchazu1", "leader": true}],
-        "methods": ["meeting"],
-        "checklist_id": "ideology-2023",
-        "planned_start": day.to_string(),
-        "planned_end": (day + chrono::Days::new(30)).to_string(),
-    });
-    let r = server.post_json("/api/v1/tenants/xxjd/inspections", Some(&admin), &plan);
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let id = server.plan_dongfeng_inspection("实时刷新测试督查", day);
     let base_path = format!("/api/v1/tenants/xxjd/inspections/{id}");
-    let r = server.post_json(&format!("{base_path}/start"), Some(&admin), &json!({"started_on": day}));
-    assert_eq!(r.status, 200, "{}", r.text());
+    server.start_inspection(&id, day);
     // The planned inspection already shows, without a reload.
     page.wait_until(
         &format!(
