@@ -1,8 +1,8 @@
 //! The `ducha` command line: argument parsing and one handler per command.
 
-use crate::datadir::DataDir;
+use crate::store::location::open;
 use crate::store::sqlite::Synchronous;
-use crate::store::{EventStore, Upto};
+use crate::store::{Access, StoreLocation, Upto};
 use crate::{demo, exchange, projector, verify};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -15,7 +15,12 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "ducha", version, about = "督查：街道意识形态工作责任制督查系统 / Ducha inspection service")]
 pub struct Cli {
-    /// Data directory (database, lock, evidence files).
+    /// The event store: `sqlite:DIR` (the default, the same as `--data-dir DIR`) or
+    /// `postgres://user:password@host:port/database` (shared by several replicas). Wins over
+    /// `--data-dir`.
+    #[arg(long, global = true, env = "DUCHA_STORE")]
+    pub store: Option<String>,
+    /// Data directory (database, lock, evidence files) of the SQLite store.
     #[arg(long, global = true, env = "DUCHA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// SQLite durability: `full` (default) survives power loss once an append is acknowledged;
@@ -87,6 +92,17 @@ pub enum Cmd {
     },
     /// Print the OpenAPI 3.1 document of the REST API.
     Openapi,
+    /// Copy a whole store (every tenant, in log order, and its evidence files) into an empty one,
+    /// e.g. a single-machine pilot into the shared PostgreSQL deployment; the chains are verified
+    /// in the target before it reports success.
+    Copy {
+        /// The source store URL (`sqlite:DIR` or `postgres://…`).
+        #[arg(long)]
+        from: String,
+        /// The target store URL; it must be empty.
+        #[arg(long)]
+        to: String,
+    },
     /// Print a district's roll-up table.
     Rollup {
         #[arg(long)]
@@ -144,20 +160,21 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sync: Synchronous = cli.synchronous.into();
+    let location = StoreLocation::from_flags(cli.store.as_deref(), &cli.data_dir, sync)?;
     match cli.command {
         Cmd::Demo => {
-            let dir = DataDir::open_for_write(&cli.data_dir)?;
-            let store = dir.store(sync)?;
-            let report = demo::load(&store).await?;
-            let model = projector::load_live(&store).await?;
-            projector::checkpoint(&store, &model).await?;
-            print!("{}", report.render(&cli.data_dir));
+            let opened = open(&location, Access::Write).await?;
+            let store = &*opened.store;
+            let report = demo::load(store).await?;
+            let model = projector::load_live(store).await?;
+            projector::checkpoint(store, &model).await?;
+            print!("{}", report.render(&location.display()));
+            opened.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify { json } => {
-            let dir = DataDir::open_for_read(&cli.data_dir)?;
-            let store = dir.store(sync)?;
-            let report = verify::verify_all(&store).await?;
+            let opened = open(&location, Access::Read).await?;
+            let report = verify::verify_all(&*opened.store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             } else {
@@ -166,38 +183,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Cmd::Replay => {
-            let dir = DataDir::open_for_write(&cli.data_dir)?;
-            let store = dir.store(sync)?;
+            let opened = open(&location, Access::Write).await?;
+            let store = &*opened.store;
             let total = store.head().await?;
-            let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} 事件 {per_sec} 剩余 {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
+            let bar = progress_bar(total, "事件");
             let started = std::time::Instant::now();
-            let model = projector::rebuild(&store, |n| bar.set_position(n)).await?;
+            let model = projector::rebuild(store, |n| bar.set_position(n)).await?;
             bar.finish_and_clear();
             let secs = started.elapsed().as_secs_f64();
-            projector::checkpoint(&store, &model).await?;
+            projector::checkpoint(store, &model).await?;
             let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
             println!("已重建全部投影：{total} 个事件，用时 {secs:.2} 秒，{rate:.0} 事件/秒");
             println!("rebuilt all projections: {total} events in {secs:.2} s ({rate:.0} events/s)");
+            opened.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Export { tenant, out } => {
             let tenant = TenantId::parse(tenant).context("租户编号无效 / invalid tenant id")?;
-            let dir = DataDir::open_for_read(&cli.data_dir)?;
-            let store = dir.store(sync)?;
+            let opened = open(&location, Access::Read).await?;
+            let store = &*opened.store;
             let n = match out {
                 Some(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("无法创建文件 {} / cannot create file", path.display()))?;
                     let mut w = std::io::BufWriter::new(file);
-                    let n = exchange::export(&store, &tenant, &mut w).await?;
+                    let n = exchange::export(store, &tenant, &mut w).await?;
                     std::io::Write::flush(&mut w)?;
                     n
                 }
-                None => exchange::export(&store, &tenant, &mut std::io::stdout().lock()).await?,
+                None => exchange::export(store, &tenant, &mut std::io::stdout().lock()).await?,
             };
             if n == 0 {
                 bail!("租户 {tenant} 没有任何事件 / tenant has no events");
@@ -208,19 +222,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Import { file } => {
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("无法打开导入文件 {} / cannot open the import file", file.display()))?;
-            let dir = DataDir::open_for_write(&cli.data_dir)?;
-            let store = dir.store(sync)?;
-            let n = exchange::import(&store, std::io::BufReader::new(input)).await?;
-            let model = projector::load_live(&store).await?;
-            projector::checkpoint(&store, &model).await?;
+            let opened = open(&location, Access::Write).await?;
+            let store = &*opened.store;
+            let n = exchange::import(store, std::io::BufReader::new(input)).await?;
+            let model = projector::load_live(store).await?;
+            projector::checkpoint(store, &model).await?;
             println!("已导入 {n} 个事件，哈希链校验通过 / imported {n} events, chain verified");
+            opened.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Copy { from, to } => copy(&from, &to, sync).await,
         Cmd::Serve { listen, demo, config } => {
-            crate::serve::run(&cli.data_dir, sync, crate::serve::ServeArgs { listen, demo, config }).await
+            crate::serve::run(&location, crate::serve::ServeArgs { listen, demo, config }).await
         }
         Cmd::Admin { command: AdminCmd::Create { username, display_name } } => {
-            admin_create(&cli.data_dir, sync, username, display_name).await
+            admin_create(&location, username, display_name).await
         }
         Cmd::Openapi => {
             println!("{}", crate::api::openapi_document().to_pretty_json()?);
@@ -228,8 +244,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Rollup { district, year, as_of, at_position, json } => {
             let district = DistrictId::parse(district).context("区编号无效 / invalid district id")?;
-            let dir = DataDir::open_for_read(&cli.data_dir)?;
-            let store = dir.store(sync)?;
+            let opened = open(&location, Access::Read).await?;
+            let store = &*opened.store;
             let (upto, today) = match (as_of, at_position) {
                 (Some(t), _) => {
                     let at = time::parse(&t).context("时间格式无效，应为 RFC 3339 / invalid time, use RFC 3339")?;
@@ -239,8 +255,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None) => (Upto::Head, time::local_date(&chrono::Utc::now())),
             };
             let model = match upto {
-                Upto::Head => projector::load_live(&store).await?,
-                Upto::Position(_) => projector::as_of(&store, upto, None).await?,
+                Upto::Head => projector::load_live(store).await?,
+                Upto::Position(_) => projector::as_of(store, upto, None).await?,
             };
             if model.directory().district(&district).is_none() {
                 bail!("未找到区 {district}（在所选时间点） / no such district (at that point)");
@@ -254,18 +270,93 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report(args) => {
-            crate::documents::cli::report(&cli.data_dir, sync, args).await?;
+            crate::documents::cli::report(&location, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Ledger(args) => {
-            crate::documents::cli::ledger(&cli.data_dir, sync, args).await?;
+            crate::documents::cli::ledger(&location, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Circular(args) => {
-            crate::documents::cli::circular(&cli.data_dir, sync, args).await?;
+            crate::documents::cli::circular(&location, args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit} {{per_sec}} 剩余 {{eta}}"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// `ducha copy`: the events (verified in the target), then the evidence files, then a read-model
+/// checkpoint in the target.
+async fn copy(from: &str, to: &str, sync: Synchronous) -> anyhow::Result<ExitCode> {
+    let from = StoreLocation::parse(from, sync)?;
+    let to = StoreLocation::parse(to, sync)?;
+    if from == to {
+        bail!("源与目标是同一个存储 / the source and the target are the same store");
+    }
+    let source = open(&from, Access::Read).await?;
+    let target = open(&to, Access::Write).await?;
+    let total = source.store.head().await?;
+    let bar = progress_bar(total, "事件");
+    let started = std::time::Instant::now();
+    let report = exchange::copy(&*source.store, &*target.store, |n| bar.set_position(n)).await?;
+    bar.finish_and_clear();
+    let files = copy_evidence(&source, &target).await?;
+    let model = projector::load_live(&*target.store).await?;
+    projector::checkpoint(&*target.store, &model).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "已复制 {} 个事件（{} 个租户）与 {files} 个佐证文件，{} → {}，哈希链校验通过，用时 {secs:.1} 秒",
+        report.events,
+        report.tenants,
+        from.display(),
+        to.display()
+    );
+    println!(
+        "copied {} events of {} tenants and {files} evidence files; every chain verified",
+        report.events, report.tenants
+    );
+    target.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The evidence files of the source deployment into the target's default evidence store (the data
+/// directory's `evidence` folder, or the PostgreSQL database). Each file is re-hashed on the way.
+async fn copy_evidence(source: &crate::store::OpenedStore, target: &crate::store::OpenedStore) -> anyhow::Result<u64> {
+    use crate::server_state::ServerState;
+    let state = |o: &crate::store::OpenedStore| -> anyhow::Result<ServerState> {
+        match (o.data_dir(), &o.postgres) {
+            (Some(dir), _) => Ok(ServerState::sqlite(dir, &dir.join("evidence"))?),
+            (None, Some(pg)) => Ok(ServerState::postgres(pg.pool().clone(), None)),
+            (None, None) => bail!("no evidence store"),
+        }
+    };
+    let (from, to) = (state(source)?, state(target)?);
+    let scratch = tempfile::NamedTempFile::new().context("无法创建临时文件 / cannot create a temporary file")?;
+    let mut n = 0;
+    for (tenant, sha) in from.evidence.list().await? {
+        let Some((bytes, meta)) = from.evidence.get(&tenant, &sha).await? else { continue };
+        use sha2::Digest;
+        if hex::encode(sha2::Sha256::digest(&bytes)) != sha {
+            bail!("源中的佐证文件 {tenant}/{sha} 已损坏，未复制 / a source evidence file is corrupt");
+        }
+        let meta = meta.unwrap_or(crate::server_state::EvidenceMeta {
+            filename: format!("{sha}.bin"),
+            content_type: "application/octet-stream".into(),
+            size: bytes.len() as u64,
+        });
+        std::fs::write(scratch.path(), &bytes).context("无法写临时文件 / cannot write a temporary file")?;
+        to.evidence.put(&tenant, &sha, &meta, scratch.path()).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Shortest password `ducha admin create` accepts.
@@ -274,8 +365,7 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// `ducha admin create`: a platform admin, created by the system actor through the platform
 /// aggregate like any other account.
 async fn admin_create(
-    data_dir: &std::path::Path,
-    sync: Synchronous,
+    location: &StoreLocation,
     username: String,
     display_name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
@@ -296,9 +386,9 @@ async fn admin_create(
     if password.len() > 1024 {
         bail!("密码过长 / the password is too long");
     }
-    let dir = DataDir::open_for_write(data_dir)?;
-    let store = dir.store(sync)?;
-    let model = projector::load_live(&store).await?;
+    let opened = open(location, Access::Write).await?;
+    let store = &*opened.store;
+    let model = projector::load_live(store).await?;
     if model.directory().user_by_username(&username).is_some() {
         bail!("用户名“{username}”已存在 / the username is taken");
     }
@@ -316,7 +406,7 @@ async fn admin_create(
     };
     let display_name = display_name.unwrap_or_else(|| username.clone());
     commands::platform(
-        &store,
+        store,
         &meta,
         PlatformCommand::Users(UserCommand::CreateUser {
             user_id: user_id.clone(),
@@ -328,7 +418,7 @@ async fn admin_create(
     .await
     .map_err(explain)?;
     commands::platform(
-        &store,
+        store,
         &meta,
         PlatformCommand::Users(UserCommand::GrantRole {
             user_id: user_id.clone(),
@@ -338,9 +428,9 @@ async fn admin_create(
     )
     .await
     .map_err(explain)?;
-    let model = projector::load_live(&store).await?;
-    projector::checkpoint(&store, &model).await?;
-    store.close().await;
+    let model = projector::load_live(store).await?;
+    projector::checkpoint(store, &model).await?;
+    opened.close().await;
     println!("已创建平台管理员 {username}（用户编号 {user_id}） / platform admin created");
     Ok(ExitCode::SUCCESS)
 }

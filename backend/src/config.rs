@@ -56,6 +56,12 @@ pub struct Config {
     pub shutdown_timeout_seconds: u64,
     /// `/readyz` answers 503 while the read model is more than this many events behind the log.
     pub ready_max_lag: u64,
+    /// How long a request with `X-Ducha-Min-Position` waits for this replica to catch up, in ms
+    /// (then 503 `not_caught_up`).
+    pub min_position_timeout_ms: u64,
+    /// How often the deployment's maintenance runs (read-model checkpoint, pruning), in seconds; one
+    /// replica at a time holds its lease.
+    pub maintenance_interval_seconds: u64,
     /// How long the first answer to a request with an `Idempotency-Key` is kept for replay, in hours.
     pub idempotency_retention_hours: u64,
     /// Use the first `X-Forwarded-For` address as the client address (only behind a trusted proxy).
@@ -110,6 +116,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_timeout_seconds: 30,
             ready_max_lag: 1000,
+            min_position_timeout_ms: 5000,
+            maintenance_interval_seconds: 60,
             idempotency_retention_hours: 24,
             trust_forwarded_for: false,
             jwt_algorithm: JwtAlgorithm::HS256,
@@ -142,6 +150,8 @@ pub const KEYS: &[&str] = &[
     "max_body_bytes",
     "shutdown_timeout_seconds",
     "ready_max_lag",
+    "min_position_timeout_ms",
+    "maintenance_interval_seconds",
     "idempotency_retention_hours",
     "trust_forwarded_for",
     "jwt_algorithm",
@@ -213,6 +223,12 @@ impl Config {
         }
         if self.token_ttl_seconds == 0 {
             return bad("token_ttl_seconds 必须大于 0 / must be positive");
+        }
+        if !(10..=60_000).contains(&self.min_position_timeout_ms) {
+            return bad("min_position_timeout_ms 须在 10 到 60000 之间 / must be 10 to 60000");
+        }
+        if !(1..=86_400).contains(&self.maintenance_interval_seconds) {
+            return bad("maintenance_interval_seconds 须在 1 到 86400 之间 / must be 1 to 86400");
         }
         if self.login_lock_after == 0 || self.login_ip_lock_after == 0 {
             return bad("login_lock_after 与 login_ip_lock_after 必须大于 0 / must be positive");

@@ -19,7 +19,6 @@ use ducha_events::self_inspection::SelfInspectionCommand;
 use ducha_events::tenant::TenantCommand;
 use ducha_events::time::{Timestamp, shanghai};
 use ducha_events::users::UserCommand;
-use std::path::Path;
 
 /// The password of every demo account. Demo only: never use demo data in production.
 pub const DEMO_PASSWORD: &str = "ducha-demo";
@@ -38,16 +37,15 @@ pub struct DemoReport {
 }
 
 impl DemoReport {
-    pub fn render(&self, data_dir: &Path) -> String {
+    /// `store`: where it was loaded (`sqlite:DIR` or the database, without password).
+    pub fn render(&self, store: &str) -> String {
         let mut out = String::new();
         if self.already_loaded {
             out.push_str("演示数据已存在，未重复加载 / demo data already loaded, nothing added\n");
         } else {
             out.push_str(&format!(
-                "已加载演示数据：{} 条命令，{} 个事件，数据目录 {} / demo loaded\n",
-                self.commands,
-                self.events,
-                data_dir.display()
+                "已加载演示数据：{} 条命令，{} 个事件，存储 {} / demo loaded\n",
+                self.commands, self.events, store
             ));
         }
         out.push_str(&format!("演示账号（密码均为 {DEMO_PASSWORD}，仅用于演示）/ demo logins:\n"));

@@ -1,11 +1,14 @@
 //! The `ducha` server and command line.
 //!
 //! The map:
-//! - [`store`]: the event-store trait, its SQLite backend and the conformance suite every backend passes.
+//! - [`store`]: the event-store trait, its SQLite and PostgreSQL backends, the store URL factory and the
+//!   conformance suite every backend passes.
 //! - [`commands`]: the only write path; [`projector`]: the read models; [`demo`], [`exchange`], [`verify`].
 //! - [`api`]: the REST API (actix-web, OpenAPI); [`auth`]: tokens, passwords, login throttling;
-//!   [`serve`]: `ducha serve`; [`web`]: the embedded web app (every GET outside `/api`); [`config`]: its layered configuration; [`serverdb`]: the API's own
-//!   small database (revocations, idempotent replies).
+//!   [`serve`]: `ducha serve`; [`web`]: the embedded web app (every GET outside `/api`); [`config`]: its layered configuration.
+//! - [`server_state`]: what replicas share besides the log (revoked tokens, idempotent answers,
+//!   lockouts, evidence files, leases), on SQLite or PostgreSQL; [`jobs`]: work that runs once per
+//!   deployment (under a lease).
 //! - [`documents`]: the 督查报告 (DOCX, HTML, text), the 整改台账 and 通报 workbooks, now or as of a past point.
 //! - [`cli`]: the `ducha` command line.
 pub mod api;
@@ -17,11 +20,12 @@ pub mod datadir;
 pub mod demo;
 pub mod documents;
 pub mod exchange;
+pub mod jobs;
 pub mod password;
 pub mod projector;
 pub mod render;
 pub mod serve;
-pub mod serverdb;
+pub mod server_state;
 pub mod store;
 pub mod verify;
 pub mod web;

@@ -1,5 +1,6 @@
-//! `ducha serve`: open the data directory as its writer, load (or follow) the read model, and serve
-//! the REST API until SIGTERM or SIGINT.
+//! `ducha serve`: open the store (a SQLite data directory as its only writer, or a PostgreSQL
+//! database shared with other replicas), load and follow the read model, run the once-per-deployment
+//! jobs under their lease, and serve the REST API until SIGTERM or SIGINT.
 //!
 //! Shutdown is graceful on both signals: stop accepting connections, let in-flight requests finish
 //! (up to `shutdown_timeout_seconds`), stop following the log, save a read-model checkpoint, then
@@ -9,10 +10,9 @@
 use crate::api::{self, AppState, LiveModel};
 use crate::auth::AuthService;
 use crate::config::{Config, FlagOverrides, LogFormat};
-use crate::datadir::DataDir;
-use crate::serverdb::ServerDb;
-use crate::store::EventStore;
-use crate::store::sqlite::Synchronous;
+use crate::jobs::Replica;
+use crate::server_state::ServerState;
+use crate::store::{self, Access, StoreLocation};
 use anyhow::Context;
 use ducha_events::projection::WarningPolicy;
 use std::io::Write;
@@ -71,16 +71,24 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags = FlagOverrides { listen: args.listen, demo: args.demo.then_some(true) };
     let mut config = Config::load(args.config.as_deref(), &flags)?;
     init_logging(&config)?;
-    if config.evidence_dir.is_none() {
-        config.evidence_dir = Some(data_dir.join("evidence"));
+    if config.evidence_dir.is_none()
+        && let Some(dir) = location.data_dir()
+    {
+        config.evidence_dir = Some(dir.join("evidence"));
     }
 
-    let dir = DataDir::open_for_write(data_dir)?;
-    let store = Arc::new(dir.store(synchronous)?);
+    let opened = store::location::open(location, Access::Write).await?;
+    let data_dir = opened.data_dir().map(Path::to_path_buf);
+    // A shared deployment signs with a configured key, the same on every replica: checked before
+    // anything else happens.
+    if data_dir.is_none() {
+        crate::auth::SigningKeys::load(&config, None)?;
+    }
+    let store = opened.store.clone();
     if config.demo {
         // Load into an empty store; on a store that already holds the demo, `load` adds nothing
         // and the logins are printed again. Never mix the demo into other data.
@@ -89,33 +97,40 @@ pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> 
             .unwrap_or_default();
         if store.head().await? == 0 || store.stream_version(&demo_district).await? > 0 {
             let report = crate::demo::load(&*store).await?;
-            print!("{}", report.render(data_dir));
+            print!("{}", report.render(&location.display()));
         } else {
             println!("数据目录中已有数据，未加载演示数据 / the store is not empty: demo not loaded");
         }
     }
-    let events: Arc<dyn EventStore> = store.clone();
-    let live = Arc::new(LiveModel::load(&*events).await?);
-    let server_db = ServerDb::open(dir.path())?;
-    let retention = chrono::Utc::now().timestamp() - (config.idempotency_retention_hours * 3600) as i64;
-    if let Err(e) = server_db.prune_replies(retention) {
-        tracing::warn!(error = %e, "cannot prune old idempotent replies");
-    }
-    let auth = Arc::new(AuthService::new(&config, dir.path(), server_db.clone())?);
+    let live = Arc::new(LiveModel::load(&*store).await?);
+    let server = match (&data_dir, &opened.postgres) {
+        (Some(dir), _) => {
+            let evidence = config.evidence_dir.clone().unwrap_or_else(|| dir.join("evidence"));
+            ServerState::sqlite(dir, &evidence)?
+        }
+        (None, Some(pg)) => ServerState::postgres(pg.pool().clone(), config.evidence_dir.as_deref()),
+        (None, None) => {
+            anyhow::bail!("内部错误：存储既无数据目录也无数据库 / a store without a data directory or database")
+        }
+    };
+    let auth = Arc::new(AuthService::new(&config, data_dir.as_deref(), &server)?);
     let config = Arc::new(config);
+    let replica = Arc::new(Replica::new());
     let state = AppState {
-        store: events.clone(),
+        store: store.clone(),
         live: live.clone(),
         config: config.clone(),
         auth,
         metrics: Arc::default(),
-        server_db,
+        server,
         policy: WarningPolicy::default(),
         rollups: Arc::default(),
+        replica: replica.clone(),
     };
 
-    let (stop_follow, stopped) = tokio::sync::watch::channel(false);
-    let follower = tokio::spawn(live.clone().follow(events.clone(), stopped));
+    let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(live.clone().follow(store.clone(), stopped.clone()));
+    let maintenance = tokio::spawn(crate::jobs::maintenance(state.clone(), stopped));
 
     let workers = match config.workers {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
@@ -143,20 +158,25 @@ pub async fn run(data_dir: &Path, synchronous: Synchronous, args: ServeArgs) -> 
         }
         out.flush()?;
     }
-    tracing::info!(addrs = ?addrs, workers, position = live.position(), "serving");
+    tracing::info!(addrs = ?addrs, workers, position = live.position(), store = %location.display(), replica = %replica.id, "serving");
     tokio::spawn(async move {
         shutdown_signal().await;
         handle.stop(true).await;
     });
     server.await.context("服务异常退出 / the server failed")?;
 
-    let _ = stop_follow.send(true);
+    let _ = stop_tasks.send(true);
     let _ = follower.await;
-    if let Err(e) = live.checkpoint(&*events).await {
+    // With several replicas the lease holder checkpoints; alone, always.
+    let holds = replica.holds(crate::jobs::MAINTENANCE);
+    let _ = maintenance.await;
+    if (!location.is_shared() || holds)
+        && let Err(e) = live.checkpoint(&*store).await
+    {
         tracing::warn!(error = %e, "cannot save the read-model checkpoint at shutdown");
     }
-    store.close().await;
+    drop(store);
+    opened.close().await;
     tracing::info!("stopped");
-    drop(dir);
     Ok(ExitCode::SUCCESS)
 }

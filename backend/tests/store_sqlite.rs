@@ -232,3 +232,12 @@ async fn dropping_the_store_keeps_appends_and_releases_the_file() {
     let store = open(&path);
     assert_eq!(store.head().await.expect("head"), 50);
 }
+
+/// The replicas' shared state on SQLite (`api.db` and an evidence folder): the same suite as on
+/// PostgreSQL, with one handle twice (one replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_state_conformance() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = ducha::server_state::ServerState::sqlite(dir.path(), &dir.path().join("evidence")).expect("api.db");
+    ducha::server_state::conformance::run_all(&state, &state.clone(), dir.path()).await;
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Recompute every tenant's hash chain of a Ducha SQLite event store, independently of Ducha.
+"""Recompute every tenant's hash chain of a Ducha event store, independently of Ducha.
 
-Usage: python3 verify_chain.py DBFILE
+Usage: python3 verify_chain.py DBFILE                (a SQLite store, opened read-only)
+       python3 verify_chain.py --postgres URL        (a PostgreSQL store, read with `psql`)
 
 Standard library only. Follows the chain specification in docs/AUDIT.md (and the doc comment of
 events/src/chain.rs): per tenant, in tenant_seq order,
@@ -21,11 +22,15 @@ verifies; otherwise prints the same summary with "ok": false and "error" naming 
 and exits 1. Exits 2 when the file cannot be read as a Ducha database.
 """
 
+import csv
 import hashlib
+import io
 import json
+import os
 import pathlib
 import sqlite3
 import struct
+import subprocess
 import sys
 
 FORMAT_TAG = "DUCHA-CHAIN-1"
@@ -63,22 +68,52 @@ def describe(row):
     )
 
 
-def verify(path):
+COLUMNS = (
+    "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, schema_version, "
+    "occurred_at, actor_user, actor_role, correlation_id, causation_id, payload, prev_hash, hash"
+)
+INTEGERS = ("position", "tenant_seq", "stream_version", "schema_version")
+
+
+def rows_sqlite(path):
     # Read-only, so an auditor's run can never change the evidence.
     conn = sqlite3.connect(pathlib.Path(path).resolve().as_uri() + "?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     # Payloads are stored as UTF-8 TEXT; take the exact bytes and decode them ourselves.
     conn.text_factory = bytes
+    try:
+        for raw in conn.execute("SELECT " + COLUMNS + " FROM events ORDER BY tenant, tenant_seq"):
+            yield {k: (raw[k].decode("utf-8") if isinstance(raw[k], bytes) else raw[k]) for k in raw.keys()}
+    finally:
+        conn.close()
+
+
+def rows_postgres(url):
+    # psql's CSV cannot tell NULL from "": the chain hashes a missing causation id as "" anyway.
+    query = (
+        "COPY (SELECT " + COLUMNS.replace("causation_id", "coalesce(causation_id, '') AS causation_id")
+        + " FROM events ORDER BY tenant COLLATE \"C\", tenant_seq) TO STDOUT WITH (FORMAT csv, HEADER true)"
+    )
+    env = dict(os.environ, PGCLIENTENCODING="UTF8")
+    out = subprocess.run(
+        ["psql", "--no-psqlrc", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", query],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise OSError(out.stderr.decode("utf-8", "replace").strip())
+    for row in csv.DictReader(io.StringIO(out.stdout.decode("utf-8"), newline="")):
+        for k in INTEGERS:
+            row[k] = int(row[k])
+        yield row
+
+
+def verify(rows):
     tenants = {}
     state = {}  # tenant -> (next expected seq, prev hash bytes)
     error = None
-    rows = conn.execute(
-        "SELECT position, tenant, tenant_seq, event_id, stream, stream_version, event_type, schema_version, "
-        "occurred_at, actor_user, actor_role, correlation_id, causation_id, payload, prev_hash, hash "
-        "FROM events ORDER BY tenant, tenant_seq"
-    )
-    for raw in rows:
-        row = {k: (raw[k].decode("utf-8") if isinstance(raw[k], bytes) else raw[k]) for k in raw.keys()}
+    for row in rows:
         tenant = row["tenant"]
         next_seq, prev = state.get(tenant, (1, GENESIS))
         if row["tenant_seq"] != next_seq:
@@ -93,18 +128,21 @@ def verify(path):
             break
         state[tenant] = (next_seq + 1, computed)
         tenants[tenant] = {"events": next_seq, "head": computed.hex()}
-    conn.close()
     return tenants, error
 
 
 def main(argv):
-    if len(argv) != 2:
-        print("usage: verify_chain.py DBFILE", file=sys.stderr)
+    if len(argv) == 2:
+        source, rows = argv[1], rows_sqlite(argv[1])
+    elif len(argv) == 3 and argv[1] == "--postgres":
+        source, rows = "the PostgreSQL store", rows_postgres(argv[2])
+    else:
+        print("usage: verify_chain.py DBFILE | verify_chain.py --postgres URL", file=sys.stderr)
         return 2
     try:
-        tenants, error = verify(argv[1])
-    except (sqlite3.Error, UnicodeDecodeError) as e:
-        print(json.dumps({"ok": False, "error": "cannot read {}: {}".format(argv[1], e)}, ensure_ascii=False))
+        tenants, error = verify(rows)
+    except (sqlite3.Error, UnicodeDecodeError, OSError, ValueError, KeyError) as e:
+        print(json.dumps({"ok": False, "error": "cannot read {}: {}".format(source, e)}, ensure_ascii=False))
         return 2
     summary = {"tenants": tenants, "ok": error is None}
     if error is not None:

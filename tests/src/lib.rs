@@ -79,12 +79,28 @@ impl Server {
 
     /// Like [`Server::start`] in a given data directory (e.g. one with a key file written first).
     pub fn start_in(data_dir: tempfile::TempDir, demo: bool, env: &[(&str, &str)]) -> Server {
+        Server::launch(data_dir, None, demo, env)
+    }
+
+    /// A replica of a shared deployment: `ducha --store URL serve`, with the signing secret in
+    /// `secret_file` (the same for every replica). Its data directory only holds its log.
+    pub fn replica(store_url: &str, secret_file: &Path, demo: bool, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secret = secret_file.display().to_string();
+        let mut all: Vec<(&str, &str)> = vec![("DUCHA_JWT_SECRET_FILE", secret.as_str())];
+        all.extend_from_slice(env);
+        Server::launch(dir, Some(store_url), demo, &all)
+    }
+
+    fn launch(data_dir: tempfile::TempDir, store: Option<&str>, demo: bool, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let log = std::fs::File::create(data_dir.path().join("serve.log")).expect("log file");
         let mut cmd = Command::new(ducha_bin());
-        cmd.arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["--synchronous", "off", "serve", "--listen", "127.0.0.1:0"])
+        cmd.arg("--data-dir").arg(data_dir.path());
+        if let Some(url) = store {
+            cmd.arg("--store").arg(url);
+        }
+        cmd.args(["--synchronous", "off", "serve", "--listen", "127.0.0.1:0"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log);
@@ -206,6 +222,44 @@ impl Server {
         assert_eq!(r.status, 200, "start: {}", r.text());
     }
 
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Opens the server-sent-events stream of a tenant (`/api/v1/tenants/{tenant}/live`) on a raw
+    /// connection and reads until the stream's first comment; returns the connection and what was
+    /// read so far.
+    pub fn open_live(&self, tenant: &str, token: &str, last_event_id: Option<u64>) -> (std::net::TcpStream, Vec<u8>) {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+        let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
+        write!(
+            stream,
+            "GET /api/v1/tenants/{tenant}/live HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\n{resume}\r\n",
+            self.addr
+        )
+        .expect("send");
+        let mut buf = Vec::new();
+        assert!(
+            read_until(&mut stream, &mut buf, ": live after", std::time::Duration::from_secs(10)),
+            "{}",
+            String::from_utf8_lossy(&buf)
+        );
+        let head = String::from_utf8_lossy(&buf).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+        (stream, buf)
+    }
+
     /// The server's log so far (standard error).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("serve.log")).unwrap_or_default()
@@ -221,6 +275,30 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads from a raw connection until `needle` shows up (or `within` passes); whether it did.
+pub fn read_until(
+    stream: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    needle: &str,
+    within: std::time::Duration,
+) -> bool {
+    use std::io::Read;
+    let end = std::time::Instant::now() + within;
+    let mut chunk = [0u8; 4096];
+    while std::time::Instant::now() < end {
+        if String::from_utf8_lossy(buf).contains(needle) {
+            return true;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(buf).contains(needle)
 }
 
 /// An HTTP response.

@@ -4,10 +4,9 @@
 //! Also: a community officer cannot act on a cross-cutting finding; evidence limits, types, download
 //! and tampering; self-inspections; the live event stream.
 
-use ducha_tests::{Response, Server};
+use ducha_tests::{Response, Server, read_until};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TENANT: &str = "/api/v1/tenants/xxjd";
 const F2: &str = "/api/v1/tenants/xxjd/inspections/2023-ideology/findings/xx-2023-f2";
@@ -343,44 +342,8 @@ fn self_inspections_by_community() {
     assert_eq!(s.get(&path, Some(&s.login("yy-admin"))).status, 403);
 }
 
-/// Reads from a raw connection until `needle` shows up (or the deadline passes).
-fn read_until(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>, needle: &str, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    let mut chunk = [0u8; 4096];
-    while Instant::now() < end {
-        if String::from_utf8_lossy(buf).contains(needle) {
-            return true;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(buf).contains(needle)
-}
-
 fn open_live(s: &Server, token: &str, last_event_id: Option<u64>) -> (std::net::TcpStream, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
-    write!(
-        stream,
-        "GET {TENANT}/live HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n",
-        s.addr
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    assert!(
-        read_until(&mut stream, &mut buf, ": live after", Duration::from_secs(10)),
-        "{}",
-        String::from_utf8_lossy(&buf)
-    );
-    let head = String::from_utf8_lossy(&buf).to_string();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
-    (stream, buf)
+    s.open_live("xxjd", token, last_event_id)
 }
 
 #[test]

@@ -4,6 +4,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod postgres;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -134,8 +136,25 @@ fn test() -> Result<(), String> {
     step("events crate builds for wasm32", cargo().args(["build", "-p", "ducha-events", "--target", WASM_TARGET]))?;
     // The end-to-end tests run the real binary; build it first so they find it.
     step("cargo build -p ducha (web app embedded)", cargo().args(["build", "-p", "ducha"]))?;
-    step("cargo test", cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
-    Ok(())
+    // PostgreSQL for the shared-store suites: the one named by DUCHA_TEST_POSTGRES_URL, or a
+    // throw-away cluster started here (installed from Debian's packages when missing) and stopped
+    // when the tests end. Either way its suites must run: DUCHA_REQUIRE_POSTGRES turns a missing
+    // server into a failure instead of a skip.
+    let cluster = match env::var("DUCHA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            eprintln!("==> PostgreSQL from DUCHA_TEST_POSTGRES_URL");
+            None
+        }
+        _ => Some(postgres::Cluster::start(false)?),
+    };
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--no-fail-fast"]).env("DUCHA_REQUIRE_POSTGRES", "1");
+    if let Some(c) = &cluster {
+        test.env("DUCHA_TEST_POSTGRES_URL", &c.url);
+    }
+    let result = step("cargo test", &mut test);
+    drop(cluster);
+    result
 }
 
 /// Builds the release binary and runs the product on its embedded default: SQLite in `./data`,

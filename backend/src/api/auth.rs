@@ -4,7 +4,7 @@
 use crate::api::error::ApiError;
 use crate::api::extract::client_addr;
 use crate::api::state::AppState;
-use crate::auth::{AuthService, Claims, TokenRejection};
+use crate::auth::{AuthService, Claims, TokenFailure, TokenRejection};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
@@ -12,7 +12,8 @@ use ducha_events::authz::{Actor, Scope};
 use ducha_events::projection::Directory;
 // The bodies are shared with the web app, so they live in the events crate.
 pub use ducha_events::api::{GrantView, LoginRequest, LoginResponse, MeResponse, ScopeView};
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -39,8 +40,8 @@ fn rejection(r: TokenRejection) -> ApiError {
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing"))?;
+/// The bearer token of a request, or the 401 for its absence or shape.
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
     let token = match value {
         None => return Err(ApiError::unauthorized("token_missing", "请先登录", "missing bearer token")),
@@ -55,7 +56,14 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
             }
         },
     };
-    let claims = state.auth.validate(token).map_err(rejection)?;
+    Ok(token.to_owned())
+}
+
+async fn authenticate(state: web::Data<AppState>, token: Result<String, ApiError>) -> Result<Authenticated, ApiError> {
+    let claims = state.auth.validate(&token?).await.map_err(|f| match f {
+        TokenFailure::Rejected(r) => rejection(r),
+        TokenFailure::Unavailable(e) => ApiError::from(e),
+    })?;
     let model = state.live.read();
     let user = ducha_events::ids::UserId::parse(claims.sub.as_str())
         .ok()
@@ -69,9 +77,14 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("AppState missing"))?;
+            authenticate(state, token).await
+        })
     }
 }
 
@@ -112,7 +125,7 @@ pub async fn login(
         return Err(bad_credentials());
     }
     let addr = client_addr(&req, state.config.trust_forwarded_for);
-    if let Some(wait) = state.auth.throttle.locked(&username, &addr) {
+    if let Some(wait) = state.auth.throttle.locked(&username, &addr).await? {
         return Err(ApiError::too_many_requests(wait.as_secs() + 1));
     }
     let user = state.live.read().directory().user_by_username(&username).cloned();
@@ -122,7 +135,7 @@ pub async fn login(
         Some(u) if matches => u,
         _ => {
             state.metrics.login(false);
-            let delay = state.auth.throttle.failed(&username, &addr);
+            let delay = state.auth.throttle.failed(&username, &addr).await?;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
@@ -138,7 +151,7 @@ pub async fn login(
             "user is disabled",
         ));
     }
-    state.auth.throttle.succeeded(&username);
+    state.auth.throttle.succeeded(&username).await?;
     state.metrics.login(true);
     let issued = state.auth.issue(&user).map_err(|e| ApiError::internal(e.to_string()))?;
     tracing::info!(user = %user.user_id, jti = %issued.claims.jti, "login");
@@ -153,7 +166,7 @@ pub async fn login(
 #[utoipa::path(tag = "auth", responses((status = 204, description = "已退出 / token revoked")))]
 #[post("/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, who: Authenticated) -> Result<HttpResponse, ApiError> {
-    state.auth.revoke(&who.claims).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    state.auth.revoke(&who.claims).await?;
     tracing::info!(user = %who.actor.user_id, jti = %who.claims.jti, "logout");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,13 +4,17 @@
 //! request id; replays the first answer to a retried `Idempotency-Key`; runs the command; waits until
 //! the live read model has folded the new events (so the caller's next read sees its write); and
 //! stores the answer for later retries. Handlers only say which command to run and what to answer.
+//!
+//! Every successful write answers `X-Ducha-Position: N`, the log position it reached: a read sent to
+//! any replica with `X-Ducha-Min-Position: N` (or `min_position=N`) waits until that replica has
+//! applied N (see `api::consistency`).
 
 use crate::api::auth::Authenticated;
 use crate::api::error::ApiError;
 use crate::api::extract::{IdempotencyKey, IfMatch, RequestId, etag};
 use crate::api::state::AppState;
 use crate::commands::{CommandError, Executed, Meta};
-use crate::serverdb::StoredReply;
+use crate::server_state::StoredReply;
 use actix_web::dev::Payload;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
@@ -19,6 +23,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
+
+/// The response header carrying the log position a write reached.
+pub const POSITION_HEADER: &str = "x-ducha-position";
 
 /// What a command endpoint answers on success.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +55,9 @@ impl Reply {
         self
     }
 
-    fn into_response(self, replayed: bool) -> HttpResponse {
+    fn into_response(self, replayed: bool, position: u64) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
+        res.insert_header((POSITION_HEADER, position.to_string()));
         if let Some(v) = self.version {
             res.insert_header(etag(v));
         }
@@ -154,11 +162,12 @@ impl Write {
     {
         let fingerprint = self.fingerprint(request);
         if let Some(key) = &self.key.0 {
-            let (t, k) = (tenant.to_string(), key.clone());
-            let stored = state.server_db.blocking(move |db| db.reply(&t, &k)).await;
+            let stored = state.server.replies.reply(tenant.as_str(), key).await;
             match stored {
                 Ok(Some(stored)) if stored.fingerprint == fingerprint => {
-                    return Ok(Reply::from_stored(stored).into_response(true));
+                    // The first answer's write is at or before the log's head now.
+                    let position = state.store.head().await?;
+                    return Ok(Reply::from_stored(stored).into_response(true, position));
                 }
                 Ok(Some(_)) => return Err(ApiError::idempotency_key_reused()),
                 Ok(None) => {}
@@ -180,15 +189,19 @@ impl Write {
         }
         let answer = reply(&executed);
         if let Some(key) = &self.key.0 {
-            let (t, k, stored) = (tenant.to_string(), key.clone(), answer.stored(fingerprint));
+            let stored = answer.stored(fingerprint);
             let now = chrono::Utc::now().timestamp();
-            if let Err(e) = state.server_db.blocking(move |db| db.save_reply(&t, &k, &stored, now)).await {
+            if let Err(e) = state.server.replies.save_reply(tenant.as_str(), key, &stored, now).await {
                 // The store still deduplicates a retry (nothing is appended twice); it is then
                 // answered from the current state instead of with this answer.
                 tracing::warn!(error = %e, "cannot store the idempotent reply");
             }
         }
-        Ok(answer.into_response(executed.outcome.deduplicated))
+        let position = match executed.outcome.last_position {
+            0 => state.live.position(),
+            p => p,
+        };
+        Ok(answer.into_response(executed.outcome.deduplicated, position))
     }
 }
 

@@ -233,7 +233,9 @@ impl ApiError {
                 e
             }
             StoreError::IdempotencyKeyReused { .. } => Self::idempotency_key_reused(),
-            StoreError::Locked | StoreError::Closed | StoreError::ReadOnly => Self::unavailable(err.to_string()),
+            StoreError::Locked | StoreError::Closed | StoreError::ReadOnly | StoreError::Unavailable(_) => {
+                Self::unavailable(err.to_string())
+            }
             StoreError::InvalidAppend(_)
             | StoreError::Corrupt(_)
             | StoreError::NewerSchema { .. }
@@ -328,6 +330,15 @@ impl From<DomainError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::from_store(e, false)
+    }
+}
+
+impl From<crate::server_state::StateError> for ApiError {
+    fn from(e: crate::server_state::StateError) -> Self {
+        match e {
+            crate::server_state::StateError::Unavailable(m) => Self::unavailable(m),
+            crate::server_state::StateError::Io(m) => Self::internal(m),
+        }
     }
 }
 

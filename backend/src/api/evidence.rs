@@ -3,15 +3,16 @@
 //! a progress report; `GET /tenants/{tenant_id}/evidence/{sha256}` downloads it after checking that
 //! the bytes on disk still hash to their name.
 //!
-//! Files are content-addressed, one folder per tenant (a tenant's evidence is never served to
-//! another): `<evidence_dir>/<tenant>/ab/cdef…`, with `cdef….json` beside it holding the first
-//! upload's file name and type. A file is written to a temporary name in the same folder and then
-//! renamed, so a reader never sees half a file; uploading the same bytes again changes nothing.
+//! Files are content-addressed per tenant (a tenant's evidence is never served to another) in the
+//! deployment's [`EvidenceStore`](crate::server_state::EvidenceStore): a directory for one replica or
+//! a configured shared one, or the PostgreSQL database itself. Uploading the same bytes again
+//! changes nothing; every download is re-hashed first.
 
 use crate::api::auth::Authenticated;
 use crate::api::dashboard::TenantPath;
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
+use crate::server_state::EvidenceMeta;
 use actix_multipart::form::MultipartForm;
 use actix_multipart::form::tempfile::TempFile;
 use actix_web::http::{StatusCode, header};
@@ -19,10 +20,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, web};
 use ducha_events::authz::{Action, Actor, Scope, Target, authorize};
 use ducha_events::event::EvidenceRef;
 use ducha_events::ids::TenantId;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write as _};
-use std::path::{Path, PathBuf};
+use std::io::Read;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -70,35 +70,8 @@ pub struct EvidencePath {
     pub sha256: String,
 }
 
-/// What is kept beside each file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Meta {
-    filename: String,
-    content_type: String,
-    size: u64,
-}
-
-/// Where evidence is stored: `evidence_dir`, else `evidence` in the data directory.
-fn root(state: &AppState) -> Result<PathBuf, ApiError> {
-    // `serve` defaults it to `<data dir>/evidence`.
-    state
-        .config
-        .evidence_dir
-        .clone()
-        .ok_or_else(|| ApiError::internal("the evidence directory is unknown: set evidence_dir"))
-}
-
 fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// `<root>/<tenant>/ab/cdef…` of a valid hash.
-fn file_path(root: &Path, tenant: &TenantId, sha256: &str) -> PathBuf {
-    root.join(tenant.as_str()).join(&sha256[..2]).join(&sha256[2..])
-}
-
-fn meta_path(file: &Path) -> PathBuf {
-    file.with_extension("json")
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -233,12 +206,12 @@ pub async fn upload(
         .await
         .map_err(|e| multipart_error(e, limit))?
         .into_inner();
-    let file = form.file;
-    if file.size as u64 > limit {
+    let upload = form.file;
+    if upload.size as u64 > limit {
         return Err(too_large(limit));
     }
-    let filename = clean_filename(file.file_name.as_deref());
-    let declared = file.content_type.as_ref().map(|m| m.essence_str().to_owned());
+    let filename = clean_filename(upload.file_name.as_deref());
+    let declared = upload.content_type.as_ref().map(|m| m.essence_str().to_owned());
     let content_type = accepted_type(declared.as_deref(), &filename).ok_or_else(|| {
         unsupported(
             format!(
@@ -248,94 +221,46 @@ pub async fn upload(
             format!("evidence type {declared:?} is not allowed (pdf, jpeg, png, docx, xlsx, txt)"),
         )
     })?;
-    let root = root(&state)?;
-    let dir = root.join(tenant.as_str());
-    let (evidence, created) = web::block(move || store_file(file, &dir, filename, content_type)).await??;
+    let temp = upload.file;
+    let file = temp.as_file().try_clone().map_err(|e| ApiError::internal(format!("evidence upload: {e}")))?;
+    let (sha256, size) = web::block(move || hash_and_check(&file, content_type)).await??;
+    let evidence = EvidenceRef { sha256, filename, content_type: content_type.to_owned(), size };
+    let meta = EvidenceMeta { filename: evidence.filename.clone(), content_type: evidence.content_type.clone(), size };
+    let created = state.server.evidence.put(tenant.as_str(), &evidence.sha256, &meta, temp.path()).await?;
+    drop(temp);
     let location = format!("/api/v1/tenants/{tenant}/evidence/{}", evidence.sha256);
     tracing::info!(tenant = %tenant, sha256 = %evidence.sha256, size = evidence.size, created, "evidence uploaded");
     let mut res = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(res.insert_header((header::LOCATION, location)).json(evidence))
 }
 
-/// Copies the upload into the tenant's folder under its hash (temporary name, then rename).
-/// Returns the reference and whether the bytes were new.
-fn store_file(
-    file: TempFile,
-    dir: &Path,
-    filename: String,
-    content_type: &'static str,
-) -> Result<(EvidenceRef, bool), ApiError> {
-    let io = |e: std::io::Error| ApiError::internal(format!("evidence storage: {e}"));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp_path = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
-    let result = (|| {
-        let mut src = file.file.reopen().map_err(io)?;
-        let mut dst = std::fs::File::create(&tmp_path).map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut head: Vec<u8> = Vec::new();
-        let mut size = 0u64;
-        loop {
-            let n = src.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            if head.len() < 512 {
-                head.extend_from_slice(&buf[..n.min(512 - head.len())]);
-            }
-            hasher.update(&buf[..n]);
-            dst.write_all(&buf[..n]).map_err(io)?;
-            size += n as u64;
-        }
-        if !looks_like(content_type, &head) {
-            return Err(unsupported(
-                format!("附件内容与类型“{content_type}”不符"),
-                format!("the file's content does not look like {content_type}"),
-            ));
-        }
-        dst.sync_all().map_err(io)?;
-        let sha256 = hex::encode(hasher.finalize());
-        let final_path = dir.join(&sha256[..2]).join(&sha256[2..]);
-        let evidence = EvidenceRef { sha256: sha256.clone(), filename, content_type: content_type.to_owned(), size };
-        let existing = hash_of(&final_path).ok().flatten();
-        if existing.as_deref() == Some(sha256.as_str()) {
-            return Ok((evidence, false));
-        }
-        if let Some(parent) = final_path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
-        }
-        // A missing or damaged copy is (re)placed by the good bytes.
-        std::fs::rename(&tmp_path, &final_path).map_err(io)?;
-        let meta_file = meta_path(&final_path);
-        if !meta_file.exists() {
-            let meta = Meta { filename: evidence.filename.clone(), content_type: evidence.content_type.clone(), size };
-            let bytes = serde_json::to_vec(&meta).map_err(|e| ApiError::internal(e.to_string()))?;
-            let meta_tmp = dir.join(format!(".meta-{}", uuid::Uuid::now_v7()));
-            std::fs::write(&meta_tmp, bytes).map_err(io)?;
-            std::fs::rename(&meta_tmp, &meta_file).map_err(io)?;
-        }
-        Ok((evidence, true))
-    })();
-    let _ = std::fs::remove_file(&tmp_path);
-    result
-}
-
-/// The SHA-256 of a file's bytes (`None` when it does not exist).
-fn hash_of(path: &Path) -> std::io::Result<Option<String>> {
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+/// Reads the upload once: its SHA-256 and size, and whether its first bytes look like its type.
+fn hash_and_check(file: &std::fs::File, content_type: &'static str) -> Result<(String, u64), ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("evidence upload: {e}"));
+    let mut src = file.try_clone().map_err(io)?;
+    std::io::Seek::rewind(&mut src).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut head: Vec<u8> = Vec::new();
+    let mut size = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = src.read(&mut buf).map_err(io)?;
         if n == 0 {
-            return Ok(Some(hex::encode(hasher.finalize())));
+            break;
+        }
+        if head.len() < 512 {
+            head.extend_from_slice(&buf[..n.min(512 - head.len())]);
         }
         hasher.update(&buf[..n]);
+        size += n as u64;
     }
+    if !looks_like(content_type, &head) {
+        return Err(unsupported(
+            format!("附件内容与类型“{content_type}”不符"),
+            format!("the file's content does not look like {content_type}"),
+        ));
+    }
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Refuses a progress report citing evidence this tenant does not hold (422 `evidence_missing`).
@@ -343,31 +268,21 @@ pub async fn check_uploaded(state: &AppState, tenant: &TenantId, evidence: &[Evi
     if evidence.is_empty() {
         return Ok(());
     }
-    let root = root(state)?;
-    let tenant = tenant.clone();
-    let refs = evidence.to_vec();
-    web::block(move || {
-        for e in &refs {
-            let missing = || {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "evidence_missing",
-                    format!("附件“{}”尚未上传到本街道，请先上传", e.filename),
-                    format!("evidence {} has not been uploaded to this tenant", e.sha256),
-                )
-                .with_field("evidence")
-            };
-            if !is_sha256(&e.sha256) {
-                return Err(missing());
-            }
-            match std::fs::metadata(file_path(&root, &tenant, &e.sha256)) {
-                Ok(m) if m.is_file() && m.len() == e.size => {}
-                _ => return Err(missing()),
-            }
+    for e in evidence {
+        let missing = || {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "evidence_missing",
+                format!("附件“{}”尚未上传到本街道，请先上传", e.filename),
+                format!("evidence {} has not been uploaded to this tenant", e.sha256),
+            )
+            .with_field("evidence")
+        };
+        if !is_sha256(&e.sha256) || !state.server.evidence.has(tenant.as_str(), &e.sha256, e.size).await? {
+            return Err(missing());
         }
-        Ok(())
-    })
-    .await?
+    }
+    Ok(())
 }
 
 /// Readers of the file: readers of the tenant, or of a community whose findings cite it.
@@ -449,17 +364,12 @@ pub async fn download(
         .with_field("sha256"));
     }
     may_download(&state, &who.actor, &tenant_id, &sha256)?;
-    let file = file_path(&root(&state)?, &tenant_id, &sha256);
-    let (bytes, meta) = web::block(move || -> Result<(Vec<u8>, Option<Meta>), std::io::Error> {
-        let bytes = std::fs::read(&file)?;
-        let meta = std::fs::read(meta_path(&file)).ok().and_then(|m| serde_json::from_slice::<Meta>(&m).ok());
-        Ok((bytes, meta))
-    })
-    .await?
-    .map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ApiError::not_found("该附件", "evidence"),
-        _ => ApiError::internal(format!("evidence read: {e}")),
-    })?;
+    let (bytes, meta) = state
+        .server
+        .evidence
+        .get(tenant_id.as_str(), &sha256)
+        .await?
+        .ok_or_else(|| ApiError::not_found("该附件", "evidence"))?;
     let actual = hex::encode(Sha256::digest(&bytes));
     if actual != sha256 {
         tracing::error!(tenant = %tenant_id, sha256 = %sha256, actual = %actual, "evidence file does not match its hash");
@@ -470,7 +380,7 @@ pub async fn download(
             "the stored evidence no longer matches its SHA-256",
         ));
     }
-    let meta = meta.unwrap_or(Meta {
+    let meta = meta.unwrap_or(EvidenceMeta {
         filename: format!("{sha256}.bin"),
         content_type: "application/octet-stream".into(),
         size: bytes.len() as u64,

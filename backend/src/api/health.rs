@@ -28,8 +28,14 @@ pub struct Readiness {
     pub head: Option<u64>,
     /// Global position folded into the live read model.
     pub projected: u64,
-    /// Events not yet folded.
+    /// Events not yet folded: this replica's lag behind the shared log.
     pub lag: Option<u64>,
+    /// This replica's id (several replicas may share one store).
+    pub replica: String,
+    /// `sqlite` or `postgres`.
+    pub store_kind: String,
+    /// Leases this replica holds now (e.g. `maintenance`: the once-per-deployment work runs here).
+    pub leases: Vec<String>,
 }
 
 /// Liveness: 200 whenever the process runs.
@@ -57,6 +63,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         head,
         projected,
         lag,
+        replica: state.replica.id.clone(),
+        store_kind: state.server.kind.to_owned(),
+        leases: state.replica.leases(),
     };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

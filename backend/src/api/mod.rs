@@ -7,6 +7,7 @@
 //! | [`error`] | [`ApiError`] → RFC 9457 problem+json; domain/store/command/extractor error mapping |
 //! | [`extract`] | `IfMatch`, `IdempotencyKey`, `AsOf`, `RequestId`, `etag()` |
 //! | [`command`] | [`Write`] + [`Reply`]: the write path (meta, idempotent replay, read-your-writes) |
+//! | [`consistency`] | `X-Ducha-Min-Position` / `min_position`: read-your-writes across replicas |
 //! | [`auth`] | login, logout, `/me`, and the [`Authenticated`] extractor |
 //! | [`middleware`] | request id, access log, metrics, problem+json for framework errors |
 //! | [`openapi`] | the OpenAPI 3.1 document and the rules that make every operation's contract uniform |
@@ -36,6 +37,7 @@
 pub mod audit;
 pub mod auth;
 pub mod command;
+pub mod consistency;
 pub mod dashboard;
 pub mod districts;
 pub mod documents;
@@ -121,7 +123,9 @@ pub fn app(
         .service(utoipa_actix_web::scope("/api/v1").configure(routes))
         .configure(health::configure)
         .split_for_parts();
-    app.default_service(web::to(not_found)).wrap(actix_web::middleware::from_fn(middleware::observe))
+    app.default_service(web::to(not_found))
+        .wrap(actix_web::middleware::from_fn(consistency::wait_for_min_position))
+        .wrap(actix_web::middleware::from_fn(middleware::observe))
 }
 
 /// The finalized OpenAPI document, built once per process.

@@ -62,6 +62,7 @@ const PROBLEMS: &[(&str, &str, &str)] = &[
     ("422", "UnprocessableEntity", "请求内容有误 / invalid body or broken rule; see field"),
     ("429", "TooManyRequests", "请求过于频繁 / too many attempts; see Retry-After"),
     ("500", "InternalError", "服务器内部错误 / internal error"),
+    ("503", "ServiceUnavailable", "暂不可用或尚未同步到 min_position / unavailable, or not caught up; see Retry-After"),
 ];
 
 fn header_param(name: &str, description: &str, example: &str) -> RefOr<Parameter> {
@@ -75,6 +76,24 @@ fn header_param(name: &str, description: &str, example: &str) -> RefOr<Parameter
                 utoipa::openapi::ObjectBuilder::new()
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .examples([serde_json::Value::String(example.into())])
+                    .build(),
+            ))))
+            .build(),
+    )
+}
+
+fn query_param_u64(name: &str, description: &str) -> RefOr<Parameter> {
+    RefOr::T(
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(RefOr::T(Schema::Object(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64)))
+                    .minimum(Some(0))
                     .build(),
             ))))
             .build(),
@@ -123,6 +142,23 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             }
             add_response(op, "400");
             add_response(op, "500");
+            if secured {
+                // Read-your-writes across replicas (api::consistency): every authenticated request.
+                add_response(op, "503");
+                let params = op.parameters.get_or_insert_with(Vec::new);
+                params.push(header_param(
+                    "X-Ducha-Min-Position",
+                    "先等待本节点应用到该日志位置（上次写操作响应的 X-Ducha-Position）；超时返回 503 not_caught_up / \
+                     wait until this replica has applied this log position (a write's X-Ducha-Position); 503 on timeout",
+                    "42",
+                ));
+                if method == "get" {
+                    params.push(query_param_u64(
+                        "min_position",
+                        "同 X-Ducha-Min-Position 请求头 / the same as the X-Ducha-Min-Position header",
+                    ));
+                }
+            }
             if path.contains('{') {
                 add_response(op, "404");
             }

@@ -7,7 +7,7 @@ use crate::auth::AuthService;
 use crate::commands::CommandError;
 use crate::config::Config;
 use crate::projector;
-use crate::serverdb::ServerDb;
+use crate::server_state::ServerState;
 use crate::store::{EventStore, StoreError, Upto};
 use ducha_events::authz::Target;
 use ducha_events::envelope::RecordedEvent;
@@ -25,11 +25,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<AuthService>,
     pub metrics: Arc<Metrics>,
-    pub server_db: ServerDb,
+    /// What the replicas share besides the log (revocations, idempotent answers, lockouts,
+    /// evidence, leases).
+    pub server: ServerState,
     /// Warning-level thresholds (红黄蓝绿) for the views.
     pub policy: WarningPolicy,
     /// District roll-ups of the live model, kept until the log moves on.
     pub rollups: Arc<crate::api::districts::RollupCache>,
+    /// This replica's id and the leases it holds.
+    pub replica: Arc<crate::jobs::Replica>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -144,6 +148,30 @@ impl LiveModel {
                 model.apply(e, ev);
             }
             self.position.store(model.position(), Ordering::Release);
+        }
+    }
+
+    /// Waits until the model has applied `position`, reading the store directly (a write made through
+    /// another replica is there before this replica hears of it). `Ok(false)` when `timeout` passes
+    /// first (the position is not in the log yet, or the store is slow).
+    pub async fn wait_for(
+        &self,
+        store: &dyn EventStore,
+        position: u64,
+        timeout: std::time::Duration,
+    ) -> Result<bool, CommandError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            if self.catch_up_to(store, Some(position)).await? >= position {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
         }
     }
 

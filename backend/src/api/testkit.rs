@@ -6,7 +6,7 @@ use crate::api::state::{AppState, LiveModel};
 use crate::auth::AuthService;
 use crate::config::Config;
 use crate::datadir::DataDir;
-use crate::serverdb::ServerDb;
+use crate::server_state::ServerState;
 use crate::store::EventStore;
 use crate::store::sqlite::{SqliteStore, Synchronous};
 use ducha_events::projection::WarningPolicy;
@@ -27,17 +27,18 @@ impl Demo {
         let events: Arc<dyn EventStore> = store.clone();
         let live = Arc::new(LiveModel::load(&*events).await.unwrap());
         let config = Config { evidence_dir: Some(dir.join("evidence")), ..Config::default() };
-        let server_db = ServerDb::open(dir).unwrap();
-        let auth = Arc::new(AuthService::new(&config, dir, server_db.clone()).unwrap());
+        let server = ServerState::sqlite(dir, &dir.join("evidence")).unwrap();
+        let auth = Arc::new(AuthService::new(&config, Some(dir), &server).unwrap());
         let state = AppState {
             store: events,
             live,
             config: Arc::new(config),
             auth,
             metrics: Arc::new(Metrics::default()),
-            server_db,
+            server,
             policy: WarningPolicy::default(),
             rollups: Arc::default(),
+            replica: Arc::default(),
         };
         Demo { state, store, _dir: data }
     }

@@ -24,6 +24,12 @@ pub enum KeyError {
     Missing(&'static str),
     #[error("无法生成随机密钥 / no randomness: {0}")]
     Random(String),
+    #[error(
+        "共享部署（PostgreSQL）须配置签名密钥，且各副本相同：jwt_secret_file，或 EdDSA/RS256 的密钥文件 / \
+         a shared deployment needs a configured signing key, the same on every replica (jwt_secret_file, or the \
+         EdDSA/RS256 key files)"
+    )]
+    SharedNeedsKey,
 }
 
 /// What signs and what verifies, and under which single algorithm.
@@ -91,14 +97,16 @@ fn generate_if_missing(path: &Path) -> Result<bool, KeyError> {
 }
 
 impl SigningKeys {
-    /// Loads (or, for HS256 without a configured secret, generates) the keys.
-    pub fn load(config: &Config, data_dir: &Path) -> Result<SigningKeys, KeyError> {
+    /// Loads (or, for HS256 without a configured secret, generates into `data_dir`) the keys. Without
+    /// a data directory (a shared deployment) nothing is generated: every replica must sign with the
+    /// same configured key.
+    pub fn load(config: &Config, data_dir: Option<&Path>) -> Result<SigningKeys, KeyError> {
         match config.jwt_algorithm {
             JwtAlgorithm::HS256 => {
                 let (path, generated) = match &config.jwt_secret_file {
                     Some(p) => (p.clone(), false),
                     None => {
-                        let p = data_dir.join(GENERATED_KEY_FILE);
+                        let p = data_dir.ok_or(KeyError::SharedNeedsKey)?.join(GENERATED_KEY_FILE);
                         let generated = generate_if_missing(&p)?;
                         (p, generated)
                     }
@@ -153,7 +161,7 @@ mod tests {
     fn a_secret_is_generated_once_with_owner_only_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::default();
-        let a = SigningKeys::load(&config, dir.path()).unwrap();
+        let a = SigningKeys::load(&config, Some(dir.path())).unwrap();
         assert!(a.source.contains("generated"));
         let path = dir.path().join(GENERATED_KEY_FILE);
         let first = std::fs::read_to_string(&path).unwrap();
@@ -163,7 +171,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        let b = SigningKeys::load(&config, dir.path()).unwrap();
+        let b = SigningKeys::load(&config, Some(dir.path())).unwrap();
         assert!(!b.source.contains("generated"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
     }
@@ -174,6 +182,19 @@ mod tests {
         let path = dir.path().join("s");
         std::fs::write(&path, "short\n").unwrap();
         let config = Config { jwt_secret_file: Some(path), ..Config::default() };
-        assert!(matches!(SigningKeys::load(&config, dir.path()), Err(KeyError::TooShort(_))));
+        assert!(matches!(SigningKeys::load(&config, Some(dir.path())), Err(KeyError::TooShort(_))));
+    }
+
+    #[test]
+    fn a_shared_deployment_must_configure_its_key() {
+        let config = Config::default();
+        let err = SigningKeys::load(&config, None).unwrap_err();
+        assert!(matches!(err, KeyError::SharedNeedsKey));
+        assert!(err.to_string().contains("共享部署"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "x".repeat(40)).unwrap();
+        let configured = Config { jwt_secret_file: Some(path), ..Config::default() };
+        assert!(SigningKeys::load(&configured, None).is_ok());
     }
 }

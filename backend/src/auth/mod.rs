@@ -13,15 +13,14 @@ pub mod keys;
 pub mod throttle;
 
 use crate::config::Config;
-use crate::serverdb::{ServerDb, ServerDbError};
+use crate::server_state::{Revocations, StateError};
 use ducha_events::authz::{Grant, Scope};
 use ducha_events::projection::UserEntry;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::Arc;
 
 pub use keys::SigningKeys;
 pub use throttle::LoginThrottle;
@@ -42,6 +41,15 @@ pub struct Claims {
     pub iat: i64,
     pub nbf: i64,
     pub jti: String,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// 401 with its own code.
+    Rejected(TokenRejection),
+    /// Revocations could not be checked (the shared state is unreachable): 503.
+    Unavailable(StateError),
 }
 
 /// Why a token was refused (each is a 401 with its own code).
@@ -87,7 +95,7 @@ pub enum AuthError {
     #[error("{0}")]
     Key(#[from] keys::KeyError),
     #[error("{0}")]
-    Db(#[from] ServerDbError),
+    State(#[from] StateError),
     #[error("无法签发令牌 / cannot sign a token: {0}")]
     Sign(String),
 }
@@ -106,9 +114,8 @@ pub struct AuthService {
     audience: String,
     ttl_seconds: u64,
     pub throttle: LoginThrottle,
-    db: ServerDb,
-    /// Revoked `jti` → expiry (Unix seconds); loaded from `api.db` at start, written through.
-    revoked: RwLock<HashMap<String, i64>>,
+    /// Revoked `jti`s, shared by every replica.
+    revocations: Arc<dyn Revocations>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -122,7 +129,13 @@ fn now() -> i64 {
 }
 
 impl AuthService {
-    pub fn new(config: &Config, data_dir: &Path, db: ServerDb) -> Result<AuthService, AuthError> {
+    /// `data_dir`: where an HS256 secret may be generated (SQLite); `None` for a shared deployment,
+    /// which must configure its key.
+    pub fn new(
+        config: &Config,
+        data_dir: Option<&Path>,
+        state: &crate::server_state::ServerState,
+    ) -> Result<AuthService, AuthError> {
         let keys = SigningKeys::load(config, data_dir)?;
         tracing::info!(source = %keys.source, "token signing key loaded");
         // Only the configured algorithm is accepted: no `none`, no HS/RS confusion.
@@ -134,16 +147,14 @@ impl AuthService {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = config.token_leeway_seconds;
-        let revoked = db.live_revocations(now())?.into_iter().collect();
         Ok(AuthService {
             keys,
             validation,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl_seconds: config.token_ttl_seconds,
-            throttle: LoginThrottle::new(config.into()),
-            db,
-            revoked: RwLock::new(revoked),
+            throttle: LoginThrottle::new(config.into(), state.logins.clone()),
+            revocations: state.revocations.clone(),
         })
     }
 
@@ -183,7 +194,17 @@ impl AuthService {
     }
 
     /// Validates signature, algorithm, issuer, audience, times and revocation.
-    pub fn validate(&self, token: &str) -> Result<Claims, TokenRejection> {
+    pub async fn validate(&self, token: &str) -> Result<Claims, TokenFailure> {
+        let claims = self.validate_signed(token).map_err(TokenFailure::Rejected)?;
+        match self.revocations.is_revoked(&claims.jti).await {
+            Ok(true) => Err(TokenFailure::Rejected(TokenRejection::Revoked)),
+            Ok(false) => Ok(claims),
+            Err(e) => Err(TokenFailure::Unavailable(e)),
+        }
+    }
+
+    /// Everything but revocation: signature, algorithm, issuer, audience, times.
+    pub fn validate_signed(&self, token: &str) -> Result<Claims, TokenRejection> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.validation).map_err(|e| match e
             .kind()
         {
@@ -191,26 +212,12 @@ impl AuthService {
             ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
             _ => TokenRejection::Invalid,
         })?;
-        let claims = data.claims;
-        if self.is_revoked(&claims.jti) {
-            return Err(TokenRejection::Revoked);
-        }
-        Ok(claims)
+        Ok(data.claims)
     }
 
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains_key(jti)
-    }
-
-    /// Revokes a token until it expires; persisted so it survives a restart.
-    pub async fn revoke(&self, claims: &Claims) -> Result<(), ServerDbError> {
-        let (jti, exp) = (claims.jti.clone(), claims.exp);
-        self.db.blocking(move |db| db.revoke(&jti, exp)).await?;
-        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        let t = now();
-        revoked.retain(|_, exp| *exp >= t);
-        revoked.insert(claims.jti.clone(), claims.exp);
-        Ok(())
+    /// Revokes a token until it expires, on every replica and across restarts.
+    pub async fn revoke(&self, claims: &Claims) -> Result<(), StateError> {
+        self.revocations.revoke(&claims.jti, claims.exp).await
     }
 
     pub fn ttl_seconds(&self) -> u64 {
@@ -226,7 +233,8 @@ mod tests {
     use ducha_events::projection::OwnerScope;
 
     fn service(dir: &Path, config: &Config) -> AuthService {
-        AuthService::new(config, dir, ServerDb::open(dir).unwrap()).unwrap()
+        let state = crate::server_state::ServerState::sqlite(dir, &dir.join("evidence")).unwrap();
+        AuthService::new(config, Some(dir), &state).unwrap()
     }
 
     fn user() -> UserEntry {
@@ -253,22 +261,23 @@ mod tests {
     fn issued_tokens_validate_until_revoked_even_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::default();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let revoked = Err(TokenFailure::Rejected(TokenRejection::Revoked));
         let auth = service(dir.path(), &config);
         let issued = auth.issue(&user()).unwrap();
         assert_eq!(issued.claims.scope, "tenant:xxjd");
         assert_eq!(issued.claims.roles, vec!["subdistrict_admin", "inspector"]);
-        let claims = auth.validate(&issued.token).unwrap();
+        let claims = rt.block_on(auth.validate(&issued.token)).unwrap();
         assert_eq!(claims, issued.claims);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(auth.revoke(&claims)).unwrap();
-        assert_eq!(auth.validate(&issued.token), Err(TokenRejection::Revoked));
+        assert_eq!(rt.block_on(auth.validate(&issued.token)), revoked);
         drop(auth);
         let again = service(dir.path(), &config);
-        assert_eq!(again.validate(&issued.token), Err(TokenRejection::Revoked));
+        assert_eq!(rt.block_on(again.validate(&issued.token)), revoked);
         // Another audience or issuer refuses the token.
         let other = service(dir.path(), &Config { jwt_audience: "other".into(), ..Config::default() });
         let fresh = again.issue(&user()).unwrap();
-        assert_eq!(other.validate(&fresh.token), Err(TokenRejection::Invalid));
+        assert_eq!(other.validate_signed(&fresh.token), Err(TokenRejection::Invalid));
     }
 
     #[test]

@@ -3,21 +3,14 @@
 //! (per username) or `ip_lock_after` (per address) that key is locked for `lock_seconds`, during
 //! which every attempt, right or wrong, gets 429 with `Retry-After`.
 //!
-//! Kept in memory on purpose: a restart forgets the counters, which only gives an attacker one more
-//! window after a restart they cannot cause. A success clears the username's count (not the
+//! The counters live in the shared server state ([`LoginFailures`]): a lockout on one replica holds
+//! on every other, and survives a restart. A success clears the username's count (not the
 //! address's: one address trying many usernames stays visible).
 
 use crate::config::Config;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    window_start: Instant,
-    locked_until: Option<Instant>,
-}
+use crate::server_state::{FailureKind, FailureRule, LoginFailures, StateError, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -42,81 +35,68 @@ impl From<&Config> for Limits {
     }
 }
 
-/// Bounds memory under a flood of distinct usernames: stale entries are dropped past this size.
-const MAX_ENTRIES: usize = 100_000;
+/// Bounds the slowed answer.
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
-#[derive(Debug)]
 pub struct LoginThrottle {
     limits: Limits,
-    users: Mutex<HashMap<String, Entry>>,
-    addrs: Mutex<HashMap<String, Entry>>,
+    store: Arc<dyn LoginFailures>,
 }
 
-fn remaining(entry: Option<&Entry>, now: Instant) -> Option<Duration> {
-    entry.and_then(|e| e.locked_until).filter(|until| *until > now).map(|until| until - now)
-}
-
-fn bump(map: &mut HashMap<String, Entry>, key: &str, now: Instant, limits: &Limits, lock_after: u32) -> u32 {
-    if map.len() >= MAX_ENTRIES {
-        map.retain(|_, e| {
-            now.duration_since(e.window_start) < limits.window || e.locked_until.is_some_and(|u| u > now)
-        });
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle").field("limits", &self.limits).finish_non_exhaustive()
     }
-    let e = map.entry(key.to_owned()).or_insert(Entry { failures: 0, window_start: now, locked_until: None });
-    if now.duration_since(e.window_start) >= limits.window && e.locked_until.is_none_or(|u| u <= now) {
-        *e = Entry { failures: 0, window_start: now, locked_until: None };
-    }
-    e.failures += 1;
-    if e.failures >= lock_after {
-        e.locked_until = Some(now + limits.lock);
-        // The next window starts when the lock ends.
-        e.failures = 0;
-        e.window_start = now + limits.lock;
-    }
-    e.failures
 }
 
 impl LoginThrottle {
-    pub fn new(limits: Limits) -> Self {
-        LoginThrottle { limits, users: Mutex::new(HashMap::new()), addrs: Mutex::new(HashMap::new()) }
+    pub fn new(limits: Limits, store: Arc<dyn LoginFailures>) -> Self {
+        LoginThrottle { limits, store }
+    }
+
+    fn rule(&self, kind: FailureKind) -> FailureRule {
+        let lock_after = match kind {
+            FailureKind::Username => self.limits.lock_after,
+            FailureKind::Address => self.limits.ip_lock_after,
+        };
+        FailureRule { window: self.limits.window, lock_after, lock: self.limits.lock }
     }
 
     /// `Some(wait)` when the username or the address is locked now.
-    pub fn locked(&self, username: &str, addr: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
-        match (remaining(users.get(username), now), remaining(addrs.get(addr), now)) {
+    pub async fn locked(&self, username: &str, addr: &str) -> Result<Option<Duration>, StateError> {
+        let now = now_ms();
+        let user = self.store.entry(FailureKind::Username, username).await?.and_then(|e| e.locked_for(now));
+        let address = self.store.entry(FailureKind::Address, addr).await?.and_then(|e| e.locked_for(now));
+        Ok(match (user, address) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
-        }
+        })
     }
 
     /// Records a failure; returns how long to wait before answering.
-    pub fn failed(&self, username: &str, addr: &str) -> Duration {
-        let now = Instant::now();
-        let limits = self.limits;
-        let n =
-            bump(&mut self.users.lock().unwrap_or_else(|p| p.into_inner()), username, now, &limits, limits.lock_after);
-        let m =
-            bump(&mut self.addrs.lock().unwrap_or_else(|p| p.into_inner()), addr, now, &limits, limits.ip_lock_after);
-        let over = n.max(m).saturating_sub(limits.slow_after);
+    pub async fn failed(&self, username: &str, addr: &str) -> Result<Duration, StateError> {
+        let now = now_ms();
+        let rule = self.rule(FailureKind::Username);
+        let user = self.store.record_failure(FailureKind::Username, username, now, &rule).await?;
+        let rule = self.rule(FailureKind::Address);
+        let address = self.store.record_failure(FailureKind::Address, addr, now, &rule).await?;
+        let over = user.failures.max(address.failures).saturating_sub(self.limits.slow_after);
         if over == 0 {
-            return Duration::ZERO;
+            return Ok(Duration::ZERO);
         }
-        limits.delay.saturating_mul(1u32 << (over - 1).min(16)).min(MAX_DELAY)
+        Ok(self.limits.delay.saturating_mul(1u32 << (over - 1).min(16)).min(MAX_DELAY))
     }
 
     /// A successful login clears the username's failures.
-    pub fn succeeded(&self, username: &str) {
-        self.users.lock().unwrap_or_else(|p| p.into_inner()).remove(username);
+    pub async fn succeeded(&self, username: &str) -> Result<(), StateError> {
+        self.store.clear(FailureKind::Username, username).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_state::sqlite::SqliteState;
 
     fn limits() -> Limits {
         Limits {
@@ -129,33 +109,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn failures_slow_then_lock_per_user_and_per_address() {
-        let t = LoginThrottle::new(limits());
-        assert_eq!(t.failed("u", "a"), Duration::ZERO);
-        assert_eq!(t.failed("u", "a"), Duration::ZERO);
-        assert_eq!(t.failed("u", "a"), Duration::from_millis(100));
-        assert!(t.locked("u", "b").is_none());
-        t.failed("u", "a");
-        let wait = t.locked("u", "b").unwrap();
-        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
-        // Another user from the same address is not locked yet …
-        assert!(t.locked("v", "a").is_none());
-        t.failed("v", "a");
-        // … until the address reaches its own limit (6 failures).
-        t.failed("w", "a");
-        assert!(t.locked("x", "a").is_some());
-        assert!(t.locked("x", "c").is_none());
+    fn throttle(dir: &std::path::Path) -> LoginThrottle {
+        LoginThrottle::new(limits(), Arc::new(SqliteState::open(dir).unwrap()))
     }
 
-    #[test]
-    fn success_clears_the_username() {
-        let t = LoginThrottle::new(limits());
+    #[tokio::test]
+    async fn failures_slow_then_lock_per_user_and_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = throttle(dir.path());
+        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::ZERO);
+        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::ZERO);
+        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::from_millis(100));
+        assert!(t.locked("u", "b").await.unwrap().is_none());
+        t.failed("u", "a").await.unwrap();
+        let wait = t.locked("u", "b").await.unwrap().unwrap();
+        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
+        // Another user from the same address is not locked yet …
+        assert!(t.locked("v", "a").await.unwrap().is_none());
+        t.failed("v", "a").await.unwrap();
+        // … until the address reaches its own limit (6 failures).
+        t.failed("w", "a").await.unwrap();
+        assert!(t.locked("x", "a").await.unwrap().is_some());
+        assert!(t.locked("x", "c").await.unwrap().is_none());
+        // The lock survives a restart (a new throttle on the same api.db).
+        drop(t);
+        assert!(throttle(dir.path()).locked("u", "z").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn success_clears_the_username() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = throttle(dir.path());
         for _ in 0..3 {
-            t.failed("u", "a");
+            t.failed("u", "a").await.unwrap();
         }
-        t.succeeded("u");
-        assert_eq!(t.failed("u", "b"), Duration::ZERO);
-        assert!(t.locked("u", "b").is_none());
+        t.succeeded("u").await.unwrap();
+        assert_eq!(t.failed("u", "b").await.unwrap(), Duration::ZERO);
+        assert!(t.locked("u", "b").await.unwrap().is_none());
     }
 }

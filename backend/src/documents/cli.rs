@@ -4,13 +4,13 @@
 //! `report --issue` records `ReportIssued` as the user named by `--as` (a sub-district admin of the
 //! tenant, with the grants they hold now): issuing is an act of the committee, so the record names an
 //! accountable person, exactly as the API records the logged-in admin. Whoever runs the command
-//! line has the data directory anyway; `--as` only says on whose behalf.
+//! line has the store anyway; `--as` only says on whose behalf.
 
 use super::{DocumentError, Snapshot, When, circular, ledger};
 use crate::commands::{self, Meta};
-use crate::datadir::DataDir;
 use crate::projector;
-use crate::store::sqlite::Synchronous;
+use crate::store::location::open;
+use crate::store::{Access, StoreLocation};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use ducha_events::event::DocumentFormat;
@@ -140,20 +140,20 @@ fn write_out(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("无法写入文件 {} / cannot write the file", path.display()))
 }
 
-pub async fn report(data_dir: &Path, sync: Synchronous, args: ReportArgs) -> anyhow::Result<()> {
+pub async fn report(location: &StoreLocation, args: ReportArgs) -> anyhow::Result<()> {
     let tenant = TenantId::parse(args.tenant).context("街道编号无效 / invalid tenant id")?;
     let inspection = InspectionId::parse(args.inspection).context("督查编号无效 / invalid inspection id")?;
     let when = args.when.when()?;
-    let dir = if args.issue { DataDir::open_for_write(data_dir)? } else { DataDir::open_for_read(data_dir)? };
-    let store = dir.store(sync)?;
+    let opened = open(location, if args.issue { Access::Write } else { Access::Read }).await?;
+    let store = &*opened.store;
     let now = chrono::Utc::now();
-    let report = super::generate_report(&store, &tenant, &inspection, when, args.format.into(), now).await?;
+    let report = super::generate_report(store, &tenant, &inspection, when, args.format.into(), now).await?;
     write_out(&args.out, &report.bytes)?;
     println!("已生成督查报告 {}：{}", args.out.display(), report.title);
     println!("report written: sha256 {} log position {}", report.sha256, report.log_position);
     if args.issue {
         let username = args.issued_by.unwrap_or_default();
-        let live = projector::load_live(&store).await?;
+        let live = projector::load_live(store).await?;
         let user = live
             .directory()
             .user_by_username(&username)
@@ -167,7 +167,7 @@ pub async fn report(data_dir: &Path, sync: Synchronous, args: ReportArgs) -> any
             as_of: report.as_of.clone(),
             format: report.format,
         };
-        let done = commands::inspection(&store, &Meta::new(user.actor(), now), &tenant, &inspection, cmd)
+        let done = commands::inspection(store, &Meta::new(user.actor(), now), &tenant, &inspection, cmd)
             .await
             .context("签发未记录 / the report was not recorded as issued")?;
         println!(
@@ -175,6 +175,7 @@ pub async fn report(data_dir: &Path, sync: Synchronous, args: ReportArgs) -> any
             user.display_name, done.outcome.last_position, done.outcome.last_position
         );
     }
+    opened.close().await;
     Ok(())
 }
 
@@ -185,7 +186,7 @@ fn parse_code<T: Copy>(what: &str, value: &str, all: &[T], code: impl Fn(T) -> &
     })
 }
 
-pub async fn ledger(data_dir: &Path, sync: Synchronous, args: LedgerArgs) -> anyhow::Result<()> {
+pub async fn ledger(location: &StoreLocation, args: LedgerArgs) -> anyhow::Result<()> {
     let tenant = TenantId::parse(args.tenant).context("街道编号无效 / invalid tenant id")?;
     let filter = LedgerFilter {
         community: args.community.map(CommunityId::parse).transpose().context("社区编号无效 / invalid community id")?,
@@ -203,9 +204,8 @@ pub async fn ledger(data_dir: &Path, sync: Synchronous, args: LedgerArgs) -> any
         year: args.year,
     };
     let when = args.when.when()?;
-    let dir = DataDir::open_for_read(data_dir)?;
-    let store = dir.store(sync)?;
-    let snap = Snapshot::take(&store, when, Some(&tenant), chrono::Utc::now()).await?;
+    let opened = open(location, Access::Read).await?;
+    let snap = Snapshot::take(&*opened.store, when, Some(&tenant), chrono::Utc::now()).await?;
     let bytes = ledger::xlsx(&snap.model, &tenant, snap.today, &WarningPolicy::default(), &filter)?
         .ok_or_else(|| DocumentError::UnknownTenant(tenant.to_string()))?;
     write_out(&args.out, &bytes)?;
@@ -213,12 +213,11 @@ pub async fn ledger(data_dir: &Path, sync: Synchronous, args: LedgerArgs) -> any
     Ok(())
 }
 
-pub async fn circular(data_dir: &Path, sync: Synchronous, args: CircularArgs) -> anyhow::Result<()> {
+pub async fn circular(location: &StoreLocation, args: CircularArgs) -> anyhow::Result<()> {
     let district = DistrictId::parse(args.district).context("区编号无效 / invalid district id")?;
     let when = args.when.when()?;
-    let dir = DataDir::open_for_read(data_dir)?;
-    let store = dir.store(sync)?;
-    let snap = Snapshot::take(&store, when, None, chrono::Utc::now()).await?;
+    let opened = open(location, Access::Read).await?;
+    let snap = Snapshot::take(&*opened.store, when, None, chrono::Utc::now()).await?;
     let data = circular::gather(&snap.model, &district, args.year, snap.today, &WarningPolicy::default())
         .ok_or_else(|| DocumentError::UnknownDistrict(district.to_string()))?;
     let bytes = match args.format {

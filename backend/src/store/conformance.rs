@@ -25,6 +25,32 @@ use std::time::Duration;
 /// future of `(store, guard)`; it is evaluated once per case.
 #[macro_export]
 macro_rules! event_store_conformance {
+    // `$fresh` evaluates to a future of `Option<(store, guard)>`; `None` skips the case (the
+    // backend's server is not there, and the fixture said so).
+    (optional $fresh:expr) => {
+        $crate::event_store_conformance!(@cases_optional $fresh;
+            ordering,
+            paging_and_limits,
+            expected_version_races,
+            no_stream_and_any,
+            idempotency,
+            tenant_isolation,
+            invalid_appends_change_nothing,
+            text_round_trips,
+            as_of_reads,
+            occurred_at_never_goes_backwards,
+            chain_continuity,
+            subscribe_sees_new_head,
+            checkpoints,
+        );
+    };
+    (@cases_optional $fresh:expr; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            let Some((store, _guard)) = $fresh.await else { return };
+            $crate::store::conformance::$case(::std::sync::Arc::new(store)).await;
+        }
+    )*};
     ($fresh:expr) => {
         $crate::event_store_conformance!(@cases $fresh;
             ordering,

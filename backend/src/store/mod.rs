@@ -1,10 +1,17 @@
 //! The event store: what the rest of the code needs from any backend, and nothing more.
 //!
-//! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default;
-//! PostgreSQL and KurrentDB come later and must pass the same [`conformance`] suite.
+//! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default,
+//! PostgreSQL ([`postgres`]) the shared one; every backend passes the same [`conformance`] suite and
+//! applies the same [`validate`] rules. [`location`] parses a store URL (`sqlite:DIR`,
+//! `postgres://…`) and opens the backend it names.
 
 pub mod conformance;
+pub mod location;
+pub mod postgres;
 pub mod sqlite;
+pub mod validate;
+
+pub use location::{Access, OpenedStore, StoreLocation};
 
 use async_trait::async_trait;
 use ducha_events::envelope::{NewEvent, RecordedEvent};
@@ -63,6 +70,10 @@ pub enum StoreError {
     ReadOnly,
     #[error("storage error: {0}")]
     Io(String),
+    /// The store cannot be reached right now (a database server down, a connection lost); retrying
+    /// later may succeed. An append that failed this way may or may not have been committed.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
     #[error("the store is shut down")]
     Closed,
 }
@@ -142,4 +153,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Loads a projection checkpoint: `(position, data)`.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+
+    /// Stops accepting appends, lets queued ones commit, and waits. Later appends answer
+    /// [`StoreError::Closed`]; reads keep working.
+    async fn close(&self) {}
+
+    /// Where the store is, for messages and logs (never with a password).
+    fn describe(&self) -> String;
 }

@@ -1,0 +1,122 @@
+//! The suite every [`ServerState`] backend passes. Each case takes two handles on the same state
+//! (`a`, `b`): for PostgreSQL two replicas on one database; for SQLite the same state twice (a
+//! SQLite deployment has one replica), so "seen by the other" holds trivially there and for real on
+//! PostgreSQL.
+
+use super::{EvidenceMeta, FailureKind, FailureRule, ServerState, StoredReply, now_ms};
+use std::time::Duration;
+
+/// Runs every case; panics on the first failure. `dir` is a scratch folder for upload files.
+pub async fn run_all(a: &ServerState, b: &ServerState, dir: &std::path::Path) {
+    revocations(a, b).await;
+    replies(a, b).await;
+    login_failures(a, b).await;
+    evidence(a, b, dir).await;
+    leases(a, b).await;
+}
+
+pub async fn revocations(a: &ServerState, b: &ServerState) {
+    let far = chrono::Utc::now().timestamp() + 3600;
+    assert!(!a.revocations.is_revoked("jti-1").await.expect("is_revoked"));
+    a.revocations.revoke("jti-1", far).await.expect("revoke");
+    a.revocations.revoke("jti-1", far).await.expect("revoking twice is fine");
+    assert!(a.revocations.is_revoked("jti-1").await.expect("is_revoked"));
+    assert!(b.revocations.is_revoked("jti-1").await.expect("the other replica sees the logout"));
+    assert!(!b.revocations.is_revoked("jti-2").await.expect("is_revoked"));
+}
+
+pub async fn replies(a: &ServerState, b: &ServerState) {
+    let first = StoredReply {
+        fingerprint: "fp".into(),
+        status: 201,
+        body: r#"{"id":"东风"}"#.into(),
+        version: Some(3),
+        location: Some("/x".into()),
+    };
+    a.replies.save_reply("t1", "k1", &first, 100).await.expect("save");
+    let second = StoredReply { status: 500, body: "{}".into(), ..first.clone() };
+    b.replies.save_reply("t1", "k1", &second, 101).await.expect("second save changes nothing");
+    assert_eq!(b.replies.reply("t1", "k1").await.expect("reply"), Some(first.clone()));
+    assert_eq!(a.replies.reply("t2", "k1").await.expect("reply"), None, "keys are per tenant");
+    let none = StoredReply { version: None, location: None, ..first.clone() };
+    a.replies.save_reply("t1", "k2", &none, 200).await.expect("save");
+    assert_eq!(b.replies.reply("t1", "k2").await.expect("reply"), Some(none));
+    assert_eq!(a.replies.prune_replies(150).await.expect("prune"), 1);
+    assert_eq!(b.replies.reply("t1", "k1").await.expect("reply"), None);
+    assert!(b.replies.reply("t1", "k2").await.expect("reply").is_some());
+}
+
+pub async fn login_failures(a: &ServerState, b: &ServerState) {
+    let rule = FailureRule { window: Duration::from_secs(60), lock_after: 4, lock: Duration::from_secs(30) };
+    let now = now_ms();
+    let user = FailureKind::Username;
+    assert_eq!(a.logins.entry(user, "张三").await.expect("entry"), None);
+    // Concurrent failures on both replicas all count.
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { s.logins.record_failure(user, "张三", now, &rule).await }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("record");
+    }
+    let e = b.logins.entry(user, "张三").await.expect("entry").expect("counted");
+    assert_eq!(e.failures, 3);
+    assert_eq!(e.locked_until_ms, None);
+    let locked = a.logins.record_failure(user, "张三", now + 10, &rule).await.expect("record");
+    assert_eq!(locked.locked_until_ms, Some(now + 10 + 30_000));
+    let seen = b.logins.entry(user, "张三").await.expect("entry").expect("entry");
+    assert!(seen.locked_for(now + 20).is_some(), "the lock holds on the other replica");
+    // Addresses are counted apart from usernames.
+    assert_eq!(a.logins.entry(FailureKind::Address, "张三").await.expect("entry"), None);
+    b.logins.clear(user, "张三").await.expect("clear");
+    assert_eq!(a.logins.entry(user, "张三").await.expect("entry"), None);
+    // Pruning forgets stale counters, never a lock that still holds.
+    a.logins.record_failure(FailureKind::Address, "10.0.0.1", now - 120_000, &rule).await.expect("record");
+    for _ in 0..4 {
+        a.logins.record_failure(FailureKind::Address, "10.0.0.2", now, &rule).await.expect("record");
+    }
+    assert_eq!(b.logins.prune(now - 60_000).await.expect("prune"), 1);
+    assert_eq!(a.logins.entry(FailureKind::Address, "10.0.0.1").await.expect("entry"), None);
+    assert!(a.logins.entry(FailureKind::Address, "10.0.0.2").await.expect("entry").is_some());
+}
+
+pub async fn evidence(a: &ServerState, b: &ServerState, dir: &std::path::Path) {
+    use sha2::Digest;
+    let bytes = "%PDF-1.7 整改佐证".as_bytes().to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let file = dir.join("upload.bin");
+    std::fs::write(&file, &bytes).expect("write upload");
+    let meta = EvidenceMeta { filename: "整改.pdf".into(), content_type: "application/pdf".into(), size: 19 };
+    let meta = EvidenceMeta { size: bytes.len() as u64, ..meta };
+    assert!(!a.evidence.has("t1", &sha, meta.size).await.expect("has"));
+    assert!(a.evidence.put("t1", &sha, &meta, &file).await.expect("put"), "new bytes");
+    let other_meta = EvidenceMeta { filename: "again.pdf".into(), ..meta.clone() };
+    assert!(!b.evidence.put("t1", &sha, &other_meta, &file).await.expect("put again"), "the same bytes again");
+    let (got, got_meta) = b.evidence.get("t1", &sha).await.expect("get").expect("stored");
+    assert_eq!(got, bytes);
+    assert_eq!(got_meta, Some(meta.clone()), "the first upload's name is kept");
+    assert!(b.evidence.has("t1", &sha, meta.size).await.expect("has"));
+    assert!(!b.evidence.has("t1", &sha, meta.size + 1).await.expect("has"), "size must match");
+    assert!(!b.evidence.has("t2", &sha, meta.size).await.expect("has"), "another tenant has nothing");
+    assert_eq!(a.evidence.get("t2", &sha).await.expect("get"), None);
+    assert_eq!(b.evidence.list().await.expect("list"), vec![("t1".to_owned(), sha)]);
+}
+
+pub async fn leases(a: &ServerState, b: &ServerState) {
+    let ttl = Duration::from_millis(400);
+    assert!(a.leases.try_acquire("checkpoint", "replica-a", ttl).await.expect("acquire"));
+    assert!(!b.leases.try_acquire("checkpoint", "replica-b", ttl).await.expect("acquire"), "held by a");
+    assert!(a.leases.try_acquire("checkpoint", "replica-a", ttl).await.expect("renew"));
+    assert_eq!(b.leases.holder("checkpoint").await.expect("holder").as_deref(), Some("replica-a"));
+    assert!(b.leases.try_acquire("reminders", "replica-b", ttl).await.expect("another lease is free"));
+    // Released: the other takes it at once.
+    b.leases.release("checkpoint", "replica-b").await.expect("releasing what one does not hold changes nothing");
+    assert!(!b.leases.try_acquire("checkpoint", "replica-b", ttl).await.expect("acquire"));
+    a.leases.release("checkpoint", "replica-a").await.expect("release");
+    assert!(b.leases.try_acquire("checkpoint", "replica-b", ttl).await.expect("acquire after release"));
+    // Expired: the other takes it over.
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    assert_eq!(a.leases.holder("checkpoint").await.expect("holder"), None);
+    assert!(a.leases.try_acquire("checkpoint", "replica-a", ttl).await.expect("take over an expired lease"));
+}

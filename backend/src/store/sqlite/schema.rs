@@ -1,0 +1,155 @@
+//! The file's schema and how connections are opened: migrations, the header checks that refuse
+//! foreign files and newer schemas, and the pragmas of the writer and the readers.
+
+use super::read::db_err;
+use crate::store::StoreError;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub const SCHEMA_VERSION: u32 = 1;
+/// `PRAGMA application_id` of a Ducha database ("DUCH"), so other SQLite files are not mistaken for one.
+pub const APPLICATION_ID: i32 = 0x4455_4348;
+
+/// Version 1 of the schema. Column names are part of the audit contract (docs/AUDIT.md).
+pub const SCHEMA_V1: &str = "
+PRAGMA application_id = 1146438472;
+CREATE TABLE events (
+    position        INTEGER PRIMARY KEY,
+    tenant          TEXT    NOT NULL,
+    tenant_seq      INTEGER NOT NULL,
+    event_id        TEXT    NOT NULL UNIQUE,
+    stream          TEXT    NOT NULL,
+    stream_version  INTEGER NOT NULL,
+    event_type      TEXT    NOT NULL,
+    schema_version  INTEGER NOT NULL,
+    occurred_at     TEXT    NOT NULL,
+    actor_user      TEXT    NOT NULL,
+    actor_role      TEXT    NOT NULL,
+    correlation_id  TEXT    NOT NULL,
+    causation_id    TEXT,
+    payload         TEXT    NOT NULL,
+    prev_hash       TEXT    NOT NULL,
+    hash            TEXT    NOT NULL,
+    UNIQUE (stream, stream_version),
+    UNIQUE (tenant, tenant_seq)
+);
+CREATE INDEX events_tenant_position ON events (tenant, position);
+CREATE INDEX events_occurred_at ON events (occurred_at);
+CREATE TABLE idempotency (
+    tenant          TEXT    NOT NULL,
+    key             TEXT    NOT NULL,
+    stream          TEXT    NOT NULL,
+    first_position  INTEGER NOT NULL,
+    last_position   INTEGER NOT NULL,
+    stream_version  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
+CREATE TABLE checkpoints (
+    name            TEXT    PRIMARY KEY,
+    position        INTEGER NOT NULL,
+    data            BLOB    NOT NULL
+);
+";
+
+pub(super) fn migrations() -> rusqlite_migration::Migrations<'static> {
+    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(SCHEMA_V1)])
+}
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every acknowledged append survives power loss (fsync of the WAL on each commit).
+    #[default]
+    Full,
+    /// Survives a crash of the process, may lose the last commits on power loss.
+    Normal,
+    /// No fsync at all: for tests and throwaway data only.
+    Off,
+}
+
+impl Synchronous {
+    pub(super) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Off => "OFF",
+        }
+    }
+}
+
+pub(super) fn with_path(path: &Path) -> impl Fn(StoreError) -> StoreError + '_ {
+    move |e| match e {
+        StoreError::Corrupt(msg) => StoreError::Corrupt(format!("{}: {msg}", path.display())),
+        StoreError::Io(msg) => StoreError::Io(format!("{}: {msg}", path.display())),
+        other => other,
+    }
+}
+
+pub(super) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("invalid schema version {v}")))
+}
+
+/// Refuses files that are not SQLite, SQLite files of another application, and newer schemas.
+pub(super) fn check_header(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let ctx = with_path(path);
+    let app: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(db_err).map_err(&ctx)?;
+    let version = user_version(conn).map_err(&ctx)?;
+    if app != 0 && app != i64::from(APPLICATION_ID) {
+        return Err(ctx(StoreError::Corrupt(format!(
+            "a SQLite database of another application (application_id {app})"
+        ))));
+    }
+    if app == 0 {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(db_err)
+            .map_err(&ctx)?;
+        if tables > 0 || version > 0 {
+            return Err(ctx(StoreError::Corrupt("a SQLite database that is not a Ducha event store".into())));
+        }
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { found: version, known: SCHEMA_VERSION });
+    }
+    Ok(())
+}
+
+pub(super) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
+    let ctx = with_path(path);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(db_err).map_err(&ctx)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    check_header(&conn, path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db_err).map_err(&ctx)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(ctx(StoreError::Io(format!("cannot switch to WAL mode (journal_mode is {mode})"))));
+    }
+    // A larger page cache and fewer, larger WAL checkpoints: random event ids scatter index writes,
+    // and each checkpoint costs an extra fsync of the main file.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
+         PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864;",
+        sync.pragma()
+    ))
+    .map_err(db_err)
+    .map_err(&ctx)?;
+    migrations().to_latest(&mut conn).map_err(|e| match e {
+        rusqlite_migration::Error::RusqliteError { err, .. } => ctx(db_err(err)),
+        other => ctx(StoreError::Io(format!("schema migration failed: {other}"))),
+    })?;
+    Ok(conn)
+}
+
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_err).map_err(with_path(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    // No memory-mapped I/O: mapped pages count as the process's resident memory, and a full scan
+    // would "use" the whole file. The page cache of the OS serves the reads instead.
+    let _ = conn.execute_batch("PRAGMA mmap_size = 0; PRAGMA cache_size = -16384;");
+    Ok(conn)
+}
