@@ -55,7 +55,18 @@ pub struct Executed {
     pub events: usize,
 }
 
-const RETRIES: usize = 5;
+/// Attempts of a command that lost a race (no `If-Match`): with several writers on one stream —
+/// more so with several replicas — a handful of losses in a row is normal.
+const RETRIES: usize = 10;
+
+/// A random pause before the next attempt, growing with the attempt (1 ms … 64 ms), so that racing
+/// writers spread out instead of colliding again in lock step.
+fn backoff(attempt: usize) -> std::time::Duration {
+    let cap = 1u64 << attempt.min(6);
+    let mut byte = [0u8; 1];
+    let jitter = getrandom::fill(&mut byte).map_or(cap / 2, |()| u64::from(byte[0]) % cap);
+    std::time::Duration::from_millis(1 + jitter)
+}
 
 /// Folds one stream into an aggregate state, returning it with the stream version.
 pub async fn load<S: EventStore + ?Sized, T>(
@@ -160,6 +171,9 @@ macro_rules! run {
                 break Ok(done);
             }
             attempt += 1;
+            if attempt < RETRIES {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             if attempt >= RETRIES {
                 break Err(CommandError::Store(StoreError::WrongExpectedVersion {
                     stream: stream.clone(),

@@ -7,7 +7,8 @@
 
 use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use actix_web::body::MessageBody;
+use actix_web::ResponseError;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::Uri;
@@ -75,12 +76,24 @@ fn not_caught_up(position: u64, applied: u64) -> ApiError {
 }
 
 pub async fn wait_for_min_position(
-    mut req: ServiceRequest,
+    req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match wait(req).await {
+        Ok(req) => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+        // Answered here, as a problem, like any handler's error.
+        Err((req, e)) => Ok(req.into_response(e.error_response())),
+    }
+}
+
+/// Waits as the request asks; gives the request back (without the parameter) or its problem.
+async fn wait(mut req: ServiceRequest) -> Result<ServiceRequest, (ServiceRequest, ApiError)> {
     let header = req.headers().get(MIN_POSITION_HEADER).map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
     if header.is_some() || req.query_string().contains(MIN_POSITION_PARAM) {
-        let (wanted, query) = parse(header.as_deref(), req.query_string())?;
+        let (wanted, query) = match parse(header.as_deref(), req.query_string()) {
+            Ok(parsed) => parsed,
+            Err(e) => return Err((req, e)),
+        };
         if let Some(query) = query {
             let path = req.path().to_owned();
             let uri = if query.is_empty() { path } else { format!("{path}?{query}") };
@@ -90,18 +103,23 @@ pub async fn wait_for_min_position(
             }
         }
         if let (Some(position), Some(state)) = (wanted, req.app_data::<web::Data<AppState>>().cloned()) {
-            // A position beyond the shared log's head was never answered by any replica.
-            if position > state.live.position() && position > state.store.head().await.map_err(ApiError::from)? {
-                return Err(beyond_head(position).into());
-            }
-            let timeout = Duration::from_millis(state.config.min_position_timeout_ms);
-            let reached = state.live.wait_for(&*state.store, position, timeout).await.map_err(ApiError::from)?;
-            if !reached {
-                return Err(not_caught_up(position, state.live.position()).into());
+            if position > state.live.position() {
+                // A position beyond the shared log's head was never answered by any replica.
+                match state.store.head().await {
+                    Ok(head) if position > head => return Err((req, beyond_head(position))),
+                    Ok(_) => {}
+                    Err(e) => return Err((req, e.into())),
+                }
+                let timeout = Duration::from_millis(state.config.min_position_timeout_ms);
+                match state.live.wait_for(&*state.store, position, timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err((req, not_caught_up(position, state.live.position()))),
+                    Err(e) => return Err((req, e.into())),
+                }
             }
         }
     }
-    next.call(req).await
+    Ok(req)
 }
 
 #[cfg(test)]
