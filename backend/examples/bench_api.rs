@@ -14,6 +14,10 @@
 //!    of `xxjd`, POST with a body through a Lua script), and prints req/s, p50, p99 and the ratio to
 //!    `/healthz` as a Markdown table for BENCHMARKS.md.
 
+// The same allocator as the `ducha` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ducha::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 use ducha::store::{AppendRequest, EventStore, ExpectedVersion};
 use ducha_events::authz::Role;

@@ -9,6 +9,10 @@
 //! runs in a child process so that its peak RSS (VmHWM) is its own; the figure printed is the peak of
 //! the whole child and, in brackets, how much generation added on top of the folded model.
 
+// The same allocator as the `ducha` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::NaiveDate;
 use ducha::documents::{self, ledger, report};
 use ducha_events::authz::Role;

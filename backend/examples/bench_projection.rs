@@ -1,6 +1,10 @@
 //! Projection benchmarks on a log of real domain events.
 //!
-//! `cargo run --release -p ducha --example bench_projection -- [--events N] [--big-tenant N] [--dir D]`
+//! `cargo run --release -p ducha --example bench_projection -- [--events N] [--big-tenant N] [--dir D]
+//! [--postgres ADMIN_URL]`
+//!
+//! With `--postgres` the log is generated into a fresh database on that server (created and dropped
+//! by the benchmark) and rebuilt from there: the PostgreSQL rebuild figure.
 //!
 //! 1. Generates N events (default 1,000,000) over 100 tenants, one of which has `--big-tenant`
 //!    events (default 100,000): tenants, communities, checklists, users, inspections with fieldwork,
@@ -10,15 +14,22 @@
 //!    so that its peak RSS (VmHWM) is the rebuild's own, and reports events/s.
 //! 3. Folds the big tenant "as of" its last position (`projector::as_of` with the tenant), best of 5.
 
+// The same allocator as the `ducha` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ducha::projector;
-use ducha::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use ducha::store::location::open as open_store;
+use ducha::store::postgres::testing::with_database;
+use ducha::store::sqlite::Synchronous;
+use ducha::store::{Access, StoreLocation};
 use ducha::store::{AppendRequest, EventStore, ExpectedVersion, Upto};
 use ducha_events::authz::{Role, Scope};
 use ducha_events::envelope::{ActorRef, NewEvent};
 use ducha_events::event::*;
 use ducha_events::ids::*;
 use ducha_events::time::Timestamp;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 struct Args {
@@ -26,10 +37,11 @@ struct Args {
     big_tenant: u64,
     dir: Option<PathBuf>,
     child: Option<String>,
+    postgres: Option<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args { events: 1_000_000, big_tenant: 100_000, dir: None, child: None };
+    let mut a = Args { events: 1_000_000, big_tenant: 100_000, dir: None, child: None, postgres: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_default();
@@ -39,6 +51,7 @@ fn args() -> Args {
             "--big-tenant" => a.big_tenant = n(),
             "--dir" => a.dir = Some(PathBuf::from(value)),
             "--child-rebuild" => a.child = Some(value),
+            "--postgres" => a.postgres = Some(value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -192,7 +205,7 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
     out
 }
 
-async fn generate(store: &SqliteStore, events: u64, big: u64) -> u64 {
+async fn generate(store: &dyn EventStore, events: u64, big: u64) -> u64 {
     let district: DistrictId = id("d1".into());
     let platform = TenantId::platform();
     let actor = ActorRef { user_id: id("gen".into()), role: Role::PlatformAdmin };
@@ -232,7 +245,8 @@ async fn generate(store: &SqliteStore, events: u64, big: u64) -> u64 {
             })
             .collect();
         for chunk in reqs.chunks(500) {
-            for r in store.append_many(chunk.to_vec()).await {
+            // Sent together (in order): the store commits them as groups.
+            for r in futures_util::future::join_all(chunk.iter().cloned().map(|r| store.append(r))).await {
                 r.expect("append");
             }
         }
@@ -240,16 +254,54 @@ async fn generate(store: &SqliteStore, events: u64, big: u64) -> u64 {
     written
 }
 
-fn open(path: &Path, sync: Synchronous, read_only: bool) -> SqliteStore {
-    SqliteStore::open(path, SqliteOptions { synchronous: sync, read_only }).expect("open store")
+/// A database for the benchmark on a PostgreSQL server, dropped when the benchmark ends.
+struct BenchDatabase {
+    url: String,
+    admin: String,
+    name: String,
+}
+
+impl BenchDatabase {
+    async fn create(admin: &str) -> BenchDatabase {
+        let name = format!("ducha_bench_{}", uuid::Uuid::now_v7().simple());
+        let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"))
+            .await
+            .expect("create");
+        BenchDatabase { url: with_database(admin, &name), admin: admin.to_owned(), name }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let a = args();
     if let Some(db) = a.child {
-        // Child: the measured rebuild.
-        let store = open(Path::new(&db), Synchronous::Full, true);
+        // Child: the measured rebuild, on a file or a database.
+        let location = if db.starts_with("postgres") {
+            StoreLocation::parse(&db, Synchronous::Full).expect("url")
+        } else {
+            StoreLocation::Sqlite { dir: PathBuf::from(&db), synchronous: Synchronous::Full }
+        };
+        let opened = open_store(&location, Access::Read).await.expect("open store");
+        let store = &*opened.store;
         let started = Instant::now();
         if let Ok(mode) = std::env::var("BENCH_MODE") {
             // Diagnostics: how much of the rebuild is reading, decoding, folding.
@@ -269,7 +321,7 @@ async fn main() {
             println!("{n} {} {}", started.elapsed().as_secs_f64(), vm_hwm_kib());
             return;
         }
-        let model = projector::rebuild(&store, |_| {}).await.expect("rebuild");
+        let model = projector::rebuild(store, |_| {}).await.expect("rebuild");
         let secs = started.elapsed().as_secs_f64();
         println!("{} {secs} {}", model.position(), vm_hwm_kib());
         return;
@@ -283,26 +335,35 @@ async fn main() {
         }
     };
     std::fs::create_dir_all(&dir).expect("dir");
-    let db = dir.join("bench-projection.db");
-    let _ = std::fs::remove_file(&db);
-    let store = open(&db, Synchronous::Off, false);
+    let _ = std::fs::remove_file(dir.join("ducha.db"));
+    // The database on a PostgreSQL server, dropped at the end.
+    let pg = match &a.postgres {
+        Some(admin) => Some(BenchDatabase::create(admin).await),
+        None => None,
+    };
+    let location = match &pg {
+        Some(db) => StoreLocation::parse(&db.url, Synchronous::Off).expect("url"),
+        None => StoreLocation::Sqlite { dir: dir.clone(), synchronous: Synchronous::Off },
+    };
+    let opened = open_store(&location, Access::Write).await.expect("open store");
     let started = Instant::now();
-    let written = generate(&store, a.events, a.big_tenant).await;
+    let written = generate(&*opened.store, a.events, a.big_tenant).await;
     println!(
-        "generated {written} events in {:.1} s (synchronous=OFF, not a measured figure)",
+        "generated {written} events into {} in {:.1} s (not a measured figure)",
+        location.display(),
         started.elapsed().as_secs_f64()
     );
-    store.close().await;
-    drop(store);
+    opened.close().await;
+    let db = match &pg {
+        Some(p) => p.url.clone(),
+        None => dir.display().to_string(),
+    };
 
     // Full rebuild in a child process: its own peak memory.
     let exe = std::env::current_exe().expect("exe");
     let mut best: Option<(u64, f64, u64)> = None;
     for _ in 0..3 {
-        let out = std::process::Command::new(&exe)
-            .args(["--child-rebuild", db.to_str().unwrap_or("")])
-            .output()
-            .expect("child");
+        let out = std::process::Command::new(&exe).args(["--child-rebuild", db.as_str()]).output().expect("child");
         let text = String::from_utf8_lossy(&out.stdout);
         let mut parts = text.split_whitespace();
         let n: u64 = parts.next().and_then(|v| v.parse().ok()).expect("events");
@@ -321,14 +382,15 @@ async fn main() {
     );
 
     // As-of fold of the big tenant.
-    let store = open(&db, Synchronous::Full, true);
+    let opened = open_store(&location, Access::Read).await.expect("open store");
+    let store = &*opened.store;
     let big: TenantId = id("t000".into());
     let heads = store.tenants().await.expect("tenants");
     let head = heads.iter().find(|h| h.tenant == big).expect("big tenant");
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let model = projector::as_of(&store, Upto::Position(head.last_position), Some(&big)).await.expect("as of");
+        let model = projector::as_of(store, Upto::Position(head.last_position), Some(&big)).await.expect("as of");
         times.push(started.elapsed().as_secs_f64());
         assert!(model.position() > 0);
     }

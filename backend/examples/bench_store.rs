@@ -8,6 +8,10 @@
 //!   then with 32 in flight each;
 //! - bulk load: `append_many` batches up to `--read-events`, then the streaming reader over all of it.
 
+// The same allocator as the `ducha` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ducha::store::conformance::{new_event, request, tenant};
 use ducha::store::sqlite::{SCHEMA_V1, SqliteOptions, SqliteStore};
 use ducha::store::{EventStore, ExpectedVersion, StoreError, Upto};

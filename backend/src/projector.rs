@@ -12,6 +12,8 @@ use ducha_events::projection::ReadModel;
 /// shape and every store rebuilds on next start instead of loading an incompatible snapshot.
 pub const CHECKPOINT: &str = "read_model.v1";
 const PAGE: usize = 5_000;
+/// Pages read and decoded at once during a catch-up.
+const PARALLEL: usize = 2;
 
 /// Applies one stored event to the model.
 pub fn apply(model: &mut ReadModel, e: &RecordedEvent) -> Result<(), CommandError> {
@@ -23,8 +25,10 @@ pub fn apply(model: &mut ReadModel, e: &RecordedEvent) -> Result<(), CommandErro
 /// Folds events after the model's position up to `upto` (optionally only one tenant's), calling
 /// `progress` with the number applied after each page.
 ///
-/// Three stages overlap: the store reads page N+2 (on its blocking threads), page N+1 is decoded on a
-/// blocking thread, and page N is folded here. On two cores this keeps both busy.
+/// Positions are dense in every store, so the log up to the head as it is now is cut into ranges of
+/// `PAGE` positions that are read and decoded `PARALLEL` at a time (on the store's read connections
+/// and the blocking threads) while this task folds them in order; whatever is appended meanwhile is
+/// then read page by page. On two cores this keeps both busy.
 pub async fn catch_up<S: EventStore + ?Sized>(
     store: &S,
     model: &mut ReadModel,
@@ -32,55 +36,59 @@ pub async fn catch_up<S: EventStore + ?Sized>(
     tenant: Option<&TenantId>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, CommandError> {
+    use futures_util::StreamExt;
     type Decoded = Vec<(RecordedEvent, ducha_events::Event)>;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Decoded, CommandError>>(2);
     let start = model.position();
-    let produce = async move {
-        let mut after = start;
+    let read = move |after: u64, end: Upto| async move {
+        let page = match tenant {
+            Some(t) => store.read_tenant(t, after, PAGE, end).await,
+            None => store.read_all(after, PAGE, end).await,
+        }?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            page.into_iter()
+                .map(|e| {
+                    let event = e.decode()?;
+                    Ok((e, event))
+                })
+                .collect::<Result<Decoded, CommandError>>()
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("decoder stopped: {e}")).into()))?;
+        Ok::<Decoded, CommandError>(decoded)
+    };
+    let mut applied = 0u64;
+    let mut fold = |batch: Decoded, applied: &mut u64| {
+        for (e, event) in &batch {
+            model.apply(e, event);
+        }
+        *applied += batch.len() as u64;
+        progress(*applied);
+    };
+    // The log up to its present end, in parallel ranges.
+    let end = match upto {
+        Upto::Position(p) => p,
+        Upto::Head => store.head().await?,
+    };
+    let ranges = (start..end).step_by(PAGE).map(|a| (a, (a + PAGE as u64).min(end)));
+    let mut pages = futures_util::stream::iter(ranges).map(|(a, b)| read(a, Upto::Position(b))).buffered(PARALLEL);
+    let mut after = start;
+    while let Some(batch) = pages.next().await {
+        let batch = batch?;
+        after = batch.last().map_or(after, |(e, _)| e.position).max(after);
+        fold(batch, &mut applied);
+    }
+    drop(pages);
+    // What came after (only when following the head), page by page.
+    let mut after = after.max(end);
+    if upto == Upto::Head {
         loop {
-            let page = match tenant {
-                Some(t) => store.read_tenant(t, after, PAGE, upto).await,
-                None => store.read_all(after, PAGE, upto).await,
-            };
-            let page = match page {
-                Ok(p) if p.is_empty() => return,
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            after = page.last().map(|e| e.position).unwrap_or(after);
-            let decoded = tokio::task::spawn_blocking(move || {
-                page.into_iter()
-                    .map(|e| {
-                        let event = e.decode()?;
-                        Ok((e, event))
-                    })
-                    .collect::<Result<Decoded, CommandError>>()
-            })
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io(format!("decoder stopped: {e}")).into()));
-            let failed = decoded.is_err();
-            if tx.send(decoded).await.is_err() || failed {
-                return;
-            }
+            let batch = read(after, Upto::Head).await?;
+            let Some((last, _)) = batch.last() else { break };
+            after = last.position;
+            fold(batch, &mut applied);
         }
-    };
-    let consume = async {
-        let mut applied = 0u64;
-        while let Some(batch) = rx.recv().await {
-            let batch = batch?;
-            for (e, event) in &batch {
-                model.apply(e, event);
-            }
-            applied += batch.len() as u64;
-            progress(applied);
-        }
-        Ok::<u64, CommandError>(applied)
-    };
-    let ((), applied) = tokio::join!(produce, consume);
-    applied
+    }
+    Ok(applied)
 }
 
 /// Rebuilds the whole read model from the first event.

@@ -2,7 +2,10 @@
 //! - adds `Authorization: Bearer …` from the session (the token lives in sessionStorage),
 //! - turns every non-2xx answer into an [`ApiError`] (problem+json: code, title, detail, field),
 //! - appends `as_of=…` to every GET while the global "as of" is set ([`Api::get`]),
-//! - forgets the token when the server says it is expired or revoked (the app then shows the login).
+//! - forgets the token when the server says it is expired or revoked (the app then shows the login),
+//! - remembers the log position of its last write (`X-Ducha-Position`) and sends it with every
+//!   request (`X-Ducha-Min-Position`): behind a load balancer the next read may reach another
+//!   replica, which then waits until it has applied that write.
 //!
 //! Use it from a page with a `LocalResource` so the page reloads when the "as of" changes:
 //!
@@ -12,16 +15,37 @@
 //! ```
 
 use crate::format::as_of_param;
-use crate::problem::{ApiError, with_query};
+use crate::problem::{ApiError, MIN_POSITION_HEADER, POSITION_HEADER, later_position, with_query};
 use chrono::NaiveDateTime;
 use leptos::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::Cell;
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 const TOKEN_KEY: &str = "ducha.token";
+
+thread_local! {
+    /// The log position of this tab's last write (0: none yet).
+    static LAST_WRITE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Adds `X-Ducha-Min-Position` once this tab has written something.
+fn add_min_position(headers: &web_sys::Headers) -> Result<(), ApiError> {
+    let position = LAST_WRITE.with(Cell::get);
+    if position > 0 {
+        headers.set(MIN_POSITION_HEADER, &position.to_string()).map_err(js_error)?;
+    }
+    Ok(())
+}
+
+/// Remembers a write's `X-Ducha-Position`.
+fn note_position(response: &web_sys::Response) {
+    let header = response.headers().get(POSITION_HEADER).ok().flatten();
+    LAST_WRITE.with(|p| p.set(later_position(p.get(), header.as_deref())));
+}
 const BASE: &str = "/api/v1";
 
 fn session_storage() -> Option<web_sys::Storage> {
@@ -121,6 +145,7 @@ async fn fetch(method: &str, url: &str, token: Option<&str>, body: Option<String
     if let Some(token) = token {
         headers.set("Authorization", &format!("Bearer {token}")).map_err(js_error)?;
     }
+    add_min_position(&headers)?;
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     if let Some(body) = body {
@@ -131,6 +156,7 @@ async fn fetch(method: &str, url: &str, token: Option<&str>, body: Option<String
     let request = web_sys::Request::new_with_str_and_init(url, &init).map_err(js_error)?;
     let response: web_sys::Response =
         JsFuture::from(window().fetch_with_request(&request)).await.map_err(js_error)?.dyn_into().map_err(js_error)?;
+    note_position(&response);
     let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
     Ok((response.status(), text.as_string().unwrap_or_default()))
 }
@@ -227,6 +253,7 @@ impl Api {
         for (name, value) in extra {
             headers.set(name, value).map_err(js_error)?;
         }
+        add_min_position(&headers)?;
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         if let Some(body) = &body {
@@ -239,6 +266,7 @@ impl Api {
             .map_err(js_error)?
             .dyn_into()
             .map_err(js_error)?;
+        note_position(&response);
         let status = response.status();
         if (200..300).contains(&status) {
             return Ok(response);

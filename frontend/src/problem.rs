@@ -92,6 +92,18 @@ pub fn encode_query_value(s: &str) -> String {
     out
 }
 
+/// The header a write answers with: the log position it reached.
+pub const POSITION_HEADER: &str = "X-Ducha-Position";
+/// The header a request sends so that whichever replica answers has applied that position first
+/// (read-your-writes behind a load balancer).
+pub const MIN_POSITION_HEADER: &str = "X-Ducha-Min-Position";
+
+/// The position to wait for after an answer: the later of what we had and the answer's
+/// `X-Ducha-Position` (ignored when missing or malformed).
+pub fn later_position(current: u64, header: Option<&str>) -> u64 {
+    header.and_then(|h| h.trim().parse::<u64>().ok()).map_or(current, |p| p.max(current))
+}
+
 /// `path` with `name=value` appended to its query string.
 pub fn with_query(path: &str, name: &str, value: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
@@ -100,6 +112,14 @@ pub fn with_query(path: &str, name: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_last_write_position_only_moves_forward() {
+        assert_eq!(super::later_position(0, Some("42")), 42);
+        assert_eq!(super::later_position(50, Some("42")), 50);
+        assert_eq!(super::later_position(7, None), 7);
+        assert_eq!(super::later_position(7, Some("soon")), 7);
+    }
+
     use super::*;
 
     #[test]

@@ -184,6 +184,22 @@ fn bench(args: &[String]) -> Result<(), String> {
         "projections: full rebuild and as-of fold (bench_projection)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_projection", "--"]).args(args),
     )?;
+    // PostgreSQL (issue 8): a throw-away cluster with fsync on (the durability being measured),
+    // unless DUCHA_BENCH_POSTGRES_URL names one.
+    let cluster = match env::var("DUCHA_BENCH_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => None,
+        _ => Some(postgres::Cluster::start(true)?),
+    };
+    let pg_url = cluster.as_ref().map(|c| c.url.clone()).or_else(|| env::var("DUCHA_BENCH_POSTGRES_URL").ok());
+    let pg_url = pg_url.unwrap_or_default();
+    step(
+        "PostgreSQL store: appends (1 and 8 writers, 2 replicas, bulk) next to raw INSERT commits (bench_postgres)",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_postgres", "--", "--postgres", &pg_url]),
+    )?;
+    step(
+        "PostgreSQL store: full rebuild and as-of fold (bench_projection --postgres)",
+        cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_projection", "--", "--postgres", &pg_url]),
+    )?;
     // Its own flags (--findings, --ledger) differ from the others': run with its defaults.
     step(
         "documents: report of 500 findings and ledger of 10,000 rows (bench_documents)",

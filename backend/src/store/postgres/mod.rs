@@ -25,6 +25,8 @@ pub mod schema;
 pub mod testing;
 mod writer;
 
+pub use writer::WriterStats;
+
 use crate::store::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -151,6 +153,7 @@ pub struct PostgresStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     head: watch::Sender<u64>,
     watcher: Mutex<Option<JoinHandle<()>>>,
+    stats: std::sync::Arc<WriterStats>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -216,11 +219,12 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Io(format!("{where_}: cannot build the connection pool: {e}")))?;
         let (head, _) = watch::channel(head);
+        let stats = std::sync::Arc::new(WriterStats::default());
         let (jobs, writer) = if opts.read_only {
             (None, None)
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
-            let w = writer::Writer::new(config.clone(), head.clone(), notify);
+            let w = writer::Writer::new(config.clone(), head.clone(), notify, stats.clone());
             (Some(tx), Some(tokio::spawn(w.run(rx))))
         };
         Ok(PostgresStore {
@@ -232,6 +236,7 @@ impl PostgresStore {
             writer: Mutex::new(writer),
             head,
             watcher: Mutex::new(None),
+            stats,
         })
     }
 
@@ -243,6 +248,11 @@ impl PostgresStore {
     /// The driver configuration (password included: never print it; see [`describe_config`]).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// What the writer has done so far.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Whether commits send `NOTIFY` (false on databases without it).

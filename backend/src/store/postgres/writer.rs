@@ -7,10 +7,11 @@
 //!
 //! Two ways to commit a batch:
 //! - **fast**: everything it needs (chain heads, stream versions, the head) comes from this writer's
-//!   cache, believed current because the last commit was ours. One round trip, pipelined: `BEGIN`,
-//!   lock, one multi-row `INSERT … SELECT FROM unnest(…)`, `pg_notify`, `COMMIT`. If another replica
-//!   wrote meanwhile, our first position (or tenant sequence, or stream version) is already taken: a
-//!   unique violation, nothing written, and the batch is redone the careful way.
+//!   cache, believed current because the last commit was ours. One statement in its own transaction:
+//!   it takes the lock, queues `pg_notify` and inserts every row of the batch
+//!   (`INSERT … SELECT FROM unnest(…)`). If another replica wrote meanwhile, our first position (or
+//!   tenant sequence, or stream version) is already taken: a unique violation, nothing written, and
+//!   the batch is redone the careful way.
 //! - **careful**: under the lock, read the head, the batch's chain heads, stream versions, event ids
 //!   and idempotency keys, then decide and insert. Used after a conflict, for unknown streams appended
 //!   with `Any` or `Exact(n > 0)`, for requests carrying an idempotency key, and whenever the cache
@@ -39,6 +40,8 @@ const MAX_BATCH_EVENTS: usize = 16_384;
 /// The cache forgets stream versions past this many streams (they are read again when needed).
 const MAX_CACHED_STREAMS: usize = 100_000;
 const MAX_ATTEMPTS: usize = 4;
+/// Yields the writer spends gathering a batch as large as the last one (microseconds each).
+const GATHER_YIELDS: usize = 8;
 
 pub(super) type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
 pub(super) type Job = (AppendRequest, Reply);
@@ -49,6 +52,24 @@ pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (position, tenant, te
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], \
      $8::integer[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
      $16::text[])";
+/// The fast path in one autocommit statement: take the append lock, queue the `NOTIFY`, insert.
+/// The lateral reference to `l.locked` makes the lock come first (the rows cannot be produced
+/// before it); `void::text` is `''`, never NULL, so the `CASE` always yields `$1`.
+pub(super) const FAST_INSERT_EVENTS: &str = "INSERT INTO events (position, tenant, tenant_seq, event_id, stream, \
+     stream_version, event_type, schema_version, occurred_at, actor_user, actor_role, correlation_id, causation_id, \
+     payload, prev_hash, hash) \
+     SELECT u.* FROM (SELECT pg_advisory_xact_lock($17)::text AS locked, pg_notify('ducha_events', $18)::text) AS l \
+     CROSS JOIN LATERAL unnest(CASE WHEN l.locked IS NULL THEN NULL ELSE $1::bigint[] END, $2::text[], \
+     $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::integer[], $9::text[], $10::text[], \
+     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) AS u";
+/// The same without `NOTIFY` (databases that have none); `$18` is unused but kept for one shape.
+pub(super) const FAST_INSERT_EVENTS_QUIET: &str = "INSERT INTO events (position, tenant, tenant_seq, event_id, \
+     stream, stream_version, event_type, schema_version, occurred_at, actor_user, actor_role, correlation_id, \
+     causation_id, payload, prev_hash, hash) \
+     SELECT u.* FROM (SELECT pg_advisory_xact_lock($17)::text AS locked, $18::text) AS l \
+     CROSS JOIN LATERAL unnest(CASE WHEN l.locked IS NULL THEN NULL ELSE $1::bigint[] END, $2::text[], \
+     $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::integer[], $9::text[], $10::text[], \
+     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[]) AS u";
 const INSERT_KEYS: &str = "INSERT INTO idempotency (tenant, key, stream, first_position, last_position, stream_version) \
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])";
 
@@ -66,9 +87,33 @@ struct Cache {
 }
 
 impl Cache {
-    fn invalidate(&mut self) {
-        *self = Cache::default();
+    /// Someone else may have written: the next batch goes the careful way. The maps stay: they
+    /// describe the log as of `last_position`, and the careful path keeps them if the head has not
+    /// moved past it.
+    fn doubt(&mut self) {
+        self.valid = false;
     }
+}
+
+/// Counters of the writer's work (for benchmarks and metrics).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Group commits attempted.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Append requests received.
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Batches committed the fast way (one round trip).
+    pub fast: std::sync::atomic::AtomicU64,
+    /// Batches committed the careful way (state read under the lock).
+    pub careful: std::sync::atomic::AtomicU64,
+    /// Attempts redone because another writer had moved the log.
+    pub retries: std::sync::atomic::AtomicU64,
+    /// Microseconds spent waiting for the database in fast-path statements.
+    pub fast_micros: std::sync::atomic::AtomicU64,
+}
+
+fn bump(counter: &std::sync::atomic::AtomicU64, n: u64) {
+    counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// A previous append under an idempotency key.
@@ -258,6 +303,7 @@ struct Conn {
     client: Client,
     lock: Statement,
     insert: Statement,
+    fast_insert: Statement,
     insert_keys: Statement,
     notify: Statement,
     head: Statement,
@@ -268,7 +314,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(config: &tokio_postgres::Config) -> Result<Conn, tokio_postgres::Error> {
+    async fn open(config: &tokio_postgres::Config, notify: bool) -> Result<Conn, tokio_postgres::Error> {
         let (client, connection) = config.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -278,9 +324,13 @@ impl Conn {
         // Durability as SQLite's FULL, whatever the server's default: an acknowledged append is
         // flushed to the WAL on disk.
         client.batch_execute("SET synchronous_commit = on").await?;
+        // The append's statements take arrays: a custom plan per execution costs more than the
+        // insert itself. PostgreSQL 12+; elsewhere the default planning stays.
+        let _ = client.batch_execute("SET plan_cache_mode = force_generic_plan").await;
         Ok(Conn {
             lock: client.prepare("SELECT pg_advisory_xact_lock($1)").await?,
             insert: client.prepare(INSERT_EVENTS).await?,
+            fast_insert: client.prepare(if notify { FAST_INSERT_EVENTS } else { FAST_INSERT_EVENTS_QUIET }).await?,
             insert_keys: client.prepare(INSERT_KEYS).await?,
             notify: client.prepare("SELECT pg_notify('ducha_events', $1)").await?,
             head: client.prepare("SELECT position, occurred_at FROM events ORDER BY position DESC LIMIT 1").await?,
@@ -330,29 +380,44 @@ pub(super) struct Writer {
     pub(super) head: watch::Sender<u64>,
     /// Send `pg_notify` with each commit (off where the database has no LISTEN/NOTIFY).
     pub(super) notify: bool,
+    pub(super) stats: std::sync::Arc<WriterStats>,
     conn: Option<Conn>,
     cache: Cache,
 }
 
 impl Writer {
-    pub(super) fn new(config: tokio_postgres::Config, head: watch::Sender<u64>, notify: bool) -> Writer {
-        Writer { config, head, notify, conn: None, cache: Cache::default() }
+    pub(super) fn new(
+        config: tokio_postgres::Config,
+        head: watch::Sender<u64>,
+        notify: bool,
+        stats: std::sync::Arc<WriterStats>,
+    ) -> Writer {
+        Writer { config, head, notify, stats, conn: None, cache: Cache::default() }
     }
 
     /// Ends when every sender is gone and the queue is drained.
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        // How many requests the last batch carried: with several writers waiting on us, the ones
+        // just answered are about to send again; a few yields let them join this batch.
+        let mut last = 1usize;
         while let Some(first) = rx.recv().await {
             let mut events = first.0.events.len();
             let mut batch = vec![first];
+            let mut yields = 0;
             while batch.len() < MAX_BATCH_REQUESTS && events < MAX_BATCH_EVENTS {
                 match rx.try_recv() {
                     Ok(job) => {
                         events += job.0.events.len();
                         batch.push(job);
                     }
+                    Err(_) if batch.len() < last && yields < GATHER_YIELDS => {
+                        yields += 1;
+                        tokio::task::yield_now().await;
+                    }
                     Err(_) => break,
                 }
             }
+            last = batch.len();
             self.commit_batch(batch).await;
         }
         if let Some(conn) = self.conn.take() {
@@ -382,19 +447,28 @@ impl Writer {
 
     async fn append(&mut self, reqs: &[&AppendRequest]) -> Vec<Result<AppendOutcome, StoreError>> {
         let all = |e: StoreError| reqs.iter().map(|_| Err(e.clone())).collect();
+        bump(&self.stats.batches, 1);
+        bump(&self.stats.requests, reqs.len() as u64);
         for _ in 0..MAX_ATTEMPTS {
             if self.conn.is_none() {
-                match Conn::open(&self.config).await {
+                match Conn::open(&self.config, self.notify).await {
                     Ok(c) => self.conn = Some(c),
                     Err(e) => return all(pg_err(e)),
                 }
             }
-            let attempt = if self.fast_path_possible(reqs) { self.fast(reqs).await } else { self.careful(reqs).await };
+            let fast = self.fast_path_possible(reqs);
+            let attempt = if fast { self.fast(reqs).await } else { self.careful(reqs).await };
             match attempt {
-                Attempt::Done(results) => return results,
-                Attempt::Retry => self.cache.invalidate(),
+                Attempt::Done(results) => {
+                    bump(if fast { &self.stats.fast } else { &self.stats.careful }, 1);
+                    return results;
+                }
+                Attempt::Retry => {
+                    bump(&self.stats.retries, 1);
+                    self.cache.doubt();
+                }
                 Attempt::Failed(e) => {
-                    self.cache.invalidate();
+                    self.cache.doubt();
                     if is_connection_error(&e) {
                         self.conn = None;
                         // The commit's outcome is unknown: say so rather than guess.
@@ -412,6 +486,7 @@ impl Writer {
     fn fast_path_possible(&self, reqs: &[&AppendRequest]) -> bool {
         self.cache.valid
             && reqs.iter().all(|r| {
+                // Keys need their own table: the careful path's transaction.
                 r.idempotency_key.is_none()
                     && (self.cache.streams.contains_key(&r.stream)
                         || matches!(r.expected, ExpectedVersion::NoStream | ExpectedVersion::Exact(0)))
@@ -425,50 +500,28 @@ impl Writer {
         if plan.results.iter().any(Result::is_err) {
             return Attempt::Retry;
         }
-        match self.write(&plan).await {
+        let started = std::time::Instant::now();
+        let written = self.write(&plan).await;
+        bump(&self.stats.fast_micros, u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        match written {
             Ok(()) => {
                 self.applied(plan.last_position, plan.last_time, plan.chains, plan.streams);
                 Attempt::Done(plan.results)
             }
-            Err(e) if unique_violation(&e).is_some() => Attempt::Retry,
+            Err(e) if retryable(&e) => Attempt::Retry,
             Err(e) => Attempt::Failed(e),
         }
     }
 
-    /// `BEGIN`, lock, inserts, notify, `COMMIT` in one round trip.
+    /// The fast path's one statement (autocommit): lock, notify, insert.
     async fn write(&self, plan: &Plan<'_>) -> Result<(), tokio_postgres::Error> {
         let Some(conn) = &self.conn else { return Ok(()) };
-        let c = &conn.client;
         let head = plan.last_position.to_string();
         let rows = plan.rows.params();
-        let keys: [&(dyn ToSql + Sync); 6] = [
-            &plan.keys.tenant,
-            &plan.keys.key,
-            &plan.keys.stream,
-            &plan.keys.first,
-            &plan.keys.last,
-            &plan.keys.version,
-        ];
-        let lock: [&(dyn ToSql + Sync); 1] = [&LOCK_APPEND];
-        let notify: [&(dyn ToSql + Sync); 1] = [&head];
-        let mut steps: Vec<Pipelined<'_>> = vec![
-            Box::pin(async { c.batch_execute("BEGIN").await.map(|()| 0) }),
-            Box::pin(c.execute(&conn.lock, &lock)),
-            Box::pin(c.execute(&conn.insert, &rows)),
-        ];
-        if !plan.keys.key.is_empty() {
-            steps.push(Box::pin(c.execute(&conn.insert_keys, &keys)));
-        }
-        if self.notify {
-            steps.push(Box::pin(c.execute(&conn.notify, &notify)));
-        }
-        steps.push(Box::pin(async { c.batch_execute("COMMIT").await.map(|()| 0) }));
-        let result = pipeline(steps).await;
-        if result.is_err() {
-            // COMMIT of an aborted transaction rolls back; make sure nothing stays open.
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        result
+        let mut params: Vec<&(dyn ToSql + Sync)> = rows.to_vec();
+        params.push(&LOCK_APPEND);
+        params.push(&head);
+        conn.client.execute(&conn.fast_insert, &params).await.map(drop)
     }
 
     fn applied(
@@ -509,7 +562,14 @@ impl Writer {
             }
         };
         let Loaded { cache, keys, taken_ids } = loaded;
-        self.cache = cache;
+        if self.cache.last_position == cache.last_position {
+            // Nobody else wrote since our last commit: what we knew still holds; add what was read.
+            self.cache.chains.extend(cache.chains);
+            self.cache.streams.extend(cache.streams);
+            self.cache.valid = true;
+        } else {
+            self.cache = cache;
+        }
         // Requests citing an event id already stored are refused before planning, so they take no
         // position (the unique constraint would otherwise fail the whole batch).
         let mut refused: Vec<Option<StoreError>> = Vec::with_capacity(reqs.len());
@@ -553,7 +613,7 @@ impl Writer {
                 self.applied(plan.last_position, plan.last_time, plan.chains, plan.streams);
                 Attempt::Done(results)
             }
-            Err(e) if unique_violation(&e).is_some() => Attempt::Retry,
+            Err(e) if retryable(&e) => Attempt::Retry,
             Err(e) => Attempt::Failed(e),
         }
     }
@@ -664,6 +724,12 @@ struct Loaded {
     taken_ids: HashSet<String>,
 }
 
+/// A unique violation (someone else took the position), a deadlock or a serialisation failure:
+/// nothing was written, and the careful path will sort it out.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    unique_violation(e).is_some() || matches!(e.code().map(|c| c.code()), Some("40P01" | "40001"))
+}
+
 fn unique<T: Eq + std::hash::Hash + Copy>(items: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     items.filter(|i| seen.insert(*i)).collect()
@@ -709,7 +775,7 @@ mod tests {
     #[test]
     fn the_fast_path_needs_a_known_stream_or_a_new_one() {
         let t = tenant("t1");
-        let mut w = Writer::new(tokio_postgres::Config::new(), watch::channel(0).0, true);
+        let mut w = Writer::new(tokio_postgres::Config::new(), watch::channel(0).0, true, Default::default());
         let new = request(&t, "n", ExpectedVersion::NoStream, vec![new_event("{}", t0())]);
         let any = request(&t, "n", ExpectedVersion::Any, vec![new_event("{}", t0())]);
         assert!(!w.fast_path_possible(&[&new]), "an invalid cache always goes the careful way");
