@@ -13,13 +13,18 @@
 //!    a ledger page, the district roll-up, and a command (a progress report on a random open finding
 //!    of `xxjd`, POST with a body through a Lua script), and prints req/s, p50, p99 and the ratio to
 //!    `/healthz` as a Markdown table for BENCHMARKS.md.
+//!
+//! With `--postgres ADMIN_URL` the data go into a fresh database on that server and `--replicas N`
+//! servers share it (one signing key); wrk then runs once per replica at the same time, each with
+//! its share of the connections, and the table sums their requests per second (p99: the worst).
 
 // The same allocator as the `ducha` binary.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use ducha::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
-use ducha::store::{AppendRequest, EventStore, ExpectedVersion};
+use ducha::store::location::open as open_store;
+use ducha::store::sqlite::Synchronous;
+use ducha::store::{Access, AppendRequest, EventStore, ExpectedVersion, StoreLocation};
 use ducha_events::authz::Role;
 use ducha_events::envelope::{ActorRef, NewEvent};
 use ducha_events::event::*;
@@ -29,16 +34,22 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[path = "support/bench_db.rs"]
+mod bench_db;
+
 struct Args {
     tenants: u64,
     findings: u64,
     seconds: u64,
     connections: u64,
     dir: Option<PathBuf>,
+    postgres: Option<String>,
+    replicas: u64,
 }
 
 fn args() -> Args {
-    let mut a = Args { tenants: 100, findings: 1000, seconds: 10, connections: 64, dir: None };
+    let mut a =
+        Args { tenants: 100, findings: 1000, seconds: 10, connections: 64, dir: None, postgres: None, replicas: 1 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_default();
@@ -49,6 +60,8 @@ fn args() -> Args {
             "--seconds" => a.seconds = n(),
             "--connections" => a.connections = n(),
             "--dir" => a.dir = Some(PathBuf::from(value)),
+            "--postgres" => a.postgres = Some(value),
+            "--replicas" => a.replicas = n().max(1),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -127,7 +140,7 @@ fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix
     out
 }
 
-async fn scale(store: &SqliteStore, a: &Args) -> u64 {
+async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
     let district: DistrictId = id("xxq".into());
     let actor = ActorRef { user_id: id("admin".into()), role: Role::PlatformAdmin };
     let at: Timestamp = ducha_events::time::parse("2025-01-01T00:00:00Z").unwrap_or_default();
@@ -174,7 +187,8 @@ async fn scale(store: &SqliteStore, a: &Args) -> u64 {
             })
             .collect();
         for chunk in reqs.chunks(500) {
-            for r in store.append_many(chunk.to_vec()).await {
+            // Sent together, in order: the store commits them as groups.
+            for r in futures_util::future::join_all(chunk.iter().cloned().map(|r| store.append(r))).await {
                 r.expect("append");
             }
         }
@@ -256,44 +270,65 @@ fn main() {
     assert!(Command::new("wrk").arg("--version").output().is_ok(), "wrk is not installed (apt-get install wrk)");
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let pg = a.postgres.as_ref().map(|admin| rt.block_on(bench_db::BenchDatabase::create(admin)));
+    let location = match &pg {
+        Some(db) => StoreLocation::parse(&db.url, Synchronous::Off).expect("url"),
+        None => StoreLocation::Sqlite { dir: dir.clone(), synchronous: Synchronous::Off },
+    };
     let started = std::time::Instant::now();
     let written = rt.block_on(async {
-        let store =
-            SqliteStore::open(&dir.join("ducha.db"), SqliteOptions { synchronous: Synchronous::Off, read_only: false })
-                .expect("open store");
+        let opened = open_store(&location, Access::Write).await.expect("open store");
+        let store = &*opened.store;
         if store.head().await.expect("head") > 0 {
             return 0;
         }
-        ducha::demo::load(&store).await.expect("demo");
-        scale(&store, &a).await
+        ducha::demo::load(store).await.expect("demo");
+        let n = scale(store, &a).await;
+        opened.close().await;
+        n
     });
-    eprintln!("generated {written} events in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!("generated {written} events in {:.1} s into {}", started.elapsed().as_secs_f64(), location.display());
 
-    let mut server = Command::new(&bin)
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DUCHA_LOG_LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ducha serve");
-    let mut out = server.stdout.take().expect("stdout");
-    let mut seen = String::new();
-    let addr = loop {
-        let mut buf = [0u8; 256];
-        let n = out.read(&mut buf).expect("read stdout");
-        assert!(n > 0, "server exited: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(rest) = seen.split("listening on http://").nth(1)
-            && let Some(addr) = rest.split_whitespace().next()
-            && rest.contains('\n')
-        {
-            break addr.to_owned();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    eprintln!("serving on {addr} after {:.1} s", started.elapsed().as_secs_f64());
+    let secret = dir.join("jwt.secret");
+    std::fs::write(&secret, "bench-shared-secret-of-the-replicas-0123456789abcdef").expect("secret");
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for r in 0..a.replicas {
+        let log_dir = dir.join(format!("replica-{r}"));
+        std::fs::create_dir_all(&log_dir).expect("dir");
+        let mut cmd = Command::new(&bin);
+        match &pg {
+            Some(db) => cmd.args(["--store", &db.url]).arg("--data-dir").arg(&log_dir),
+            None => cmd.arg("--data-dir").arg(&dir),
+        };
+        let mut server = cmd
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DUCHA_LOG_LEVEL", "warn")
+            .env("DUCHA_JWT_SECRET_FILE", &secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ducha serve");
+        let mut out = server.stdout.take().expect("stdout");
+        let mut seen = String::new();
+        let addr = loop {
+            let mut buf = [0u8; 256];
+            let n = out.read(&mut buf).expect("read stdout");
+            assert!(n > 0, "server exited: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let Some(rest) = seen.split("listening on http://").nth(1)
+                && let Some(addr) = rest.split_whitespace().next()
+                && rest.contains('\n')
+            {
+                break addr.to_owned();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        eprintln!("replica {r} serving on {addr} after {:.1} s", started.elapsed().as_secs_f64());
+        servers.push(server);
+        addrs.push(addr);
+    }
+    let addr = addrs[0].clone();
     let admin = login(&addr, "admin");
     let xx = login(&addr, "xx-admin");
 
@@ -348,27 +383,46 @@ end
     );
     assert!(status == 200 || status == 201, "progress: {status} {body}");
 
+    println!("\n{} replica(s) on {}", a.replicas, if pg.is_some() { "PostgreSQL" } else { "SQLite" });
     println!("\n| endpoint | req/s | p50 ms | p99 ms | × /healthz req/s | non-2xx |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let mut baseline = f64::NAN;
+    let per_replica = (a.connections / a.replicas).max(1);
     for (name, path, token, post) in &cases {
-        let mut cmd = Command::new("wrk");
-        cmd.args(["-t2", &format!("-c{}", a.connections), &format!("-d{}s", a.seconds), "--latency"]);
-        if let Some(t) = token {
-            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        // One wrk per replica, all at once.
+        let runs: Vec<_> = addrs
+            .iter()
+            .map(|addr| {
+                let mut cmd = Command::new("wrk");
+                cmd.args(["-t2", &format!("-c{per_replica}"), &format!("-d{}s", a.seconds), "--latency"]);
+                if let Some(t) = token {
+                    cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+                }
+                if *post {
+                    cmd.arg("-s").arg(&lua);
+                }
+                cmd.arg(format!("http://{addr}{path}"));
+                cmd.stdout(Stdio::piped()).spawn().expect("run wrk")
+            })
+            .collect();
+        let (mut rps, mut p50, mut p99, mut non2xx, mut total) = (0.0, 0.0f64, 0.0f64, 0, 0);
+        for run in runs {
+            let out = run.wait_with_output().expect("wrk");
+            let (r, a50, a99, n, t) = parse_wrk(&String::from_utf8_lossy(&out.stdout));
+            rps += r;
+            p50 = p50.max(a50);
+            p99 = p99.max(a99);
+            non2xx += n;
+            total += t;
         }
-        if *post {
-            cmd.arg("-s").arg(&lua);
-        }
-        cmd.arg(format!("http://{addr}{path}"));
-        let out = cmd.output().expect("run wrk");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (rps, p50, p99, non2xx, total) = parse_wrk(&text);
         if baseline.is_nan() {
             baseline = rps;
         }
         println!("| {name} | {rps:.0} | {p50:.2} | {p99:.2} | {:.2} | {non2xx} of {total} |", rps / baseline);
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    for mut server in servers {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    drop(pg);
 }

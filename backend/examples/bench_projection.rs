@@ -20,7 +20,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use ducha::projector;
 use ducha::store::location::open as open_store;
-use ducha::store::postgres::testing::with_database;
 use ducha::store::sqlite::Synchronous;
 use ducha::store::{Access, StoreLocation};
 use ducha::store::{AppendRequest, EventStore, ExpectedVersion, Upto};
@@ -31,6 +30,10 @@ use ducha_events::ids::*;
 use ducha_events::time::Timestamp;
 use std::path::PathBuf;
 use std::time::Instant;
+
+#[path = "support/bench_db.rs"]
+mod bench_db;
+use bench_db::BenchDatabase;
 
 struct Args {
     events: u64,
@@ -252,42 +255,6 @@ async fn generate(store: &dyn EventStore, events: u64, big: u64) -> u64 {
         }
     }
     written
-}
-
-/// A database for the benchmark on a PostgreSQL server, dropped when the benchmark ends.
-struct BenchDatabase {
-    url: String,
-    admin: String,
-    name: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin: &str) -> BenchDatabase {
-        let name = format!("ducha_bench_{}", uuid::Uuid::now_v7().simple());
-        let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls).await.expect("connect");
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"))
-            .await
-            .expect("create");
-        BenchDatabase { url: with_database(admin, &name), admin: admin.to_owned(), name }
-    }
-}
-
-impl Drop for BenchDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async {
-                if let Ok((client, conn)) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 #[tokio::main]

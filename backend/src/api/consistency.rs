@@ -102,20 +102,20 @@ async fn wait(mut req: ServiceRequest) -> Result<ServiceRequest, (ServiceRequest
                 req.match_info_mut().get_mut().update(&uri);
             }
         }
-        if let (Some(position), Some(state)) = (wanted, req.app_data::<web::Data<AppState>>().cloned()) {
-            if position > state.live.position() {
-                // A position beyond the shared log's head was never answered by any replica.
-                match state.store.head().await {
-                    Ok(head) if position > head => return Err((req, beyond_head(position))),
-                    Ok(_) => {}
-                    Err(e) => return Err((req, e.into())),
-                }
-                let timeout = Duration::from_millis(state.config.min_position_timeout_ms);
-                match state.live.wait_for(&*state.store, position, timeout).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err((req, not_caught_up(position, state.live.position()))),
-                    Err(e) => return Err((req, e.into())),
-                }
+        if let (Some(position), Some(state)) = (wanted, req.app_data::<web::Data<AppState>>().cloned())
+            && position > state.live.position()
+        {
+            // A position beyond the shared log's head was never answered by any replica.
+            match state.store.head().await {
+                Ok(head) if position > head => return Err((req, beyond_head(position))),
+                Ok(_) => {}
+                Err(e) => return Err((req, e.into())),
+            }
+            let timeout = Duration::from_millis(state.config.min_position_timeout_ms);
+            match state.live.wait_for(&*state.store, position, timeout).await {
+                Ok(true) => {}
+                Ok(false) => return Err((req, not_caught_up(position, state.live.position()))),
+                Err(e) => return Err((req, e.into())),
             }
         }
     }

@@ -32,7 +32,6 @@ pub(super) fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
 }
 
 /// Maps a SQLite error to the store's errors.
-
 pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(failure, _) = &e {
         match failure.code {
