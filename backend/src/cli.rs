@@ -130,13 +130,44 @@ pub enum Cmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCmd {
-    /// Create a platform admin; the password is read from the first line of standard input.
+    /// Create a platform account with one platform role (default: the platform admin); the password
+    /// is read from the first line of standard input. This is how a deployment gets its three
+    /// administrators (三员分立): `--role system_admin`, `--role security_admin`, `--role audit_admin`.
     Create {
         username: String,
         /// The name shown in the UI (default: the username).
         #[arg(long)]
         display_name: Option<String>,
+        /// The platform role to grant.
+        #[arg(long, value_enum, default_value_t = PlatformRoleArg::PlatformAdmin)]
+        role: PlatformRoleArg,
     },
+}
+
+/// The roles `ducha admin create` can grant (all platform-wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum PlatformRoleArg {
+    /// 平台管理员: districts and sub-districts.
+    PlatformAdmin,
+    /// 系统管理员: accounts.
+    SystemAdmin,
+    /// 安全管理员: grants and the security policy.
+    SecurityAdmin,
+    /// 审计管理员: the security audit log.
+    AuditAdmin,
+}
+
+impl From<PlatformRoleArg> for ducha_events::authz::Role {
+    fn from(r: PlatformRoleArg) -> Self {
+        use ducha_events::authz::Role;
+        match r {
+            PlatformRoleArg::PlatformAdmin => Role::PlatformAdmin,
+            PlatformRoleArg::SystemAdmin => Role::SystemAdmin,
+            PlatformRoleArg::SecurityAdmin => Role::SecurityAdmin,
+            PlatformRoleArg::AuditAdmin => Role::AuditAdmin,
+        }
+    }
 }
 
 /// Parses arguments, runs the command, prints errors in Chinese and English, returns the exit code.
@@ -235,8 +266,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve { listen, demo, config } => {
             crate::serve::run(&location, crate::serve::ServeArgs { listen, demo, config }).await
         }
-        Cmd::Admin { command: AdminCmd::Create { username, display_name } } => {
-            admin_create(&location, username, display_name).await
+        Cmd::Admin { command: AdminCmd::Create { username, display_name, role } } => {
+            admin_create(&location, username, display_name, role.into()).await
         }
         Cmd::Openapi => {
             println!("{}", crate::api::openapi_document().to_pretty_json()?);
@@ -359,18 +390,17 @@ async fn copy_evidence(source: &crate::store::OpenedStore, target: &crate::store
     Ok(n)
 }
 
-/// Shortest password `ducha admin create` accepts.
-pub const MIN_PASSWORD_CHARS: usize = 8;
-
-/// `ducha admin create`: a platform admin, created by the system actor through the platform
-/// aggregate like any other account.
+/// `ducha admin create`: a platform account with one platform role, created by the system actor
+/// through the platform aggregate like any other account (the domain's rules apply: no account holds
+/// two of the three administrators' roles).
 async fn admin_create(
     location: &StoreLocation,
     username: String,
     display_name: Option<String>,
+    role: ducha_events::authz::Role,
 ) -> anyhow::Result<ExitCode> {
     use crate::commands::{self, CommandError, Meta};
-    use ducha_events::authz::{Actor, Role, Scope};
+    use ducha_events::authz::{Actor, Scope};
     use ducha_events::ids::UserId;
     use ducha_events::platform::PlatformCommand;
     use ducha_events::users::UserCommand;
@@ -378,17 +408,16 @@ async fn admin_create(
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("无法读取标准输入 / cannot read standard input")?;
     let password = line.trim_end_matches(['\r', '\n']);
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        bail!(
-            "密码至少需要 {MIN_PASSWORD_CHARS} 个字符（从标准输入读取第一行） / the password (first line of standard input) must have at least {MIN_PASSWORD_CHARS} characters"
-        );
-    }
-    if password.len() > 1024 {
-        bail!("密码过长 / the password is too long");
-    }
     let opened = open(location, Access::Write).await?;
     let store = &*opened.store;
     let model = projector::load_live(store).await?;
+    // The security policy's password rules apply here too (the password is temporary: it must be
+    // changed at the first login, unless the deployment runs the demo's policy).
+    let policy = model.directory().security_policy();
+    if let Err(e) = ducha_events::security::check_password(&policy, &username, password) {
+        opened.close().await;
+        bail!("{}（从标准输入读取第一行） / the password breaks the security policy: {e}", e.message_zh());
+    }
     if model.directory().user_by_username(&username).is_some() {
         bail!("用户名“{username}”已存在 / the username is taken");
     }
@@ -420,17 +449,13 @@ async fn admin_create(
     commands::platform(
         store,
         &meta,
-        PlatformCommand::Users(UserCommand::GrantRole {
-            user_id: user_id.clone(),
-            role: Role::PlatformAdmin,
-            scope: Scope::Platform,
-        }),
+        PlatformCommand::Users(UserCommand::GrantRole { user_id: user_id.clone(), role, scope: Scope::Platform }),
     )
     .await
     .map_err(explain)?;
     let model = projector::load_live(store).await?;
     projector::checkpoint(store, &model).await?;
     opened.close().await;
-    println!("已创建平台管理员 {username}（用户编号 {user_id}） / platform admin created");
+    println!("已创建{} {username}（用户编号 {user_id}） / {} created", role.name_zh(), role.code());
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,40 @@ use ducha_events::time::Timestamp;
 use ducha_events::{DomainError, Event};
 use ducha_events::{district, finding, inspection, platform, self_inspection, tenant};
 
+/// Runs once, after the command is decided and before its events are appended: if it fails,
+/// nothing is appended (the security audit log's rule: no record, no action).
+#[derive(Clone)]
+pub struct Gate(std::sync::Arc<GateInner>);
+
+type GateFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommandError>> + Send>>;
+
+struct GateInner {
+    run: Box<dyn Fn() -> GateFuture + Send + Sync>,
+    passed: tokio::sync::OnceCell<()>,
+}
+
+impl Gate {
+    pub fn new(run: impl Fn() -> GateFuture + Send + Sync + 'static) -> Gate {
+        Gate(std::sync::Arc::new(GateInner { run: Box::new(run), passed: tokio::sync::OnceCell::new() }))
+    }
+
+    /// Passes the gate (at most once, however many times the command is retried).
+    async fn pass(&self) -> Result<(), CommandError> {
+        self.0.passed.get_or_try_init(|| (self.0.run)()).await.map(drop)
+    }
+
+    /// Whether the gate was passed (so the events were about to be appended).
+    pub fn passed(&self) -> bool {
+        self.0.passed.initialized()
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("passed", &self.passed()).finish()
+    }
+}
+
 /// Everything about a command that is not its body.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -25,11 +59,21 @@ pub struct Meta {
     pub idempotency_key: Option<String>,
     /// The aggregate version the client saw (`If-Match`); `None` = decide on the latest.
     pub expected_version: Option<u64>,
+    /// Passed before the events are appended (see [`Gate`]).
+    pub gate: Option<Gate>,
 }
 
 impl Meta {
     pub fn new(actor: Actor, at: Timestamp) -> Self {
-        Meta { actor, at, correlation_id: None, causation_id: None, idempotency_key: None, expected_version: None }
+        Meta {
+            actor,
+            at,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+            expected_version: None,
+            gate: None,
+        }
     }
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
@@ -45,6 +89,9 @@ pub enum CommandError {
     Store(#[from] StoreError),
     #[error("stored event cannot be decoded: {0}")]
     Decode(#[from] DecodeError),
+    /// The command's gate refused (the security audit record could not be written).
+    #[error("the command's audit record could not be written: {0}")]
+    Gate(String),
 }
 
 /// What a successful command did.
@@ -108,7 +155,8 @@ async fn append<S: EventStore + ?Sized>(
     events: Vec<Event>,
 ) -> Result<Option<Executed>, CommandError> {
     let n = events.len();
-    // A command that changes nothing appends nothing, with or without an idempotency key:
+    // A command that changes nothing appends nothing (and passes no gate), with or without an
+    // idempotency key:
     // repeating a no-op is still a no-op.
     if n == 0 {
         let outcome =
@@ -137,6 +185,9 @@ async fn append<S: EventStore + ?Sized>(
         events: new_events,
         idempotency_key: meta.idempotency_key.clone(),
     };
+    if let Some(gate) = &meta.gate {
+        gate.pass().await?;
+    }
     match store.append(req).await {
         Ok(outcome) => Ok(Some(Executed { events: if outcome.deduplicated { 0 } else { n }, outcome })),
         Err(StoreError::WrongExpectedVersion { .. }) if meta.expected_version.is_none() => Ok(None),
@@ -218,6 +269,22 @@ pub async fn platform<S: EventStore + ?Sized>(
         let (state, version) =
             load(store, &stream::platform(), platform::PlatformState::default(), platform::evolve).await?;
         (version, platform::decide(&state, &cmd)?)
+    })
+}
+
+/// Sets the security policy (`_platform/security-policy`, on the platform's chain).
+pub async fn security_policy<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    cmd: ducha_events::security::SecurityPolicyCommand,
+) -> Result<Executed, CommandError> {
+    use ducha_events::security;
+    let cmd = Command::new(meta.actor.clone(), meta.at, cmd);
+    let t = TenantId::platform();
+    let s = stream::security_policy();
+    run!(store, meta, &t, s.clone(), Target::platform(), |version| {
+        let (state, version) = load(store, &s, security::SecurityPolicyState::default(), security::evolve).await?;
+        (version, security::decide(&state, &cmd)?)
     })
 }
 

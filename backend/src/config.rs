@@ -62,6 +62,13 @@ pub struct Config {
     /// How often the deployment's maintenance runs (read-model checkpoint, pruning), in seconds; one
     /// replica at a time holds its lease.
     pub maintenance_interval_seconds: u64,
+    /// A shorter idle timeout than the security policy's, in seconds (never a longer one).
+    pub session_idle_seconds: Option<u64>,
+    /// How long the security audit log is kept, in days: at least 180 (等保), configurable only
+    /// upward. Ducha itself never deletes a record.
+    pub security_audit_retention_days: u64,
+    /// Send `Strict-Transport-Security: max-age=…` (set it when Ducha is reached over TLS only).
+    pub hsts_max_age_seconds: Option<u64>,
     /// How long the first answer to a request with an `Idempotency-Key` is kept for replay, in hours.
     pub idempotency_retention_hours: u64,
     /// Use the first `X-Forwarded-For` address as the client address (only behind a trusted proxy).
@@ -118,6 +125,9 @@ impl Default for Config {
             ready_max_lag: 1000,
             min_position_timeout_ms: 5000,
             maintenance_interval_seconds: 60,
+            session_idle_seconds: None,
+            security_audit_retention_days: 180,
+            hsts_max_age_seconds: None,
             idempotency_retention_hours: 24,
             trust_forwarded_for: false,
             jwt_algorithm: JwtAlgorithm::HS256,
@@ -152,6 +162,9 @@ pub const KEYS: &[&str] = &[
     "ready_max_lag",
     "min_position_timeout_ms",
     "maintenance_interval_seconds",
+    "session_idle_seconds",
+    "security_audit_retention_days",
+    "hsts_max_age_seconds",
     "idempotency_retention_hours",
     "trust_forwarded_for",
     "jwt_algorithm",
@@ -229,6 +242,14 @@ impl Config {
         }
         if !(1..=86_400).contains(&self.maintenance_interval_seconds) {
             return bad("maintenance_interval_seconds 须在 1 到 86400 之间 / must be 1 to 86400");
+        }
+        if self.session_idle_seconds == Some(0) {
+            return bad("session_idle_seconds 必须大于 0 / must be positive");
+        }
+        if self.security_audit_retention_days < 180 {
+            return bad(
+                "security_audit_retention_days 不能少于 180 天（等保要求），只能调大 / at least 180 days, configurable only upward",
+            );
         }
         if self.login_lock_after == 0 || self.login_ip_lock_after == 0 {
             return bad("login_lock_after 与 login_ip_lock_after 必须大于 0 / must be positive");

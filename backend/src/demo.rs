@@ -82,6 +82,7 @@ enum Step {
     Inspection(TenantId, InspectionId, InspectionCommand),
     Finding(TenantId, InspectionId, FindingId, FindingCommand),
     SelfInspection(TenantId, SelfInspectionId, SelfInspectionCommand),
+    SecurityPolicy(ducha_events::security::SecurityPolicyCommand),
 }
 
 struct Plan {
@@ -89,6 +90,10 @@ struct Plan {
     password_hash: String,
     accounts: Vec<(String, String, String)>,
     district: DistrictId,
+    /// 系统管理员 and 安全管理员: who creates accounts and grants roles above a sub-district admin's
+    /// reach (三员分立); the system actor until they exist.
+    sysadmin: Actor,
+    secadmin: Actor,
 }
 
 impl Plan {
@@ -100,7 +105,9 @@ impl Plan {
         Scope::Tenant { district_id: self.district.clone(), tenant_id: t.clone() }
     }
 
-    /// Creates a user with one grant on the stream that owns the scope; returns the user's actor.
+    /// Creates a user with one grant on the stream that owns the scope; returns the user's actor. A
+    /// sub-district admin (`by`) creates and grants its own business staff; every other account is
+    /// created by the system administrator and granted by the security administrator.
     fn user(
         &mut self,
         when: Timestamp,
@@ -119,13 +126,16 @@ impl Plan {
         };
         let grant_cmd =
             UserCommand::GrantRole { user_id: user_id.clone(), role: grant.role, scope: grant.scope.clone() };
-        for cmd in [create, grant_cmd] {
+        let own_staff = by.grants.iter().any(|g| ducha_events::authz::may_grant(g.role, grant.role));
+        let (creator, granter) =
+            if own_staff { (by.clone(), by.clone()) } else { (self.sysadmin.clone(), self.secadmin.clone()) };
+        for (cmd, actor) in [(create, creator), (grant_cmd, granter)] {
             let step = match &owner {
                 Owner::Platform => Step::Platform(PlatformCommand::Users(cmd)),
                 Owner::District(d) => Step::District(d.clone(), DistrictCommand::Users(cmd)),
                 Owner::Tenant(t) => Step::Tenant(t.clone(), TenantCommand::Users(cmd)),
             };
-            self.push(when, by, step);
+            self.push(when, &actor, step);
         }
         self.accounts.push((username.to_owned(), grant.role.name_zh().to_owned(), scope_name.to_owned()));
         Actor { user_id, grants: vec![grant] }
@@ -241,16 +251,49 @@ fn evidence(name: &str) -> EvidenceRef {
 
 fn build(password_hash: &str) -> Plan {
     let district: DistrictId = id(DISTRICT);
+    let system = Actor::system();
     let mut plan = Plan {
         steps: Vec::new(),
         password_hash: password_hash.to_owned(),
         accounts: Vec::new(),
         district: district.clone(),
+        sysadmin: system.clone(),
+        secadmin: system.clone(),
     };
-    let system = Actor::system();
     let t0 = date(2023, 1, 4);
 
-    // Platform, district, platform-level users.
+    // The demo's security policy: the level-3 rules, relaxed so that the printed demo logins work
+    // as printed (no forced change or expiry; a second factor only once one is enrolled).
+    plan.push(
+        at(t0, 0),
+        &system,
+        Step::SecurityPolicy(ducha_events::security::SecurityPolicyCommand::Set(
+            ducha_events::security::SecurityPolicy::demo(),
+        )),
+    );
+
+    // The three administrators of 等保 (三员分立), created from the command line's system actor;
+    // then the platform, the district and platform-level users.
+    let platform = |role| Grant { role, scope: Scope::Platform };
+    let sysadmin = plan.user(
+        at(t0, 0),
+        &system,
+        Owner::Platform,
+        ("sysadmin", "系统管理员"),
+        platform(Role::SystemAdmin),
+        "全平台",
+    );
+    let secadmin = plan.user(
+        at(t0, 0),
+        &system,
+        Owner::Platform,
+        ("secadmin", "安全管理员"),
+        platform(Role::SecurityAdmin),
+        "全平台",
+    );
+    plan.user(at(t0, 0), &system, Owner::Platform, ("audadmin", "审计管理员"), platform(Role::AuditAdmin), "全平台");
+    plan.sysadmin = sysadmin;
+    plan.secadmin = secadmin;
     let platform_admin = Grant { role: Role::PlatformAdmin, scope: Scope::Platform };
     let admin = plan.user(at(t0, 0), &system, Owner::Platform, ("admin", "平台管理员"), platform_admin, "全平台");
     plan.push(
@@ -907,6 +950,7 @@ pub async fn load<S: EventStore + ?Sized>(store: &S) -> Result<DemoReport, Comma
             Step::Inspection(t, i, cmd) => commands::inspection(store, &meta, &t, &i, cmd).await,
             Step::Finding(t, i, f, cmd) => commands::finding(store, &meta, &t, &i, &f, cmd).await,
             Step::SelfInspection(t, s, cmd) => commands::self_inspection(store, &meta, &t, &s, cmd).await,
+            Step::SecurityPolicy(cmd) => commands::security_policy(store, &meta, cmd).await,
         }?;
         report.commands += 1;
         report.events += done.events;

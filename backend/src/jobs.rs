@@ -107,4 +107,9 @@ async fn round(state: &AppState, saved_at: &mut u64) {
     if let Err(e) = state.server.logins.prune(now_ms().saturating_sub(window)).await {
         tracing::warn!(error = %e, "cannot prune old login counters");
     }
+    // Sessions past their absolute lifetime (a day's grace, so that a late request still learns
+    // why its session ended).
+    if let Err(e) = state.server.sessions.prune(now_ms().saturating_sub(86_400_000)).await {
+        tracing::warn!(error = %e, "cannot prune ended sessions");
+    }
 }

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod password;
 pub mod projector;
 pub mod render;
+pub mod security_log;
 pub mod serve;
 pub mod server_state;
 pub mod store;

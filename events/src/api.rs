@@ -53,7 +53,10 @@ request!(
         username: String,
         display_name: String,
         password: String,
-        role: Role,
+        /// The first role (needs the right to grant it); none: an account without a role yet, for
+        /// the security administrator to grant one.
+        #[serde(default)]
+        role: Option<Role>,
         #[serde(default)]
         community_id: Option<CommunityId>,
     }
@@ -403,6 +406,66 @@ pub struct LoginResponse {
     pub token_type: String,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// What the login still needs before the token opens anything: `second_factor` (send a code
+    /// to `/auth/login/second-factor`), `password_change` (`/auth/password`) or
+    /// `second_factor_enrol` (`/auth/second-factor/enrol`, then `…/confirm`). Absent: logged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Why, in Chinese, when `next` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_reason: Option<String>,
+}
+
+/// `POST /auth/login/second-factor`: a TOTP code (6 digits) or a recovery code (`xxxxx-xxxxx`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorCodeRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "123456", min_length = 6, max_length = 32))]
+    pub code: String,
+}
+
+/// `POST /auth/password`: the current password and a new one that meets the security policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[cfg_attr(feature = "openapi", schema(format = Password, max_length = 1024))]
+    pub current_password: String,
+    #[cfg_attr(feature = "openapi", schema(format = Password, max_length = 1024))]
+    pub new_password: String,
+}
+
+/// The start of a second-factor enrolment: what an authenticator app needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecondFactorEnrolment {
+    /// The secret, base32 (to type in by hand).
+    pub secret: String,
+    /// `otpauth://totp/…` (what the QR code holds).
+    pub otpauth_uri: String,
+    /// The QR code, an SVG document.
+    pub qr_svg: String,
+}
+
+/// The end of an enrolment: the recovery codes (shown once) and, when the enrolment was a login
+/// step, the access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecondFactorEnrolled {
+    pub recovery_codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginResponse>,
+}
+
+/// The caller's second factor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SecondFactorStatus {
+    pub enrolled: bool,
+    /// The security policy requires one for this account.
+    pub required: bool,
+    pub recovery_codes_left: u64,
 }
 
 /// Where a grant applies, with names for display.

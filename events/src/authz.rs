@@ -19,17 +19,34 @@ pub enum Role {
     Inspector,
     CommunityOfficer,
     Auditor,
+    /// 系统管理员 (等保 三员): accounts — create, disable, enable, unlock, reset passwords.
+    SystemAdmin,
+    /// 安全管理员 (等保 三员): role grants and the security policy.
+    SecurityAdmin,
+    /// 审计管理员 (等保 三员): reads, searches and exports the security audit log; nothing else.
+    AuditAdmin,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 9] = [
         Role::PlatformAdmin,
         Role::DistrictOfficer,
         Role::SubdistrictAdmin,
         Role::Inspector,
         Role::CommunityOfficer,
         Role::Auditor,
+        Role::SystemAdmin,
+        Role::SecurityAdmin,
+        Role::AuditAdmin,
     ];
+
+    /// The three administrators of 等保 2.0 (三员分立): no account holds two of them, and none of
+    /// them holds a business role.
+    pub const THREE_ADMINS: [Role; 3] = [Role::SystemAdmin, Role::SecurityAdmin, Role::AuditAdmin];
+
+    pub fn is_security_admin_role(self) -> bool {
+        Role::THREE_ADMINS.contains(&self)
+    }
 
     /// The code name, as in tokens, events and the API.
     pub fn code(self) -> &'static str {
@@ -40,6 +57,9 @@ impl Role {
             Role::Inspector => "inspector",
             Role::CommunityOfficer => "community_officer",
             Role::Auditor => "auditor",
+            Role::SystemAdmin => "system_admin",
+            Role::SecurityAdmin => "security_admin",
+            Role::AuditAdmin => "audit_admin",
         }
     }
 
@@ -56,6 +76,9 @@ impl Role {
             Role::Inspector => "督查组成员",
             Role::CommunityOfficer => "社区联络员",
             Role::Auditor => "审计（纪检）",
+            Role::SystemAdmin => "系统管理员",
+            Role::SecurityAdmin => "安全管理员",
+            Role::AuditAdmin => "审计管理员",
         }
     }
 }
@@ -88,7 +111,7 @@ impl Scope {
     pub fn fits(&self, role: Role) -> bool {
         matches!(
             (role, self),
-            (Role::PlatformAdmin, Scope::Platform)
+            (Role::PlatformAdmin | Role::SystemAdmin | Role::SecurityAdmin | Role::AuditAdmin, Scope::Platform)
                 | (Role::DistrictOfficer, Scope::District { .. })
                 | (Role::Auditor, Scope::Platform | Scope::District { .. } | Scope::Tenant { .. })
                 | (Role::SubdistrictAdmin | Role::Inspector, Scope::Tenant { .. })
@@ -115,10 +138,16 @@ pub struct Actor {
 
 impl Actor {
     /// The platform's own actor for bootstrap steps run from the command line.
+    /// It creates accounts and grants roles (the operator at the command line has the store itself);
+    /// it is not an account, so no rule about accounts' roles applies to it.
     pub fn system() -> Actor {
         Actor {
             user_id: UserId::parse("_system").unwrap_or_else(|_| unreachable!("valid literal id")),
-            grants: vec![Grant { role: Role::PlatformAdmin, scope: Scope::Platform }],
+            grants: vec![
+                Grant { role: Role::PlatformAdmin, scope: Scope::Platform },
+                Grant { role: Role::SystemAdmin, scope: Scope::Platform },
+                Grant { role: Role::SecurityAdmin, scope: Scope::Platform },
+            ],
         }
     }
 }
@@ -155,8 +184,17 @@ pub enum Action {
     ManagePlatform,
     /// Communities, finding categories, checklists of a tenant.
     ManageTenant,
-    /// Create users, grant and revoke roles, disable, reset passwords.
-    ManageUsers,
+    /// Accounts: create, disable, enable, unlock, reset passwords (系统管理员; a sub-district admin
+    /// for its own staff).
+    ManageAccounts,
+    /// Grant and revoke roles (安全管理员; a sub-district admin for its own business staff only).
+    ManageGrants,
+    /// The security policy: password rules, lockout, sessions, second factor (安全管理员).
+    ManageSecurityPolicy,
+    /// Read, search and export the security audit log (审计管理员).
+    ReadSecurityAudit,
+    /// Read the directory: districts, sub-districts and their accounts (not their business data).
+    ReadDirectory,
     /// Plan, start, re-scope, re-team and conclude an inspection.
     ManageInspection,
     /// Record meetings, reviews, scores, achievements and findings (team members).
@@ -175,15 +213,20 @@ pub enum Action {
 }
 
 /// The rule table: which role may perform which action (scope is checked separately).
+///
+/// The platform administrator runs the business side of the deployment (districts, sub-districts);
+/// security matters belong to the three administrators, each to one (docs/SECURITY.md). Whoever may
+/// `Read` may also `ReadDirectory`.
 pub fn role_allows(role: Role, action: Action) -> bool {
     use Action::*;
-    match role {
-        Role::PlatformAdmin => matches!(action, ManagePlatform | ManageTenant | ManageUsers | Read),
+    let allowed = match role {
+        Role::PlatformAdmin => matches!(action, ManagePlatform | ManageTenant | Read),
         Role::DistrictOfficer => matches!(action, Read),
         Role::SubdistrictAdmin => matches!(
             action,
             ManageTenant
-                | ManageUsers
+                | ManageAccounts
+                | ManageGrants
                 | ManageInspection
                 | RecordInspection
                 | ManageRectification
@@ -193,7 +236,34 @@ pub fn role_allows(role: Role, action: Action) -> bool {
         Role::Inspector => matches!(action, RecordInspection | Read),
         Role::CommunityOfficer => matches!(action, ReportProgress | SubmitSelfInspection | Read),
         Role::Auditor => matches!(action, Read | ReadAudit),
+        Role::SystemAdmin => matches!(action, ManageAccounts | ReadDirectory),
+        Role::SecurityAdmin => matches!(action, ManageGrants | ManageSecurityPolicy | ReadDirectory),
+        Role::AuditAdmin => matches!(action, ReadSecurityAudit),
+    };
+    allowed || (action == ReadDirectory && role_allows(role, Read))
+}
+
+/// Which roles an actor acting as `via` may grant or revoke: the security administrator any role; a
+/// sub-district admin only the business staff of its sub-district (inspectors, community
+/// officers) — never an admin or an auditor, so a sub-district admin can never raise anyone to its
+/// own level or above.
+pub fn may_grant(via: Role, role: Role) -> bool {
+    match via {
+        Role::SecurityAdmin => true,
+        Role::SubdistrictAdmin => matches!(role, Role::Inspector | Role::CommunityOfficer),
+        _ => false,
     }
+}
+
+/// Whether an account holding `held` may also be granted `role`: no two of the three
+/// administrators, and none of them with a business role.
+pub fn compatible(held: &[Role], role: Role) -> Result<(), Role> {
+    for h in held.iter().copied().filter(|h| *h != role) {
+        if h.is_security_admin_role() || role.is_security_admin_role() {
+            return Err(h);
+        }
+    }
+    Ok(())
 }
 
 /// Returns the role under which `actor` may perform `action` on `target`, or a typed refusal.
@@ -263,10 +333,61 @@ mod tests {
     }
 
     #[test]
+    fn three_administrators_each_do_only_their_part() {
+        let target = Target::tenant(&d("d1"), &t("t1"));
+        let sys = actor(Role::SystemAdmin, Scope::Platform);
+        let sec = actor(Role::SecurityAdmin, Scope::Platform);
+        let aud = actor(Role::AuditAdmin, Scope::Platform);
+        assert!(authorize(&sys, Action::ManageAccounts, &target).is_ok());
+        assert!(authorize(&sys, Action::ManageGrants, &target).is_err(), "a system admin cannot grant");
+        assert!(authorize(&sec, Action::ManageGrants, &target).is_ok());
+        assert!(authorize(&sec, Action::ManageAccounts, &target).is_err(), "a security admin cannot create accounts");
+        assert!(authorize(&sec, Action::ManageSecurityPolicy, &Target::platform()).is_ok());
+        assert!(authorize(&aud, Action::ReadSecurityAudit, &Target::platform()).is_ok());
+        for action in [
+            Action::ManageAccounts,
+            Action::ManageGrants,
+            Action::ManageSecurityPolicy,
+            Action::ManagePlatform,
+            Action::Read,
+            Action::ReadDirectory,
+        ] {
+            assert!(authorize(&aud, action, &target).is_err(), "the audit admin only reads the audit log: {action:?}");
+        }
+        for a in [&sys, &sec] {
+            assert!(authorize(a, Action::ReadDirectory, &target).is_ok());
+            assert!(authorize(a, Action::Read, &target).is_err(), "no business data for the admins");
+        }
+        // The platform admin no longer manages accounts or grants.
+        let root = actor(Role::PlatformAdmin, Scope::Platform);
+        assert!(authorize(&root, Action::ManageAccounts, &target).is_err());
+        assert!(authorize(&root, Action::ManageGrants, &target).is_err());
+        assert!(authorize(&root, Action::ManagePlatform, &Target::platform()).is_ok());
+    }
+
+    #[test]
+    fn what_may_be_granted_and_held_together() {
+        assert!(may_grant(Role::SecurityAdmin, Role::SubdistrictAdmin));
+        assert!(may_grant(Role::SubdistrictAdmin, Role::Inspector));
+        assert!(!may_grant(Role::SubdistrictAdmin, Role::SubdistrictAdmin));
+        assert!(!may_grant(Role::SubdistrictAdmin, Role::Auditor));
+        assert!(!may_grant(Role::SystemAdmin, Role::Inspector));
+        assert_eq!(compatible(&[Role::SystemAdmin], Role::SecurityAdmin), Err(Role::SystemAdmin));
+        assert_eq!(compatible(&[Role::Inspector], Role::AuditAdmin), Err(Role::Inspector));
+        assert_eq!(compatible(&[Role::AuditAdmin], Role::Auditor), Err(Role::AuditAdmin));
+        assert_eq!(compatible(&[Role::Inspector, Role::SubdistrictAdmin], Role::CommunityOfficer), Ok(()));
+        assert_eq!(compatible(&[Role::SystemAdmin], Role::SystemAdmin), Ok(()), "holding it again is no conflict");
+    }
+
+    #[test]
     fn scopes_fit_roles() {
         assert!(Scope::Platform.fits(Role::PlatformAdmin));
         assert!(!Scope::Platform.fits(Role::Inspector));
         assert!(!Scope::District { district_id: d("d") }.fits(Role::SubdistrictAdmin));
+        for r in Role::THREE_ADMINS {
+            assert!(Scope::Platform.fits(r));
+            assert!(!Scope::District { district_id: d("d") }.fits(r));
+        }
         for r in Role::ALL {
             assert_eq!(Role::from_code(r.code()), Some(r));
         }

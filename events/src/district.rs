@@ -106,7 +106,7 @@ mod tests {
             display_name: "刘强".into(),
             password_hash: HASH.into(),
         };
-        let events = run(&s, &platform_admin(), DistrictCommand::Users(c)).unwrap();
+        let events = run(&s, &system_admin(), DistrictCommand::Users(c)).unwrap();
         fold(s, events)
     }
     fn grant(role: Role, scope: Scope) -> DistrictCommand {
@@ -156,12 +156,14 @@ mod tests {
     }
 
     #[test]
-    fn district_users_are_managed_by_platform_admins_only() {
+    fn district_users_are_managed_by_the_system_and_security_admins_only() {
         let s = created();
         let officer = actor("other", &[(Role::DistrictOfficer, Scope::District { district_id: d("d1") })]);
         let c = grant(Role::DistrictOfficer, Scope::District { district_id: d("d1") });
         assert_eq!(run(&s, &officer, c.clone()).unwrap_err().code(), "forbidden");
-        assert!(run(&s, &platform_admin(), c).is_ok());
+        assert_eq!(run(&s, &platform_admin(), c.clone()).unwrap_err().code(), "forbidden");
+        assert_eq!(run(&s, &system_admin(), c.clone()).unwrap_err().code(), "forbidden");
+        assert!(run(&s, &security_admin(), c).is_ok());
     }
 
     #[test]
@@ -169,7 +171,7 @@ mod tests {
         let s = created();
         let own = Scope::District { district_id: d("d1") };
         for role in [Role::DistrictOfficer, Role::Auditor] {
-            let s = fold(s.clone(), run(&s, &platform_admin(), grant(role, own.clone())).unwrap());
+            let s = fold(s.clone(), run(&s, &security_admin(), grant(role, own.clone())).unwrap());
             assert_eq!(s.users.by_id[&uid("liu")].grants[0].role, role);
         }
         let refused = [
@@ -179,7 +181,7 @@ mod tests {
             (Role::Inspector, Scope::Tenant { district_id: d("d1"), tenant_id: TenantId::parse("t1").unwrap() }),
         ];
         for (role, scope) in refused {
-            let err = run(&s, &platform_admin(), grant(role, scope.clone())).unwrap_err();
+            let err = run(&s, &security_admin(), grant(role, scope.clone())).unwrap_err();
             assert_eq!((err.code(), err.field()), ("invalid", Some("scope")), "{role:?} {scope:?}");
         }
     }

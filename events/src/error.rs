@@ -34,6 +34,15 @@ pub enum DomainError {
     FindingClosed { status: String },
     #[error("user is disabled")]
     UserDisabled,
+    /// A role this actor may not hand out (a sub-district admin granting an admin or auditor role).
+    #[error("role {role} may not be granted by this actor")]
+    RoleNotGrantable { role: String },
+    /// 三员分立: the account holds a role that excludes this one.
+    #[error("the account holds {held}, which excludes {role}")]
+    RoleConflict { role: String, held: String },
+    /// A password that breaks the security policy; `rule` says which rule, in Chinese.
+    #[error("weak password: {rule}")]
+    WeakPassword { rule: String },
 }
 
 impl DomainError {
@@ -53,6 +62,9 @@ impl DomainError {
             DomainError::RectificationState { .. } => "rectification_state",
             DomainError::FindingClosed { .. } => "finding_closed",
             DomainError::UserDisabled => "user_disabled",
+            DomainError::RoleNotGrantable { .. } => "role_not_grantable",
+            DomainError::RoleConflict { .. } => "role_conflict",
+            DomainError::WeakPassword { .. } => "weak_password",
         }
     }
 
@@ -82,6 +94,15 @@ impl DomainError {
             }
             DomainError::FindingClosed { status } => format!("问题已{status}，不能再报送进展"),
             DomainError::UserDisabled => "该用户已停用".to_owned(),
+            DomainError::RoleNotGrantable { role } => {
+                format!("您不能授予或撤销“{role}”角色：管理员与审计角色由安全管理员授予")
+            }
+            DomainError::RoleConflict { role, held } => {
+                format!(
+                    "该账号已担任“{held}”，不能再担任“{role}”（三员分立：系统、安全、审计管理员互斥，且不兼任业务角色）"
+                )
+            }
+            DomainError::WeakPassword { rule } => format!("密码不符合安全策略：{rule}"),
         }
     }
 
@@ -92,6 +113,8 @@ impl DomainError {
             DomainError::CommunityOutOfScope { .. } => Some("community_id"),
             DomainError::DeadlineBeforeAssignment { .. } => Some("deadline"),
             DomainError::DeductionExceedsItem { .. } => Some("points"),
+            DomainError::RoleNotGrantable { .. } | DomainError::RoleConflict { .. } => Some("role"),
+            DomainError::WeakPassword { .. } => Some("password"),
             _ => None,
         }
     }

@@ -253,6 +253,68 @@ pub struct UserEnabled {
     pub user_id: UserId,
 }
 
+/// A password was set. `temporary`: set by an administrator (creation, reset), so the user must
+/// change it at the next login. (Schema 2; schema 1 had no flag: upcast as not temporary.)
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub user_id: UserId,
+    pub password_hash: String,
+    pub temporary: bool,
+}
+
+// ---------------------------------------------------------------- security (等保)
+
+/// The user enrolled a second factor (TOTP). The secret is not here: it is kept in the server's
+/// shared state, never in the log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorEnrolled {
+    pub user_id: UserId,
+}
+
+/// A system administrator removed a user's second factor (a lost phone); the user enrolls again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorReset {
+    pub user_id: UserId,
+    pub reason: String,
+}
+
+/// The security policy, as the security administrator set it (the whole policy each time).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityPolicySet {
+    pub policy: crate::security::SecurityPolicy,
+}
+
+/// One record of the security audit log (安全审计): who did what to what, from where, with which
+/// result. Recorded in a chain of its own (`_security`); never a credential, token or code.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityAuditRecorded {
+    /// A stable code: `login`, `login_failed`, `locked_out`, `unlock`, `logout`, `session_ended`,
+    /// `password_changed`, `password_reset`, `second_factor_enrolled`, `second_factor_used`,
+    /// `account_created`, `account_disabled`, `account_enabled`, `role_granted`, `role_revoked`,
+    /// `policy_changed`, `download`, `forbidden`, `audit_search`, `audit_export`.
+    pub action: String,
+    /// `success`, `failure` or `refused`.
+    pub result: String,
+    /// The acting account, when known (a failed login of an unknown name has none).
+    pub user_id: Option<UserId>,
+    /// The username as given (logins) or the account's.
+    pub username: Option<String>,
+    /// The role the actor acted in, when there is one.
+    pub role: Option<Role>,
+    pub client_addr: String,
+    pub user_agent: String,
+    /// What it was done to: `user:xx-duchazu1`, `GET /api/v1/tenants/xxjd/ledger.xlsx`, ….
+    pub object: String,
+    pub request_id: String,
+    /// A short note (the reason, the role granted, the error code); never a secret.
+    pub detail: String,
+}
+
 // ---------------------------------------------------------------- inspection
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -535,6 +597,11 @@ domain_events! {
     RoleRevoked = 1;
     UserDisabled = 1;
     UserEnabled = 1;
+    PasswordChanged = 1;
+    SecondFactorEnrolled = 1;
+    SecondFactorReset = 1;
+    SecurityPolicySet = 1;
+    SecurityAuditRecorded = 1;
     InspectionPlanned = 1;
     InspectionScopeChanged = 1;
     InspectionTeamChanged = 1;

@@ -70,6 +70,13 @@ impl TenantId {
     pub fn is_platform(&self) -> bool {
         self.0 == "_platform"
     }
+    /// The security audit log's own chain (安全审计): records, not business data.
+    pub fn security() -> Self {
+        Self("_security".to_owned())
+    }
+    pub fn is_security(&self) -> bool {
+        self.0 == "_security"
+    }
     /// Whether a user may choose this id for a new tenant (not reserved).
     pub fn is_user_choosable(&self) -> bool {
         !self.0.starts_with('_')
@@ -85,6 +92,14 @@ pub mod stream {
     }
     pub fn district(d: &DistrictId) -> String {
         format!("_platform/district-{d}")
+    }
+    /// The security policy (password rules, lockout, sessions, second factor).
+    pub fn security_policy() -> String {
+        "_platform/security-policy".to_owned()
+    }
+    /// The security audit log: one stream in a chain of its own.
+    pub fn security_audit() -> String {
+        "_security/audit-log".to_owned()
     }
     pub fn tenant(t: &TenantId) -> String {
         format!("{t}/tenant")

@@ -29,6 +29,7 @@ pub mod ids;
 pub mod inspection;
 pub mod platform;
 pub mod projection;
+pub mod security;
 pub mod self_inspection;
 pub mod tenant;
 pub mod time;

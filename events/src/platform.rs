@@ -75,24 +75,31 @@ mod tests {
     }
 
     #[test]
-    fn only_platform_admins_manage_platform_users() {
+    fn platform_accounts_are_the_system_admins_and_grants_the_security_admins() {
         let d1 = DistrictId::parse("d1").unwrap();
         let officer = actor("officer", &[(Role::DistrictOfficer, Scope::District { district_id: d1 })]);
         assert_eq!(run(&PlatformState::default(), &officer, create("x")).unwrap_err().code(), "forbidden");
         let auditor = actor("audit", &[(Role::Auditor, Scope::Platform)]);
         assert_eq!(run(&PlatformState::default(), &auditor, create("x")).unwrap_err().code(), "forbidden");
-        assert!(run(&PlatformState::default(), &platform_admin(), create("x")).is_ok());
+        assert_eq!(run(&PlatformState::default(), &platform_admin(), create("x")).unwrap_err().code(), "forbidden");
+        assert_eq!(run(&PlatformState::default(), &security_admin(), create("x")).unwrap_err().code(), "forbidden");
+        assert!(run(&PlatformState::default(), &system_admin(), create("x")).is_ok());
     }
 
     #[test]
     fn only_platform_scopes_are_granted() {
         let mut state = PlatformState::default();
-        for e in run(&state, &platform_admin(), create("audit")).unwrap() {
+        for e in run(&state, &system_admin(), create("audit")).unwrap() {
             state = evolve(state, &e);
         }
         let district = Scope::District { district_id: DistrictId::parse("d1").unwrap() };
-        let err = run(&state, &platform_admin(), grant("audit", Role::Auditor, district)).unwrap_err();
+        let err = run(&state, &security_admin(), grant("audit", Role::Auditor, district)).unwrap_err();
         assert_eq!((err.code(), err.field()), ("invalid", Some("scope")));
-        assert_eq!(run(&state, &platform_admin(), grant("audit", Role::Auditor, Scope::Platform)).unwrap().len(), 1);
+        assert_eq!(run(&state, &security_admin(), grant("audit", Role::Auditor, Scope::Platform)).unwrap().len(), 1);
+        assert_eq!(
+            run(&state, &system_admin(), grant("audit", Role::Auditor, Scope::Platform)).unwrap_err().code(),
+            "forbidden",
+            "a system admin cannot grant"
+        );
     }
 }

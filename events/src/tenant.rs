@@ -505,14 +505,17 @@ mod tests {
         assert!(s.users.by_id.contains_key(&uid("wang")));
         let inspector = actor("zhang", &[(Role::Inspector, tenant_scope())]);
         assert_eq!(code(run(&s, &inspector, grant(Role::Inspector, tenant_scope()))).0, "forbidden");
-        assert!(run(&s, &platform_admin(), grant(Role::Inspector, tenant_scope())).is_ok());
+        assert_eq!(code(run(&s, &platform_admin(), grant(Role::Inspector, tenant_scope()))).0, "forbidden");
+        assert!(run(&s, &security_admin(), grant(Role::Inspector, tenant_scope())).is_ok());
     }
 
     #[test]
     fn tenant_grants_stay_inside_the_tenant() {
         let s = with_user(tenant());
-        for role in [Role::SubdistrictAdmin, Role::Inspector, Role::Auditor] {
-            assert_eq!(run(&s, &admin(), grant(role, tenant_scope())).unwrap().len(), 1, "{role:?}");
+        assert_eq!(run(&s, &admin(), grant(Role::Inspector, tenant_scope())).unwrap().len(), 1);
+        for role in [Role::SubdistrictAdmin, Role::Auditor] {
+            assert_eq!(code(run(&s, &admin(), grant(role, tenant_scope()))).0, "role_not_grantable", "{role:?}");
+            assert_eq!(run(&s, &security_admin(), grant(role, tenant_scope())).unwrap().len(), 1, "{role:?}");
         }
         let community = |id: &str| Scope::Community { district_id: d("d1"), tenant_id: t("t1"), community_id: c(id) };
         assert_eq!(run(&s, &admin(), grant(Role::CommunityOfficer, community("c1"))).unwrap().len(), 1);
@@ -532,7 +535,7 @@ mod tests {
             (Role::CommunityOfficer, tenant_scope()),
         ];
         for (role, scope) in refused {
-            let r = run(&s, &admin(), grant(role, scope.clone()));
+            let r = run(&s, &security_admin(), grant(role, scope.clone()));
             assert_eq!(code(r), ("invalid", Some("scope".into())), "{role:?} {scope:?}");
         }
     }

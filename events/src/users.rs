@@ -7,7 +7,10 @@
 
 use crate::DomainError;
 use crate::authz::{self, Action, Actor, Grant, Role, Scope, Target};
-use crate::event::{Event, PasswordSet, RoleGranted, RoleRevoked, UserCreated, UserDisabled, UserEnabled};
+use crate::event::{
+    Event, PasswordChanged, RoleGranted, RoleRevoked, SecondFactorEnrolled, SecondFactorReset, UserCreated,
+    UserDisabled, UserEnabled,
+};
 use crate::ids::UserId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,6 +23,8 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     pub disabled: bool,
     pub grants: Vec<Grant>,
+    #[serde(default)]
+    pub second_factor: bool,
 }
 
 /// The accounts owned by one scope.
@@ -39,12 +44,49 @@ impl Users {
 /// belongs to the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserCommand {
-    CreateUser { user_id: UserId, username: String, display_name: String, password_hash: String },
-    SetPassword { user_id: UserId, password_hash: String },
-    GrantRole { user_id: UserId, role: Role, scope: Scope },
-    RevokeRole { user_id: UserId, role: Role, scope: Scope },
-    DisableUser { user_id: UserId, reason: String },
-    EnableUser { user_id: UserId },
+    /// An administrator creates an account; its first password is temporary (changed at first login).
+    CreateUser {
+        user_id: UserId,
+        username: String,
+        display_name: String,
+        password_hash: String,
+    },
+    /// An administrator resets a password; the new one is temporary.
+    SetPassword {
+        user_id: UserId,
+        password_hash: String,
+    },
+    /// The user changes their own password (the API has checked the old one and the policy).
+    ChangeOwnPassword {
+        user_id: UserId,
+        password_hash: String,
+    },
+    /// The user has enrolled a second factor (the API has checked a code of it).
+    EnrollSecondFactor {
+        user_id: UserId,
+    },
+    /// An administrator removes a user's second factor.
+    ResetSecondFactor {
+        user_id: UserId,
+        reason: String,
+    },
+    GrantRole {
+        user_id: UserId,
+        role: Role,
+        scope: Scope,
+    },
+    RevokeRole {
+        user_id: UserId,
+        role: Role,
+        scope: Scope,
+    },
+    DisableUser {
+        user_id: UserId,
+        reason: String,
+    },
+    EnableUser {
+        user_id: UserId,
+    },
 }
 
 pub const USERNAME_MAX: usize = 64;
@@ -54,7 +96,9 @@ const PASSWORD_HASH_MAX: usize = 512;
 
 /// Decides a command on the accounts of one owner.
 ///
-/// `owner` is the owner's authz target (the actor needs [`Action::ManageUsers`] on it);
+/// `owner` is the owner's authz target (the actor needs [`Action::ManageAccounts`] on it for
+/// accounts, [`Action::ManageGrants`] for grants, and may grant only what [`authz::may_grant`]
+/// allows through the role it acts in);
 /// `scope_allowed` says whether the owner may hand out a grant of a scope (its error is returned
 /// as is, so an owner can say *which* part is wrong, e.g. an unknown community).
 ///
@@ -67,7 +111,38 @@ pub fn decide(
     actor: &Actor,
     cmd: &UserCommand,
 ) -> Result<Vec<Event>, DomainError> {
-    authz::authorize(actor, Action::ManageUsers, owner)?;
+    // What users do to their own account needs no role: only that it is theirs and enabled.
+    if let UserCommand::ChangeOwnPassword { user_id, password_hash } = cmd {
+        own(users, actor, user_id)?;
+        check_password_hash(password_hash)?;
+        return Ok(vec![
+            PasswordChanged { user_id: user_id.clone(), password_hash: password_hash.clone(), temporary: false }.into(),
+        ]);
+    }
+    if let UserCommand::EnrollSecondFactor { user_id } = cmd {
+        let user = own(users, actor, user_id)?;
+        if user.second_factor {
+            return Ok(vec![]);
+        }
+        return Ok(vec![SecondFactorEnrolled { user_id: user_id.clone() }.into()]);
+    }
+    let action = match cmd {
+        UserCommand::GrantRole { .. } | UserCommand::RevokeRole { .. } => Action::ManageGrants,
+        // An administrator's second factor is reset by the security administrator, not by the
+        // system administrator who resets passwords: neither can take over an administrator alone.
+        UserCommand::ResetSecondFactor { user_id, .. } if privileged(users, user_id) => Action::ManageSecurityPolicy,
+        _ => Action::ManageAccounts,
+    };
+    let via = authz::authorize(actor, action, owner)?;
+    // A sub-district administrator manages the accounts of its business staff only (those holding
+    // no role it could not grant): never a fellow administrator's or an auditor's password.
+    if via == Role::SubdistrictAdmin
+        && let Some(target) = managed_user(cmd)
+        && let Some(user) = users.by_id.get(target)
+        && let Some(g) = user.grants.iter().find(|g| !authz::may_grant(via, g.role))
+    {
+        return Err(DomainError::RoleNotGrantable { role: g.role.name_zh().to_owned() });
+    }
     match cmd {
         UserCommand::CreateUser { user_id, username, display_name, password_hash } => {
             if user_id.as_str().starts_with('_') {
@@ -89,16 +164,33 @@ pub fn decide(
                     display_name: display_name.trim().to_owned(),
                 }
                 .into(),
-                PasswordSet { user_id: user_id.clone(), password_hash: password_hash.clone() }.into(),
+                PasswordChanged { user_id: user_id.clone(), password_hash: password_hash.clone(), temporary: true }
+                    .into(),
             ])
         }
         UserCommand::SetPassword { user_id, password_hash } => {
             existing(users, user_id)?;
             check_password_hash(password_hash)?;
-            Ok(vec![PasswordSet { user_id: user_id.clone(), password_hash: password_hash.clone() }.into()])
+            Ok(vec![
+                PasswordChanged { user_id: user_id.clone(), password_hash: password_hash.clone(), temporary: true }
+                    .into(),
+            ])
         }
+        UserCommand::ResetSecondFactor { user_id, reason } => {
+            let user = existing(users, user_id)?;
+            crate::aggregate::require_text("reason", reason, REASON_MAX)?;
+            if !user.second_factor {
+                return Ok(vec![]);
+            }
+            Ok(vec![SecondFactorReset { user_id: user_id.clone(), reason: reason.trim().to_owned() }.into()])
+        }
+        // Answered above.
+        UserCommand::ChangeOwnPassword { .. } | UserCommand::EnrollSecondFactor { .. } => Ok(vec![]),
         UserCommand::GrantRole { user_id, role, scope } => {
             let user = existing(users, user_id)?;
+            if !authz::may_grant(via, *role) {
+                return Err(DomainError::RoleNotGrantable { role: role.name_zh().to_owned() });
+            }
             if !scope.fits(*role) {
                 return Err(DomainError::invalid("scope", format!("角色“{}”不能授予此范围", role.name_zh())));
             }
@@ -106,10 +198,20 @@ pub fn decide(
             if user.grants.iter().any(|g| g.role == *role && g.scope == *scope) {
                 return Ok(vec![]);
             }
+            let held: Vec<Role> = user.grants.iter().map(|g| g.role).collect();
+            if let Err(h) = authz::compatible(&held, *role) {
+                return Err(DomainError::RoleConflict {
+                    role: role.name_zh().to_owned(),
+                    held: h.name_zh().to_owned(),
+                });
+            }
             Ok(vec![RoleGranted { user_id: user_id.clone(), role: *role, scope: scope.clone() }.into()])
         }
         UserCommand::RevokeRole { user_id, role, scope } => {
             let user = existing(users, user_id)?;
+            if !authz::may_grant(via, *role) {
+                return Err(DomainError::RoleNotGrantable { role: role.name_zh().to_owned() });
+            }
             if !user.grants.iter().any(|g| g.role == *role && g.scope == *scope) {
                 return Err(DomainError::NotFound {
                     what: format!("用户“{user_id}”的“{}”授权", role.name_zh())
@@ -152,6 +254,21 @@ pub fn evolve(users: &mut Users, e: &Event) {
                 u.password_hash = Some(e.password_hash.clone());
             }
         }
+        Event::PasswordChanged(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.password_hash = Some(e.password_hash.clone());
+            }
+        }
+        Event::SecondFactorEnrolled(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.second_factor = true;
+            }
+        }
+        Event::SecondFactorReset(e) => {
+            if let Some(u) = users.by_id.get_mut(&e.user_id) {
+                u.second_factor = false;
+            }
+        }
         Event::RoleGranted(e) => {
             if let Some(u) = users.by_id.get_mut(&e.user_id) {
                 let grant = Grant { role: e.role, scope: e.scope.clone() };
@@ -177,6 +294,37 @@ pub fn evolve(users: &mut Users, e: &Event) {
         }
         _ => {}
     }
+}
+
+/// Whether an account holds a platform administrator's role or one of the three administrators'.
+fn privileged(users: &Users, user_id: &UserId) -> bool {
+    users
+        .by_id
+        .get(user_id)
+        .is_some_and(|u| u.grants.iter().any(|g| g.role == Role::PlatformAdmin || g.role.is_security_admin_role()))
+}
+
+/// The account an administrator's account command (not a grant) acts on.
+fn managed_user(cmd: &UserCommand) -> Option<&UserId> {
+    match cmd {
+        UserCommand::SetPassword { user_id, .. }
+        | UserCommand::ResetSecondFactor { user_id, .. }
+        | UserCommand::DisableUser { user_id, .. }
+        | UserCommand::EnableUser { user_id } => Some(user_id),
+        _ => None,
+    }
+}
+
+/// The actor's own, enabled account.
+fn own<'a>(users: &'a Users, actor: &Actor, user_id: &UserId) -> Result<&'a UserRecord, DomainError> {
+    let user = existing(users, user_id)?;
+    if actor.user_id != *user_id {
+        return Err(DomainError::Forbidden { action: Action::ManageAccounts });
+    }
+    if user.disabled {
+        return Err(DomainError::UserDisabled);
+    }
+    Ok(user)
 }
 
 fn existing<'a>(users: &'a Users, user_id: &UserId) -> Result<&'a UserRecord, DomainError> {
@@ -236,6 +384,14 @@ pub(crate) mod fixtures {
     }
     pub fn platform_admin() -> Actor {
         actor("root", &[(Role::PlatformAdmin, Scope::Platform)])
+    }
+    /// 系统管理员: accounts everywhere.
+    pub fn system_admin() -> Actor {
+        actor("sysadmin", &[(Role::SystemAdmin, Scope::Platform)])
+    }
+    /// 安全管理员: grants everywhere.
+    pub fn security_admin() -> Actor {
+        actor("secadmin", &[(Role::SecurityAdmin, Scope::Platform)])
     }
     pub fn cmd<C>(actor: &Actor, body: C) -> Command<C> {
         Command::new(actor.clone(), at(), body)
@@ -304,11 +460,11 @@ mod tests {
     }
 
     #[test]
-    fn create_user_emits_created_then_password() {
+    fn create_user_emits_created_then_a_temporary_password() {
         let events = run(&Users::default(), &admin(), create("zhang", "zhangxh")).unwrap();
         assert_eq!(events.len(), 2);
         assert!(matches!(&events[0], Event::UserCreated(e) if e.username == "zhangxh" && e.display_name == "张晓红"));
-        assert!(matches!(&events[1], Event::PasswordSet(e) if e.password_hash == HASH));
+        assert!(matches!(&events[1], Event::PasswordChanged(e) if e.password_hash == HASH && e.temporary));
         let users = apply(Users::default(), &events);
         let u = &users.by_id[&uid("zhang")];
         assert_eq!(u.password_hash.as_deref(), Some(HASH));
@@ -327,7 +483,14 @@ mod tests {
         assert_eq!(code(run(&Users::default(), &other_tenant, create("x", "x"))), "forbidden");
         let auditor = actor("audit", &[(Role::Auditor, Scope::Platform)]);
         assert_eq!(code(run(&seeded(), &auditor, UserCommand::EnableUser { user_id: uid("zhang") })), "forbidden");
-        assert!(run(&Users::default(), &platform_admin(), create("x", "x")).is_ok());
+        // 三员分立: accounts are the system admin's, grants the security admin's; the platform admin
+        // has neither.
+        assert!(run(&Users::default(), &system_admin(), create("x", "x")).is_ok());
+        assert_eq!(code(run(&Users::default(), &security_admin(), create("x", "x"))), "forbidden");
+        assert_eq!(code(run(&Users::default(), &platform_admin(), create("x", "x"))), "forbidden");
+        let grant = UserCommand::GrantRole { user_id: uid("zhang"), role: Role::Auditor, scope: tenant_scope() };
+        assert!(run(&seeded(), &security_admin(), grant.clone()).is_ok());
+        assert_eq!(code(run(&seeded(), &system_admin(), grant)), "forbidden");
     }
 
     #[test]
@@ -398,17 +561,138 @@ mod tests {
         let users = seeded();
         let grant = |role, scope| UserCommand::GrantRole { user_id: uid("zhang"), role, scope };
         // The scope does not fit the role.
-        let err = run(&users, &admin(), grant(Role::DistrictOfficer, tenant_scope())).unwrap_err();
+        let err = run(&users, &security_admin(), grant(Role::DistrictOfficer, tenant_scope())).unwrap_err();
         assert_eq!((err.code(), err.field()), ("invalid", Some("scope")));
         // The role fits but the owner may not hand out that scope.
         let other = Scope::Tenant { district_id: d1(), tenant_id: TenantId::parse("t2").unwrap() };
         assert_eq!(code(run(&users, &admin(), grant(Role::Inspector, other))), "invalid");
-        assert_eq!(code(run(&users, &admin(), grant(Role::PlatformAdmin, Scope::Platform))), "invalid");
+        assert_eq!(code(run(&users, &security_admin(), grant(Role::PlatformAdmin, Scope::Platform))), "invalid");
+        // A sub-district admin grants business staff only: no admins, no auditors.
+        for role in [Role::SubdistrictAdmin, Role::Auditor, Role::PlatformAdmin, Role::SecurityAdmin] {
+            let err = run(&users, &admin(), grant(role, tenant_scope())).unwrap_err();
+            assert_eq!((err.code(), err.field()), ("role_not_grantable", Some("role")), "{role:?}");
+        }
         // Allowed.
-        let events = run(&users, &admin(), grant(Role::Auditor, tenant_scope())).unwrap();
+        let events = run(&users, &security_admin(), grant(Role::Auditor, tenant_scope())).unwrap();
         assert_eq!(events.len(), 1);
         let users = apply(users, &events);
         assert_eq!(users.by_id[&uid("zhang")].grants.len(), 2);
+    }
+
+    #[test]
+    fn a_subdistrict_admin_manages_only_its_business_staff() {
+        let mut users = seeded();
+        // `admin` is also granted the sub-district admin role (by the security administrator).
+        let grant =
+            UserCommand::GrantRole { user_id: uid("admin"), role: Role::SubdistrictAdmin, scope: tenant_scope() };
+        users = apply(users.clone(), &run(&users, &security_admin(), grant).unwrap());
+        let other_admin = actor("admin2", &[(Role::SubdistrictAdmin, tenant_scope())]);
+        let reset = |id: &str| UserCommand::SetPassword { user_id: uid(id), password_hash: HASH.into() };
+        assert_eq!(run(&users, &other_admin, reset("zhang")).unwrap().len(), 1, "an inspector: yes");
+        assert_eq!(code(run(&users, &other_admin, reset("admin"))), "role_not_grantable", "a fellow admin: no");
+        let disable = UserCommand::DisableUser { user_id: uid("admin"), reason: "调离".into() };
+        assert_eq!(code(run(&users, &other_admin, disable.clone())), "role_not_grantable");
+        // The system administrator manages every account.
+        assert_eq!(run(&users, &system_admin(), reset("admin")).unwrap().len(), 1);
+        assert_eq!(run(&users, &system_admin(), disable).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_administrators_second_factor_is_reset_by_the_security_admin_only() {
+        let mut users = Users::default();
+        let owner = Target::platform();
+        let any = |_: &Scope| Ok(());
+        let on = |users: &Users, a: &Actor, c: UserCommand| decide(users, &owner, any, a, &c);
+        for (id, role) in [("ops", Role::SystemAdmin), ("clerk", Role::Inspector)] {
+            let create = UserCommand::CreateUser {
+                user_id: uid(id),
+                username: id.into(),
+                display_name: "账号".into(),
+                password_hash: HASH.into(),
+            };
+            users = apply(users.clone(), &on(&users, &system_admin(), create).unwrap());
+            let scope = if role == Role::Inspector { tenant_scope() } else { Scope::Platform };
+            if role != Role::Inspector {
+                let grant = UserCommand::GrantRole { user_id: uid(id), role, scope };
+                users = apply(users.clone(), &on(&users, &security_admin(), grant).unwrap());
+            }
+            users = apply(users.clone(), &[SecondFactorEnrolled { user_id: uid(id) }.into()]);
+        }
+        let reset = |id: &str| UserCommand::ResetSecondFactor { user_id: uid(id), reason: "手机丢失".into() };
+        assert_eq!(code(on(&users, &system_admin(), reset("ops"))), "forbidden", "not by the one who resets passwords");
+        assert_eq!(on(&users, &security_admin(), reset("ops")).unwrap().len(), 1);
+        assert_eq!(
+            on(&users, &system_admin(), reset("clerk")).unwrap().len(),
+            1,
+            "a business account: the system admin"
+        );
+    }
+
+    #[test]
+    fn no_account_holds_two_of_the_three_or_one_of_them_with_a_business_role() {
+        let mut users = Users::default();
+        let platform = |id: &str| UserCommand::CreateUser {
+            user_id: uid(id),
+            username: id.into(),
+            display_name: "管理员".into(),
+            password_hash: HASH.into(),
+        };
+        let created = run(&users, &system_admin(), platform("ops")).unwrap();
+        users = apply(users, &created);
+        let owner = Target::platform();
+        let any = |_: &Scope| Ok(());
+        let grant = |users: &Users, role| {
+            decide(
+                users,
+                &owner,
+                any,
+                &security_admin(),
+                &UserCommand::GrantRole { user_id: uid("ops"), role, scope: Scope::Platform },
+            )
+        };
+        users = apply(users.clone(), &grant(&users, Role::SystemAdmin).unwrap());
+        for other in [Role::SecurityAdmin, Role::AuditAdmin, Role::PlatformAdmin, Role::Auditor] {
+            let err = grant(&users, other).unwrap_err();
+            assert_eq!(err.code(), "role_conflict", "{other:?}");
+            assert!(err.message_zh().contains("系统管理员"), "{}", err.message_zh());
+        }
+        assert_eq!(grant(&users, Role::SystemAdmin), Ok(vec![]), "holding it again changes nothing");
+        // And the other way round: a business role first excludes the three.
+        let zhang = seeded();
+        let err = decide(
+            &zhang,
+            &owner,
+            any,
+            &security_admin(),
+            &UserCommand::GrantRole { user_id: uid("zhang"), role: Role::AuditAdmin, scope: Scope::Platform },
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "role_conflict");
+    }
+
+    #[test]
+    fn users_change_their_own_password_and_enroll_their_own_second_factor() {
+        let users = seeded();
+        let zhang = actor("zhang", &[(Role::Inspector, tenant_scope())]);
+        let change = UserCommand::ChangeOwnPassword { user_id: uid("zhang"), password_hash: "$argon2id$mine".into() };
+        let events = run(&users, &zhang, change.clone()).unwrap();
+        assert!(matches!(&events[0], Event::PasswordChanged(e) if !e.temporary));
+        // Not someone else's, even as an admin.
+        assert_eq!(code(run(&users, &admin(), change)), "forbidden");
+        let enroll = UserCommand::EnrollSecondFactor { user_id: uid("zhang") };
+        let enrolled = run(&users, &zhang, enroll.clone()).unwrap();
+        let users = apply(users, &enrolled);
+        assert!(users.by_id[&uid("zhang")].second_factor);
+        assert_eq!(run(&users, &zhang, enroll), Ok(vec![]), "enrolled already");
+        // A reset is an administrator's, with a reason.
+        let reset = |reason: &str| UserCommand::ResetSecondFactor { user_id: uid("zhang"), reason: reason.into() };
+        assert_eq!(code(run(&users, &zhang, reset("丢失手机"))), "forbidden");
+        assert_eq!(run(&users, &admin(), reset(" ")).unwrap_err().field(), Some("reason"));
+        let users = apply(users.clone(), &run(&users, &admin(), reset("丢失手机")).unwrap());
+        assert!(!users.by_id[&uid("zhang")].second_factor);
+        // The admin's reset password is temporary.
+        let reset_pw = UserCommand::SetPassword { user_id: uid("zhang"), password_hash: HASH.into() };
+        assert!(matches!(&run(&users, &admin(), reset_pw).unwrap()[0], Event::PasswordChanged(e) if e.temporary));
     }
 
     #[test]
@@ -422,7 +706,8 @@ mod tests {
     fn revoking_needs_a_held_grant() {
         let users = seeded();
         let revoke = |role| UserCommand::RevokeRole { user_id: uid("zhang"), role, scope: tenant_scope() };
-        assert_eq!(code(run(&users, &admin(), revoke(Role::Auditor))), "not_found");
+        assert_eq!(code(run(&users, &admin(), revoke(Role::CommunityOfficer))), "not_found");
+        assert_eq!(code(run(&users, &admin(), revoke(Role::Auditor))), "role_not_grantable");
         let events = run(&users, &admin(), revoke(Role::Inspector)).unwrap();
         let users = apply(users, &events);
         assert!(users.by_id[&uid("zhang")].grants.is_empty());
@@ -455,7 +740,7 @@ mod tests {
         let after = apply(
             before.clone(),
             &[
-                PasswordSet { user_id: uid("ghost"), password_hash: HASH.into() }.into(),
+                crate::event::PasswordSet { user_id: uid("ghost"), password_hash: HASH.into() }.into(),
                 UserEnabled { user_id: uid("ghost") }.into(),
                 crate::event::DistrictCreated { district_id: d1(), name: "XX区".into() }.into(),
             ],

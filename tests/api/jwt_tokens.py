@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Token attacks against a live `ducha serve`, with tokens minted by an independent JWT library
 (PyJWT). Every forged, expired, premature, foreign or revoked token must get 401; tokens minted with
-the configured key and the right claims must be accepted on GET /api/v1/me.
+the configured key and the right claims for a session the server started must be accepted on
+GET /api/v1/me (sessions are server-side: a well-signed token for no session is refused).
 
     jwt_tokens.py genkeys DIR                       write an Ed25519 key pair (PEM) into DIR
     jwt_tokens.py attack BASE_URL HS256 SECRET_FILE run the cases against an HS256 server
@@ -114,8 +115,11 @@ def attack(base, alg, key_files):
     def mint(**over):
         return jwt.encode(claims_for(sub, **over), sign_key, algorithm=algorithm)
 
-    # Accepted: minted by PyJWT with the configured key and the right claims.
-    expect(f"PyJWT {algorithm} token with the configured key", mint(), 200)
+    # Accepted: minted by PyJWT with the configured key and the right claims, for a session the
+    # server started (sessions are server-side: the jti of a login).
+    expect(f"PyJWT {algorithm} token with the configured key", mint(jti=real_claims["jti"]), 200)
+    # The right key but a jti no login started: no session, refused.
+    expect(f"PyJWT {algorithm} token for a session never started", mint(), 401)
     # The server's own token still works.
     expect("the server's own token", real, 200)
 

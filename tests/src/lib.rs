@@ -174,9 +174,16 @@ impl Server {
         r.json()["access_token"].as_str().expect("access_token").to_owned()
     }
 
-    /// The store's head: `max(position)` of the events table, read from the SQLite file by an
-    /// independent reader (Python's sqlite3) while the server runs.
+    /// How many business events the store holds — every chain but the security audit log's
+    /// (`_security`, which records refusals too) — read from the SQLite file by an independent
+    /// reader (Python's sqlite3) while the server runs. Positions are gap-free, so before the first
+    /// security record this is the head's position.
     pub fn head_position(&self) -> u64 {
+        self.count_events("tenant <> '_security'")
+    }
+
+    /// The log's head: `max(position)` over every chain, the security audit log's included.
+    pub fn log_head(&self) -> u64 {
         let db = self.data_dir.path().join("ducha.db");
         let out = Command::new("python3")
             .args([
@@ -189,6 +196,28 @@ impl Server {
             .expect("python3");
         assert!(out.status.success(), "reading the head: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().parse().expect("head position")
+    }
+
+    /// How many records the security audit log holds (read as [`Server::head_position`]).
+    pub fn security_records(&self) -> u64 {
+        self.count_events("tenant = '_security'")
+    }
+
+    fn count_events(&self, condition: &str) -> u64 {
+        let db = self.data_dir.path().join("ducha.db");
+        let sql = format!("select count(*) from events where {condition}");
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys;c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);\
+                 print(c.execute(sys.argv[2]).fetchone()[0])",
+            ])
+            .arg(&db)
+            .arg(&sql)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "counting events: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("event count")
     }
 
     /// Plans an inspection of XX街道's 东风社区 as `xx-admin` (team: `xx-duchazu1` leading; a

@@ -211,8 +211,9 @@ fn user_administration() {
     expect(&s.get("/api/v1/me", Some(&token)), 200);
     expect(&s.get("/api/v1/tenants/xxjd/inspections", Some(&token)), 200);
     expect(&post(&s, &format!("{U}/xx-wangfang/disable"), &admin, &[], &json!({"reason": "人员调离"})), 200);
+    // Disabling ends the account's sessions at once (and the account itself is refused too).
     let p = problem(&s.get("/api/v1/me", Some(&token)), 401);
-    assert_eq!(p["code"], "user_disabled");
+    assert_eq!(p["code"], "session_ended");
     problem(&login(&s, "xx-wangfang", "督查-secret-1"), 401);
     assert_eq!(expect(&s.get(&format!("{U}/xx-wangfang"), Some(&admin)), 200)["disabled"], true);
     // Enabled again, with a new password.
@@ -244,9 +245,12 @@ fn user_administration() {
     expect(&post(&s, &format!("{U}/xx-wangfang/roles/revoke"), &admin, &[], &bind), 200);
     let p = problem(&post(&s, &format!("{U}/xx-wangfang/roles/revoke"), &admin, &[], &bind), 404);
     assert_eq!(p["code"], "not_found");
-    let p =
-        problem(&post(&s, &format!("{U}/xx-wangfang/roles"), &admin, &[], &json!({"role": "district_officer"})), 422);
-    assert_eq!(p["code"], "invalid");
+    // A sub-district admin grants only its business staff's roles (三员分立: the rest is the
+    // security administrator's).
+    for role in ["district_officer", "subdistrict_admin", "auditor"] {
+        let p = problem(&post(&s, &format!("{U}/xx-wangfang/roles"), &admin, &[], &json!({"role": role})), 403);
+        assert_eq!(p["code"], "role_not_grantable", "{role}");
+    }
 
     // Usernames are unique across the deployment; passwords have a minimum length; ids are unique.
     let head = s.head_position();
@@ -277,13 +281,15 @@ fn user_administration() {
     problem(&post(&s, &format!("{U}/xx-duchazu1/disable"), &other, &[], &json!({"reason": "x"})), 403);
     problem(&s.get(U, Some(&other)), 403);
     // Not oneself, and not another tenant's user through this tenant.
-    problem(&post(&s, &format!("{U}/xx-admin/disable"), &admin, &[], &json!({"reason": "x"})), 422);
+    // (Its own account is an administrator's: not its to manage at all.)
+    let p = problem(&post(&s, &format!("{U}/xx-admin/disable"), &admin, &[], &json!({"reason": "x"})), 403);
+    assert_eq!(p["code"], "role_not_grantable");
     problem(&post(&s, &format!("{U}/yy-admin/disable"), &admin, &[], &json!({"reason": "x"})), 404);
     assert_eq!(s.head_position(), head, "nothing appended by refused requests");
 
     // A user with a Chinese username gets a generated id; an Idempotency-Key retry creates nothing more.
     let chinese =
-        json!({"username": "李督查", "display_name": "李督查", "password": "long-enough-3", "role": "auditor"});
+        json!({"username": "李督查", "display_name": "李督查", "password": "long-enough-3", "role": "inspector"});
     let key = [("Idempotency-Key", "create-li-1")];
     let first = expect(&post(&s, U, &admin, &key, &chinese), 201);
     let head = s.head_position();
@@ -295,18 +301,35 @@ fn user_administration() {
 }
 
 #[test]
-fn district_users_are_managed_by_platform_admins() {
+fn district_users_are_managed_by_the_system_and_security_administrators() {
     let s = Server::demo();
+    let sys = s.login("sysadmin");
+    let sec = s.login("secadmin");
     let root = s.login("admin");
     const U: &str = "/api/v1/districts/xxq/users";
-    let body = json!({"username": "qu-zhao", "display_name": "区委宣传部 赵干事", "password": "district-pass", "role": "district_officer"});
-    let r = post(&s, U, &root, &[], &body);
+    let body = json!({"username": "qu-zhao", "display_name": "区委宣传部 赵干事", "password": "District-pass1"});
+    // The platform administrator no longer manages accounts (三员分立); the system administrator
+    // creates the account, but cannot give it a role …
+    let head = s.head_position();
+    assert_eq!(problem(&post(&s, U, &root, &[], &body), 403)["code"], "forbidden");
+    let mut with_role = body.clone();
+    with_role["role"] = json!("district_officer");
+    assert_eq!(problem(&post(&s, U, &sys, &[], &with_role), 403)["code"], "forbidden");
+    assert_eq!(s.head_position(), head);
+    let r = post(&s, U, &sys, &[], &body);
     expect(&r, 201);
     assert_eq!(r.header("location"), Some(format!("{U}/qu-zhao").as_str()));
+    // … which the security administrator grants (and who cannot create accounts).
+    let role = json!({"role": "district_officer"});
+    assert_eq!(problem(&post(&s, &format!("{U}/qu-zhao/roles"), &sys, &[], &role), 403)["code"], "forbidden");
+    let mut other = body.clone();
+    other["username"] = json!("qu-qian");
+    assert_eq!(problem(&post(&s, U, &sec, &[], &other), 403)["code"], "forbidden");
+    expect(&post(&s, &format!("{U}/qu-zhao/roles"), &sec, &[], &role), 200);
     let token =
-        expect(&login(&s, "qu-zhao", "district-pass"), 200)["access_token"].as_str().unwrap_or_default().to_owned();
+        expect(&login(&s, "qu-zhao", "District-pass1"), 200)["access_token"].as_str().unwrap_or_default().to_owned();
     expect(&s.get("/api/v1/districts/xxq/tenants", Some(&token)), 200);
-    let users = expect(&s.get(U, Some(&root)), 200);
+    let users = expect(&s.get(U, Some(&sys)), 200);
     assert_eq!(ids(&users, "username"), ["qu-jjw", "qu-xcb", "qu-zhao"]);
     // A district officer reads the district's users but does not manage them.
     let officer = s.login("qu-xcb");
@@ -315,22 +338,17 @@ fn district_users_are_managed_by_platform_admins() {
     problem(&post(&s, &format!("{U}/qu-zhao/disable"), &officer, &[], &json!({"reason": "x"})), 403);
     let admin = s.login("xx-admin");
     problem(
-        &post(
-            &s,
-            U,
-            &admin,
-            &[],
-            &json!({"username": "qu-x", "display_name": "x", "password": "12345678", "role": "auditor"}),
-        ),
+        &post(&s, U, &admin, &[], &json!({"username": "qu-x", "display_name": "x", "password": "Abcdefg-12"})),
         403,
     );
     problem(&s.get(U, Some(&admin)), 403);
     assert_eq!(s.head_position(), head);
     // A tenant role cannot be given here.
-    let p = problem(&post(&s, &format!("{U}/qu-zhao/roles"), &root, &[], &json!({"role": "inspector"})), 422);
+    let p = problem(&post(&s, &format!("{U}/qu-zhao/roles"), &sec, &[], &json!({"role": "inspector"})), 422);
     assert_eq!(p["code"], "invalid");
-    expect(&post(&s, &format!("{U}/qu-zhao/roles"), &root, &[], &json!({"role": "auditor"})), 200);
-    expect(&post(&s, &format!("{U}/qu-zhao/disable"), &root, &[], &json!({"reason": "调离"})), 200);
+    expect(&post(&s, &format!("{U}/qu-zhao/roles/revoke"), &sec, &[], &role), 200);
+    expect(&post(&s, &format!("{U}/qu-zhao/roles"), &sec, &[], &json!({"role": "auditor"})), 200);
+    expect(&post(&s, &format!("{U}/qu-zhao/disable"), &sys, &[], &json!({"reason": "调离"})), 200);
     problem(&s.get("/api/v1/me", Some(&token)), 401);
-    problem(&s.get("/api/v1/districts/nod/users", Some(&root)), 404);
+    problem(&s.get("/api/v1/districts/nod/users", Some(&sys)), 404);
 }

@@ -91,7 +91,8 @@ fn login_me_wrong_password_and_throttling() {
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.json()["code"], "too_many_requests");
     let wait: u64 = r.header("retry-after").expect("Retry-After").parse().unwrap();
-    assert!(wait > 0 && wait <= 301, "{wait}");
+    // The default policy's 15 minutes.
+    assert!(wait > 300 && wait <= 901, "{wait}");
     // Other users are not affected.
     assert_eq!(login("xx-jiwei", "ducha-demo").status, 200);
 }
@@ -110,11 +111,14 @@ fn every_token_attack_gets_401() {
         }
         c
     };
-    // A token minted here with the real key and sane claims is accepted: the refusals below are
-    // about the one thing each changes.
+    // A token minted here with the real key and sane claims for the login's session is accepted:
+    // the refusals below are about the one thing each changes.
     let t = now();
-    let fresh = with(json!({"iat": t, "nbf": t, "exp": t + 600, "jti": "minted-in-test"}));
+    let fresh = with(json!({"iat": t, "nbf": t, "exp": t + 600}));
     assert_eq!(me(&s, &hs256(&fresh, secret)).status, 200);
+    // Sessions are server-side: the real key, but a session no login started, is refused.
+    let unknown = with(json!({"iat": t, "nbf": t, "exp": t + 600, "jti": "minted-in-test"}));
+    assert_eq!(me(&s, &hs256(&unknown, secret)).status, 401);
 
     // alg: none.
     let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
@@ -218,6 +222,12 @@ impl Proc {
             &[("Content-Type", "application/json")],
             Some(body.as_bytes()),
         )
+    }
+    fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "application/json")];
+        headers.extend(auth.iter().map(|a| ("Authorization", a.as_str())));
+        ducha_tests::http(&self.addr, "POST", path, &headers, Some(body.to_string().as_bytes()))
     }
     /// SIGTERM, then wait (at most 30 s) for the exit status.
     fn terminate(mut self) -> ExitStatus {
@@ -329,25 +339,32 @@ fn admin_create_bootstraps_a_platform_admin_who_can_log_in() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("至少"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = admin_create(&data, &["root"], "\n");
     assert!(!out.status.success());
-    let out = admin_create(&data, &["root", "--display-name", "运维 王工"], "correct horse battery\n");
+    // The security policy's rules apply to this password too.
+    let out = admin_create(&data, &["root"], "correct horse battery\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("至少 3 类"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = admin_create(&data, &["root", "--display-name", "运维 王工"], "Correct horse battery 9\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The same username twice is refused.
-    let out = admin_create(&data, &["root"], "another password\n");
+    let out = admin_create(&data, &["root"], "Another password 9\n");
     assert!(!out.status.success());
 
     let p = spawn(dir.path(), false, &[]);
     assert_eq!(p.login("root", "wrong password").status, 401);
-    let r = p.login("root", "correct horse battery");
+    let r = p.login("root", "Correct horse battery 9");
     assert_eq!(r.status, 200, "{}", r.text());
-    let token = r.json()["access_token"].as_str().unwrap().to_owned();
-    let me = p.get("/api/v1/me", Some(&token)).json();
-    assert_eq!(me["display_name"], "运维 王工");
-    assert_eq!(
-        me["grants"],
-        json!([{
-            "role": "platform_admin",
-            "role_name": "平台管理员",
-            "scope": {"kind": "platform", "name": "全平台"}
-        }])
+    // A real deployment's policy in full: the first login must change the password first, and the
+    // step's token is good for nothing else (the whole path: tests/tests/api_security.rs).
+    let answer = r.json();
+    assert_eq!(answer["next"], "password_change", "{answer}");
+    let step = answer["access_token"].as_str().unwrap().to_owned();
+    assert_401(&p.get("/api/v1/me", Some(&step)), "token_wrong_purpose", "a login step's token");
+    let changed = p.post_json(
+        "/api/v1/auth/password",
+        Some(&step),
+        &json!({"current_password": "Correct horse battery 9", "new_password": "Ops-2026-new-pass"}),
     );
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    // Then the second factor the policy requires of a platform administrator.
+    assert_eq!(changed.json()["next"], "second_factor_enrol");
 }

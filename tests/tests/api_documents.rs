@@ -64,7 +64,7 @@ fn report_download_preview_and_as_of() {
 fn issuing_records_the_hash_and_regenerating_gives_the_same_bytes() {
     let s = Server::demo();
     let admin = s.login("xx-admin");
-    let head = s.head_position();
+    let head = s.log_head();
     let issued = s.post_json(&format!("{REPORT}/issue"), Some(&admin), &json!({"format": "docx"}));
     assert_eq!(issued.status, 201, "{}", issued.text());
     let body = issued.json();

@@ -20,6 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// purpose: they are the targets of user-administration calls (disable, password, roles).
 const USERS: &[&str] = &[
     "admin",
+    "sysadmin",
+    "secadmin",
+    "audadmin",
     "qu-xcb",
     "qu-jjw",
     "xx-admin",
@@ -59,6 +62,8 @@ enum Rule {
     Public,
     /// Any valid token.
     AnyUser,
+    /// Only a login step's token (which no matrix user holds: denied to all, 401).
+    LoginStep,
     Do(Action, On),
 }
 
@@ -70,29 +75,45 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
     let r = match (method, p) {
         ("get", "/healthz" | "/readyz" | "/metrics") => Rule::Public,
         ("post", "/auth/login") => Rule::Public,
+        ("post", "/auth/login/second-factor") => Rule::LoginStep,
         ("post", "/auth/logout") | ("get", "/me") => Rule::AnyUser,
+        // One's own account (an access token, or the login step's token).
+        ("post", "/auth/password" | "/auth/second-factor/enrol" | "/auth/second-factor/confirm")
+        | ("get", "/auth/second-factor") => Rule::AnyUser,
+        // The security policy and the security audit log (三员分立).
+        ("get", "/security/policy") => Rule::AnyUser,
+        ("post", "/security/policy") => Rule::Do(ManageSecurityPolicy, Platform),
+        ("get", "/security/audit" | "/security/audit.xlsx") => Rule::Do(ReadSecurityAudit, Platform),
+        // Platform accounts.
+        ("get", "/platform/users" | "/platform/users/{user_id}") => Rule::Do(ReadDirectory, Platform),
+        ("post", p) if p.starts_with("/platform/users") => Rule::Do(account_action(p), Platform),
         // Platform: districts and tenants.
         ("post", "/districts") | ("post", "/districts/{district_id}/tenants") => Rule::Do(ManagePlatform, Platform),
         ("get", "/districts") => Rule::AnyUser,
-        ("get", "/districts/{district_id}/tenants") => Rule::Do(Read, DistrictOrAnyOfItsTenants),
+        // The directory (districts, sub-districts and their master data) is readable by the system
+        // and security administrators too, who place accounts in it; business data is not.
+        ("get", "/districts/{district_id}/tenants") => Rule::Do(ReadDirectory, DistrictOrAnyOfItsTenants),
         ("get", "/districts/{district_id}/rollup" | "/districts/{district_id}/rankings") => Rule::Do(Read, District),
         // District users.
         ("get", "/districts/{district_id}/users" | "/districts/{district_id}/users/{user_id}") => {
-            Rule::Do(Read, District)
+            Rule::Do(ReadDirectory, District)
         }
-        ("post", p) if p.starts_with("/districts/{district_id}/users") => Rule::Do(ManageUsers, District),
+        ("post", p) if p.starts_with("/districts/{district_id}/users") => Rule::Do(account_action(p), District),
         // Tenant users.
-        ("get", "/tenants/{tenant_id}/users" | "/tenants/{tenant_id}/users/{user_id}") => Rule::Do(Read, Tenant),
-        ("post", p) if p.starts_with("/tenants/{tenant_id}/users") => Rule::Do(ManageUsers, Tenant),
+        ("get", "/tenants/{tenant_id}/users" | "/tenants/{tenant_id}/users/{user_id}") => {
+            Rule::Do(ReadDirectory, Tenant)
+        }
+        ("post", p) if p.starts_with("/tenants/{tenant_id}/users") => Rule::Do(account_action(p), Tenant),
         // Tenant master data.
-        ("get", "/tenants/{tenant_id}" | "/tenants/{tenant_id}/dashboard") => Rule::Do(Read, Tenant),
+        ("get", "/tenants/{tenant_id}/dashboard") => Rule::Do(Read, Tenant),
+        ("get", "/tenants/{tenant_id}") => Rule::Do(ReadDirectory, Tenant),
         ("get", "/tenants/{tenant_id}/communities" | "/tenants/{tenant_id}/communities/{community_id}") => {
-            Rule::Do(Read, Tenant)
+            Rule::Do(ReadDirectory, Tenant)
         }
         ("get", p)
             if p.starts_with("/tenants/{tenant_id}/categories") || p.starts_with("/tenants/{tenant_id}/checklists") =>
         {
-            Rule::Do(Read, Tenant)
+            Rule::Do(ReadDirectory, Tenant)
         }
         ("post", "/tenants/{tenant_id}/communities" | "/tenants/{tenant_id}/communities/{community_id}/rename")
         | ("post", "/tenants/{tenant_id}/categories" | "/tenants/{tenant_id}/checklists") => {
@@ -160,6 +181,17 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         _ => return None,
     };
     Some(r)
+}
+
+/// The action of an account administration call: grants are the security administrator's (and a
+/// sub-district admin's for its staff), everything else about an account the system
+/// administrator's.
+fn account_action(path: &str) -> Action {
+    if path.ends_with("/roles") || path.ends_with("/roles/revoke") {
+        Action::ManageGrants
+    } else {
+        Action::ManageAccounts
+    }
 }
 
 /// One set of path-parameter values: the sample tenant, a foreign tenant, a foreign community,
@@ -249,6 +281,7 @@ fn expected(rule: Rule, actor: Option<&Actor>, v: &Variant) -> bool {
     let Some(actor) = actor else { return rule == Rule::Public };
     match rule {
         Rule::Public | Rule::AnyUser => true,
+        Rule::LoginStep => false,
         Rule::Do(action, on) => {
             let tgt = target(on, v);
             if authorize(actor, action, &tgt).is_ok() {
@@ -547,7 +580,7 @@ fn every_operation_allows_and_denies_as_the_rule_table_says() {
                 .get("security")
                 .and_then(Value::as_array)
                 .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(serde_json::Map::is_empty)));
-            if public != (rule == Rule::Public) {
+            if public != matches!(rule, Rule::Public | Rule::LoginStep) {
                 failures.push(format!("{key}: the document says public={public}, the rule table says {rule:?}"));
             }
             let params: Vec<String> = path

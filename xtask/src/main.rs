@@ -88,17 +88,19 @@ fn ensure_tools() -> Result<(), String> {
         )?;
     }
     // The independent checkers of the REST API: PyJWT (tests/api/jwt_tokens.py), the OpenAPI
-    // validator and schemathesis (tests/tests/api_contract_tools.rs).
-    let api_tools =
-        Command::new("python3").args(["-c", "import jwt, cryptography, openapi_spec_validator, schemathesis"]).output();
+    // validator and schemathesis (tests/tests/api_contract_tools.rs), pyotp (the second factor's
+    // codes, tests/tests/api_security.rs).
+    let api_tools = Command::new("python3")
+        .args(["-c", "import jwt, cryptography, openapi_spec_validator, schemathesis, pyotp"])
+        .output();
     if !api_tools.is_ok_and(|o| o.status.success()) {
         step(
-            "pip install PyJWT cryptography openapi-spec-validator schemathesis",
+            "pip install PyJWT cryptography openapi-spec-validator schemathesis pyotp",
             Command::new("sh").args([
                 "-c",
-                "python3 -m pip install --quiet PyJWT cryptography openapi-spec-validator schemathesis || \
+                "python3 -m pip install --quiet PyJWT cryptography openapi-spec-validator schemathesis pyotp || \
                  (apt-get update -qq && apt-get install -y -qq python3-pip && python3 -m pip install --quiet \
-                 --break-system-packages PyJWT cryptography openapi-spec-validator schemathesis)",
+                 --break-system-packages PyJWT cryptography openapi-spec-validator schemathesis pyotp)",
             ]),
         )?;
     }

@@ -10,9 +10,10 @@ use crate::api::dashboard::TenantPath;
 use crate::api::error::ApiError;
 use crate::api::extract::{AsOf, AsOfParams};
 use crate::api::ledger::number_param;
+use crate::api::security::record_export;
 use crate::api::state::AppState;
 use crate::store::Upto;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::NaiveDate;
 use ducha_events::authz::{Action, authorize};
 use ducha_events::chain::ChainBreak;
@@ -191,6 +192,7 @@ fn ok_at(position: u64) -> actix_web::HttpResponseBuilder {
 pub async fn tenant_events(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<TenantPath>,
     query: web::Query<EventsParams>,
     as_of: AsOf,
@@ -199,6 +201,8 @@ pub async fn tenant_events(
     audit_access(&state, &who, &tenant)?;
     let (after, limit) = query.parse()?;
     let upto = bound(&state, &as_of).await?;
+    let detail = format!("after {after}; limit {limit}; upto {upto}");
+    record_export(&state, &req, &who, "events_exported", format!("events:{tenant}"), detail).await?;
     let events = state.store.read_tenant(&tenant, after, limit as usize + 1, Upto::Position(upto)).await?;
     Ok(ok_at(upto).json(page(events, limit, upto, |e| e.position)))
 }
@@ -219,6 +223,7 @@ pub async fn tenant_events(
 pub async fn stream_events(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<StreamPath>,
     query: web::Query<EventsParams>,
     as_of: AsOf,
@@ -238,6 +243,8 @@ pub async fn stream_events(
     }
     let (after, limit) = query.parse()?;
     let name = format!("{tenant}/{stream}");
+    let detail = format!("after {after}; limit {limit}");
+    record_export(&state, &req, &who, "events_exported", format!("stream:{name}"), detail).await?;
     if state.store.stream_version(&name).await? == 0 {
         return Err(ApiError::not_found("该事件流", "stream"));
     }

@@ -99,6 +99,8 @@ pub struct Write {
     pub request_id: RequestId,
     method: Method,
     path: String,
+    client_addr: String,
+    user_agent: String,
 }
 
 impl FromRequest for Write {
@@ -110,6 +112,8 @@ impl FromRequest for Write {
         let key = IdempotencyKey::from_request(req, payload);
         let request_id = RequestId::from_request(req, payload);
         let (method, path) = (req.method().clone(), req.path().to_owned());
+        let trust = req.app_data::<actix_web::web::Data<AppState>>().is_some_and(|s| s.config.trust_forwarded_for);
+        let from = crate::api::extract::origin(req, trust);
         Box::pin(async move {
             Ok(Write {
                 who: who.await?,
@@ -118,6 +122,8 @@ impl FromRequest for Write {
                 request_id: request_id.await?,
                 method,
                 path,
+                client_addr: from.client_addr,
+                user_agent: from.user_agent,
             })
         })
     }
@@ -131,6 +137,16 @@ impl Write {
         meta.idempotency_key = self.key.0.clone();
         meta.expected_version = self.if_match.0;
         meta
+    }
+
+    /// Where the request came from, for the security audit log (`trust_forwarded_for` was applied
+    /// when the request was read).
+    pub fn origin(&self, _trust_forwarded_for: bool) -> crate::security_log::Origin {
+        crate::security_log::Origin {
+            client_addr: self.client_addr.clone(),
+            user_agent: self.user_agent.clone(),
+            request_id: self.request_id.0.clone(),
+        }
     }
 
     fn fingerprint(&self, request: &impl Serialize) -> String {
@@ -160,6 +176,42 @@ impl Write {
         F: FnOnce(Meta) -> Fut,
         Fut: Future<Output = Result<Executed, CommandError>>,
     {
+        self.run_inner(state, tenant, request, None, command, reply).await
+    }
+
+    /// [`Write::run`] for a security-relevant command: `audit` is recorded in the security audit
+    /// log after the command is decided and before its events are appended — if it cannot be
+    /// written, nothing is appended (503 `audit_unavailable`). A refused command is recorded after
+    /// the fact with its error code.
+    pub async fn run_audited<F, Fut>(
+        &self,
+        state: &AppState,
+        tenant: &TenantId,
+        request: &impl Serialize,
+        audit: crate::security_log::Entry,
+        command: F,
+        reply: impl FnOnce(&Executed) -> Reply,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        F: FnOnce(Meta) -> Fut,
+        Fut: Future<Output = Result<Executed, CommandError>>,
+    {
+        self.run_inner(state, tenant, request, Some(audit), command, reply).await
+    }
+
+    async fn run_inner<F, Fut>(
+        &self,
+        state: &AppState,
+        tenant: &TenantId,
+        request: &impl Serialize,
+        audit: Option<crate::security_log::Entry>,
+        command: F,
+        reply: impl FnOnce(&Executed) -> Reply,
+    ) -> Result<HttpResponse, ApiError>
+    where
+        F: FnOnce(Meta) -> Fut,
+        Fut: Future<Output = Result<Executed, CommandError>>,
+    {
         let fingerprint = self.fingerprint(request);
         if let Some(key) = &self.key.0 {
             let stored = state.server.replies.reply(tenant.as_str(), key).await;
@@ -174,11 +226,39 @@ impl Write {
                 Err(e) => tracing::warn!(error = %e, "cannot read stored idempotent replies"),
             }
         }
-        let executed = match command(self.meta()).await {
+        let mut meta = self.meta();
+        if let Some(entry) = &audit {
+            let (store, entry) = (state.store.clone(), entry.clone());
+            meta.gate = Some(crate::commands::Gate::new(move || {
+                let (store, entry) = (store.clone(), entry.clone());
+                Box::pin(async move {
+                    crate::security_log::record(&*store, entry)
+                        .await
+                        .map(drop)
+                        .map_err(|e| CommandError::Gate(e.to_string()))
+                })
+            }));
+        }
+        let gate = meta.gate.clone();
+        let executed = match command(meta).await {
             Ok(done) => done,
             Err(e) => {
                 state.metrics.command(false);
-                return Err(ApiError::from_command(e, self.if_match.0.is_some()));
+                let error = ApiError::from_command(e, self.if_match.0.is_some());
+                // Refused before anything was recorded: record the refusal (best effort; nothing
+                // happened either way).
+                if let Some(mut entry) = audit
+                    && !gate.as_ref().is_some_and(crate::commands::Gate::passed)
+                {
+                    entry.result = if error.status.is_client_error() {
+                        crate::security_log::REFUSED
+                    } else {
+                        crate::security_log::FAILURE
+                    };
+                    entry.detail = format!("{} {}", entry.detail, error.code).trim().to_owned();
+                    crate::api::auth::audit_after(state, entry).await;
+                }
+                return Err(error);
             }
         };
         state.metrics.command(true);
@@ -251,7 +331,7 @@ mod tests {
     async fn replays_refuses_stale_versions_and_reads_its_own_writes() {
         let dir = tempfile::tempdir().unwrap();
         let demo = crate::api::testkit::Demo::load(dir.path()).await;
-        let bearer = demo.bearer("xx-admin");
+        let bearer = demo.bearer("xx-admin").await;
         let (state, store) = (demo.state.clone(), demo.store.clone());
         let (events, live) = (state.store.clone(), state.live.clone());
         let (json, ..) = extractor_configs(4096);

@@ -6,11 +6,12 @@ use crate::api::auth::Authenticated;
 use crate::api::command::{Reply, Write};
 use crate::api::error::ApiError;
 use crate::api::extract::{AsOf, AsOfParams};
+use crate::api::security::record_export;
 use crate::api::state::AppState;
 use crate::commands;
 use crate::documents::{self, DocumentError, Snapshot, When, circular, ledger};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ducha_events::authz::{Action, Target, authorize};
 use ducha_events::event::DocumentFormat;
 use ducha_events::ids::{CommunityId, DistrictId, InspectionId, TenantId};
@@ -142,7 +143,7 @@ fn attachment(name: &str) -> String {
     format!("attachment; filename=\"document\"; filename*=UTF-8''{enc}")
 }
 
-fn download(bytes: Vec<u8>, content_type: &str, filename: Option<String>, position: u64) -> HttpResponse {
+pub(crate) fn download(bytes: Vec<u8>, content_type: &str, filename: Option<String>, position: u64) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     res.content_type(content_type.to_owned())
         .insert_header(("x-ducha-sha256", documents::sha256_hex(&bytes)))
@@ -197,6 +198,7 @@ fn parse_id<T: TryFrom<String>>(field: &str, value: Option<String>) -> Result<Op
 pub async fn report_download(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<InspectionPath>,
     query: web::Query<ReportQuery>,
     as_of: AsOf,
@@ -208,6 +210,9 @@ pub async fn report_download(
         documents::generate_report(&*state.store, &tenant_id, &inspection_id, when(&as_of), format, chrono::Utc::now())
             .await?;
     let filename = (format == DocumentFormat::Docx).then(|| format!("{}.docx", generated.title));
+    let object = format!("report:{tenant_id}/{inspection_id}");
+    let detail = format!("format {}; sha256 {}; position {}", format.code(), generated.sha256, generated.log_position);
+    record_export(&state, &req, &who, "document_downloaded", object, detail).await?;
     Ok(download(generated.bytes, documents::content_type(format), filename, generated.log_position))
 }
 
@@ -289,6 +294,7 @@ pub async fn issue_report(
 pub async fn ledger_xlsx(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<TenantPath>,
     query: web::Query<LedgerExportQuery>,
     as_of: AsOf,
@@ -323,6 +329,8 @@ pub async fn ledger_xlsx(
     let bytes = ledger::xlsx(&snap.model, &tenant, snap.today, &state.policy, &filter)?
         .ok_or_else(|| ApiError::not_found("该街道（在所选时间点）", "tenant"))?;
     let name = snap.model.directory().tenant(&tenant).map(|t| t.name.clone()).unwrap_or_default();
+    let detail = format!("position {}; sha256 {}", snap.position, documents::sha256_hex(&bytes));
+    record_export(&state, &req, &who, "ledger_exported", format!("ledger:{tenant}"), detail).await?;
     Ok(download(bytes, documents::XLSX_CONTENT_TYPE, Some(format!("{name}整改台账.xlsx")), snap.position))
 }
 
@@ -342,6 +350,7 @@ pub async fn ledger_xlsx(
 pub async fn circular_download(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<DistrictPath>,
     query: web::Query<CircularQuery>,
     as_of: AsOf,
@@ -369,5 +378,7 @@ pub async fn circular_download(
         }
     };
     let name = snap.model.directory().district(&district).map(|d| d.name.clone()).unwrap_or_default();
+    let detail = format!("format {format}; position {}; sha256 {}", snap.position, documents::sha256_hex(&bytes));
+    record_export(&state, &req, &who, "circular_exported", format!("circular:{district}"), detail).await?;
     Ok(download(bytes, content_type, Some(format!("{name}督查通报.{ext}")), snap.position))
 }

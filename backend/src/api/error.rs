@@ -166,6 +166,18 @@ impl ApiError {
         )
     }
 
+    /// The security audit record of an action could not be written, so the action did not happen.
+    pub fn audit_unavailable() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "安全审计记录无法写入，操作未执行，请稍后再试或联系管理员",
+            "the security audit record could not be written; the action was not performed",
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
     pub fn unavailable(detail_en: impl Into<String>) -> Self {
         let detail_en = detail_en.into();
         tracing::warn!(error = %detail_en, "service unavailable");
@@ -208,6 +220,10 @@ impl ApiError {
             CommandError::Domain(e) => e.into(),
             CommandError::Store(e) => Self::from_store(e, if_match_sent),
             CommandError::Decode(e) => Self::internal(format!("stored event cannot be decoded: {e}")),
+            CommandError::Gate(e) => {
+                tracing::error!(error = %e, "the audit record of a command could not be written");
+                Self::audit_unavailable()
+            }
         }
     }
 
@@ -308,18 +324,22 @@ impl ResponseError for ApiError {
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         let status = match &e {
-            DomainError::Forbidden { .. } | DomainError::NotOnTeam => StatusCode::FORBIDDEN,
+            DomainError::Forbidden { .. } | DomainError::NotOnTeam | DomainError::RoleNotGrantable { .. } => {
+                StatusCode::FORBIDDEN
+            }
             DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
             DomainError::AlreadyExists { .. }
             | DomainError::InspectionState { .. }
             | DomainError::InspectionConcluded
             | DomainError::RectificationState { .. }
             | DomainError::FindingClosed { .. }
-            | DomainError::UserDisabled => StatusCode::CONFLICT,
+            | DomainError::UserDisabled
+            | DomainError::RoleConflict { .. } => StatusCode::CONFLICT,
             DomainError::Invalid { .. }
             | DomainError::DeadlineBeforeAssignment { .. }
             | DomainError::DeductionExceedsItem { .. }
-            | DomainError::CommunityOutOfScope { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | DomainError::CommunityOutOfScope { .. }
+            | DomainError::WeakPassword { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut api = ApiError::new(status, e.code(), e.message_zh(), e.to_string());
         api.field = e.field().map(str::to_owned);

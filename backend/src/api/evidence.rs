@@ -352,6 +352,7 @@ fn content_disposition(filename: &str) -> String {
 pub async fn download(
     state: web::Data<AppState>,
     who: Authenticated,
+    req: HttpRequest,
     path: web::Path<EvidencePath>,
 ) -> Result<HttpResponse, ApiError> {
     let EvidencePath { tenant_id, sha256 } = path.into_inner();
@@ -385,6 +386,16 @@ pub async fn download(
         content_type: "application/octet-stream".into(),
         size: bytes.len() as u64,
     });
+    let detail = format!("{}; {} bytes", meta.filename, bytes.len());
+    crate::api::security::record_export(
+        &state,
+        &req,
+        &who,
+        "evidence_downloaded",
+        format!("evidence:{tenant_id}/{sha256}"),
+        detail,
+    )
+    .await?;
     let content_type = if ALLOWED_TYPES.iter().any(|(t, _)| *t == meta.content_type) {
         meta.content_type.clone()
     } else {

@@ -198,6 +198,22 @@ pub fn client_addr(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Where a request came from, for the security audit log: the client address (as for login
+/// throttling), the user agent and the request id.
+pub fn origin(req: &HttpRequest, trust_forwarded_for: bool) -> crate::security_log::Origin {
+    use actix_web::HttpMessage;
+    crate::security_log::Origin {
+        client_addr: client_addr(req, trust_forwarded_for),
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

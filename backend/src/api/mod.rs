@@ -54,6 +54,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod platform;
 pub mod scorecards;
+pub mod security;
 pub mod self_inspections;
 pub mod state;
 pub mod tenants;
@@ -85,6 +86,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     platform::configure(cfg);
     tenants::configure(cfg);
     users::configure(cfg);
+    security::configure(cfg);
     inspections::configure(cfg);
     findings::configure(cfg);
     evidence::configure(cfg);

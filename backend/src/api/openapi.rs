@@ -167,9 +167,13 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     add_response(op, s);
                 }
             }
-            // Evidence uploads are content-addressed: idempotent by nature, no aggregate version.
-            let versioned_write =
-                secured && method != "get" && !path.starts_with("/api/v1/auth/") && !path.ends_with("/evidence");
+            // Evidence uploads are content-addressed and unlocking is not an event: neither has an
+            // aggregate version.
+            let versioned_write = secured
+                && method != "get"
+                && !path.starts_with("/api/v1/auth/")
+                && !path.ends_with("/evidence")
+                && !path.ends_with("/unlock");
             if versioned_write {
                 let params = op.parameters.get_or_insert_with(Vec::new);
                 let mut wanted = Vec::new();

@@ -61,8 +61,10 @@ pub struct TenantSummary {
     pub communities: usize,
 }
 
+/// Whether the actor may see this part of the directory (districts and sub-districts; the three
+/// administrators see it without seeing business data).
 fn can_read(actor: &Actor, target: &Target) -> bool {
-    authorize(actor, Action::Read, target).is_ok()
+    authorize(actor, Action::ReadDirectory, target).is_ok()
 }
 
 /// The tenants of `district` the actor may read (all of them when it may read the district).
@@ -206,7 +208,7 @@ pub async fn list_tenants(
     drop(view);
     if body.is_empty() && !whole {
         // Nothing of this district is in the caller's scope: the same refusal as reading it.
-        authorize(&who.actor, Action::Read, &Target::district(&d))?;
+        authorize(&who.actor, Action::ReadDirectory, &Target::district(&d))?;
     }
     Ok(HttpResponse::Ok().json(body))
 }

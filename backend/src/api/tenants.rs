@@ -97,7 +97,7 @@ pub struct TenantView {
     pub version: u64,
 }
 
-/// A read of one tenant's directory entry: authorized (`Read` on the tenant, which refuses
+/// A read of one tenant's directory entry: authorized (`ReadDirectory` on the tenant, which refuses
 /// community officers), as of the requested point; 404 when the tenant did not exist then.
 async fn read_tenant<'a>(
     state: &'a AppState,
@@ -105,7 +105,7 @@ async fn read_tenant<'a>(
     tenant: &TenantId,
     as_of: &AsOf,
 ) -> Result<ModelView<'a>, ApiError> {
-    authorize(&who.actor, Action::Read, &state.tenant_target(tenant)?)?;
+    authorize(&who.actor, Action::ReadDirectory, &state.tenant_target(tenant)?)?;
     let view = state.view(as_of, Some(tenant)).await?;
     if view.directory().tenant(tenant).is_none() {
         return Err(ApiError::not_found("该街道", "tenant"));

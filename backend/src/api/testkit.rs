@@ -44,8 +44,8 @@ impl Demo {
     }
 
     /// `Authorization: Bearer …` for a demo user.
-    pub fn bearer(&self, username: &str) -> String {
+    pub async fn bearer(&self, username: &str) -> String {
         let user = self.state.live.read().directory().user_by_username(username).cloned().unwrap();
-        format!("Bearer {}", self.state.auth.issue(&user).unwrap().token)
+        format!("Bearer {}", self.state.auth.issue(&user, 8).await.unwrap().token)
     }
 }

@@ -1,13 +1,19 @@
 //! User administration, recorded as events on the stream of the scope that owns the account:
 //!
 //! - a sub-district's users (admins, inspectors, community officers, auditors) under
-//!   `/tenants/{tenant_id}/users`, managed by its admins and the platform;
-//! - a district's users (district officers, district auditors) under `/districts/{district_id}/users`,
-//!   managed by platform admins.
+//!   `/tenants/{tenant_id}/users`;
+//! - a district's users (district officers, district auditors) under `/districts/{district_id}/users`;
+//! - the platform's users (the platform admin, the three administrators, platform auditors) under
+//!   `/platform/users`.
 //!
-//! Each has `GET` (list), `POST` (create with one role), `GET /{user_id}`, and `POST /{user_id}/disable`,
-//! `/enable`, `/password`, `/roles` (grant) and `/roles/revoke`. No answer ever carries a password
-//! or its hash. Usernames are unique across the whole deployment, and so are user ids.
+//! 三员分立 (docs/SECURITY.md): accounts (create, disable, enable, unlock, reset password) are the
+//! system administrator's (`ManageAccounts`), grants the security administrator's (`ManageGrants`);
+//! a sub-district admin does both for its own business staff only (inspectors, community officers).
+//!
+//! Each has `GET` (list), `POST` (create, optionally with a first role), `GET /{user_id}`, and
+//! `POST /{user_id}/disable`, `/enable`, `/password`, `/unlock`, `/roles` (grant) and
+//! `/roles/revoke`. No answer ever carries a password or its hash. Usernames are unique across the
+//! whole deployment, and so are user ids.
 
 use crate::api::auth::{Authenticated, GrantView, scope_view};
 use crate::api::command::{Reply, Write};
@@ -18,13 +24,15 @@ use crate::api::inspections::{accepted, new_id};
 use crate::api::platform::DistrictPath;
 use crate::api::state::AppState;
 use crate::commands::{self, CommandError, Executed, Meta};
+use crate::security_log::{self, Entry};
 use crate::store::AppendOutcome;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ducha_events::DomainError;
 use ducha_events::api::{CommandAccepted, CreateUserRequest, DisableUserRequest, ResetPasswordRequest, RoleRequest};
 use ducha_events::authz::{Action, Role, Scope, Target, authorize};
 use ducha_events::district::DistrictCommand;
 use ducha_events::ids::{CommunityId, DistrictId, TenantId, UserId};
+use ducha_events::platform::PlatformCommand;
 use ducha_events::projection::{Directory, OwnerScope, UserEntry};
 use ducha_events::tenant::TenantCommand;
 use ducha_events::users::UserCommand;
@@ -49,13 +57,22 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(enable_district_user)
         .service(reset_district_password)
         .service(grant_district_role)
-        .service(revoke_district_role);
+        .service(revoke_district_role)
+        .service(unlock_tenant_user)
+        .service(unlock_district_user)
+        .service(list_platform_users)
+        .service(get_platform_user)
+        .service(create_platform_user)
+        .service(disable_platform_user)
+        .service(enable_platform_user)
+        .service(reset_platform_password)
+        .service(unlock_platform_user)
+        .service(grant_platform_role)
+        .service(revoke_platform_role)
+        .service(reset_tenant_second_factor)
+        .service(reset_district_second_factor)
+        .service(reset_platform_second_factor);
 }
-
-/// Passwords: at least this many characters.
-pub const PASSWORD_MIN_CHARS: usize = 8;
-/// Passwords: at most this many bytes (login refuses longer ones).
-pub const PASSWORD_MAX_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -123,6 +140,7 @@ impl UserView {
 enum Owner {
     Tenant { district: DistrictId, tenant: TenantId },
     District(DistrictId),
+    Platform,
 }
 
 impl Owner {
@@ -145,7 +163,7 @@ impl Owner {
     fn chain(&self) -> TenantId {
         match self {
             Owner::Tenant { tenant, .. } => tenant.clone(),
-            Owner::District(_) => TenantId::platform(),
+            Owner::District(_) | Owner::Platform => TenantId::platform(),
         }
     }
 
@@ -153,6 +171,7 @@ impl Owner {
         match self {
             Owner::Tenant { tenant, .. } => OwnerScope::Tenant { tenant_id: tenant.clone() },
             Owner::District(d) => OwnerScope::District { district_id: d.clone() },
+            Owner::Platform => OwnerScope::Platform,
         }
     }
 
@@ -160,6 +179,7 @@ impl Owner {
         match self {
             Owner::Tenant { district, tenant } => Target::tenant(district, tenant),
             Owner::District(d) => Target::district(d),
+            Owner::Platform => Target::platform(),
         }
     }
 
@@ -167,6 +187,7 @@ impl Owner {
         match self {
             Owner::Tenant { tenant, .. } => format!("/api/v1/tenants/{tenant}/users"),
             Owner::District(d) => format!("/api/v1/districts/{d}/users"),
+            Owner::Platform => "/api/v1/platform/users".to_owned(),
         }
     }
 
@@ -187,6 +208,7 @@ impl Owner {
                 Ok(Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() })
             }
             (Owner::District(d), _, None) => Ok(Scope::District { district_id: d.clone() }),
+            (Owner::Platform, _, None) => Ok(Scope::Platform),
         }
     }
 
@@ -202,10 +224,12 @@ impl Owner {
                 commands::tenant(&**store, meta, district, tenant, TenantCommand::Users(cmd)).await
             }
             Owner::District(d) => commands::district(&**store, meta, d, DistrictCommand::Users(cmd)).await,
+            Owner::Platform => commands::platform(&**store, meta, PlatformCommand::Users(cmd)).await,
         }
     }
 
-    /// Runs `cmd` through the write path, answering about `user`.
+    /// Runs `cmd` through the write path, answering about `user`; `(action, detail)` is recorded in
+    /// the security audit log before the events are appended.
     async fn run(
         self,
         state: &AppState,
@@ -213,14 +237,17 @@ impl Owner {
         request: &impl Serialize,
         user: UserId,
         cmd: UserCommand,
+        (action, detail): (&'static str, String),
     ) -> Result<HttpResponse, ApiError> {
         let store = state.store.clone();
         let chain = self.chain();
+        let entry = audit_entry(state, write, action, &user, detail);
         write
-            .run(
+            .run_audited(
                 state,
                 &chain,
                 request,
+                entry,
                 move |meta| async move { self.execute(&store, &meta, cmd).await },
                 |done| Reply::ok(accepted(&user, done)).version(done.outcome.stream_version),
             )
@@ -228,14 +255,45 @@ impl Owner {
     }
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < PASSWORD_MIN_CHARS {
-        return Err(DomainError::invalid("password", format!("密码至少{PASSWORD_MIN_CHARS}个字符")).into());
+/// The security audit record of an administrator's action on an account.
+fn audit_entry(state: &AppState, write: &Write, action: &'static str, user: &UserId, detail: String) -> Entry {
+    let who = &write.who;
+    Entry::new(action, security_log::SUCCESS, &write.origin(state.config.trust_forwarded_for))
+        .user(&who.actor.user_id, &who.username)
+        .role(who.role())
+        .object(format!("user:{user}"))
+        .detail(detail)
+}
+
+/// Runs a user's command on their own account (password change, second-factor enrolment) on the
+/// aggregate that owns it. The caller has written the audit record.
+pub(crate) async fn run_own(
+    state: &AppState,
+    user: &UserEntry,
+    meta: &Meta,
+    cmd: UserCommand,
+) -> Result<Executed, ApiError> {
+    let owner = match &user.owner {
+        OwnerScope::Platform => Owner::Platform,
+        OwnerScope::District { district_id } => Owner::District(district_id.clone()),
+        OwnerScope::Tenant { tenant_id } => Owner::tenant(state, tenant_id.clone())?,
+    };
+    owner.execute(&state.store, meta, cmd).await.map_err(ApiError::from)
+}
+
+/// Ends every session of a user after an administrator's action (best effort, logged: the action is
+/// done; a session it could not end still expires).
+async fn end_sessions(state: &AppState, user: &UserId, reason: &str) {
+    if let Err(e) = state.auth.end_sessions(user.as_str(), reason).await {
+        tracing::error!(error = %e, user = %user, "cannot end the user's sessions");
     }
-    if password.len() > PASSWORD_MAX_BYTES {
-        return Err(DomainError::invalid("password", format!("密码不能超过{PASSWORD_MAX_BYTES}字节")).into());
-    }
-    Ok(())
+}
+
+/// A password an administrator sets (a new account's, a reset) meets the security policy too: it is
+/// temporary, but it is still a password (422 `weak_password` naming the rule).
+fn check_password(state: &AppState, username: &str, password: &str) -> Result<(), ApiError> {
+    let policy = state.live.read().directory().security_policy();
+    ducha_events::security::check_password(&policy, username, password).map_err(ApiError::from)
 }
 
 /// argon2id on a blocking thread (it takes tens of milliseconds on purpose).
@@ -257,7 +315,7 @@ async fn list_users(
     owner: &Owner,
     as_of: &AsOf,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&who.actor, Action::Read, &owner.target())?;
+    authorize(&who.actor, Action::ReadDirectory, &owner.target())?;
     let view = state.view(as_of, Some(&owner.chain())).await?;
     let dir = view.directory();
     let owner_scope = owner.owner_scope();
@@ -273,7 +331,7 @@ async fn get_user(
     user: &UserId,
     as_of: &AsOf,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&who.actor, Action::Read, &owner.target())?;
+    authorize(&who.actor, Action::ReadDirectory, &owner.target())?;
     let view = state.view(as_of, Some(&owner.chain())).await?;
     let dir = view.directory();
     let body = dir
@@ -292,7 +350,7 @@ struct CreateFingerprint<'a> {
     user_id: &'a Option<UserId>,
     username: &'a str,
     display_name: &'a str,
-    role: Role,
+    role: Option<Role>,
     community_id: &'a Option<CommunityId>,
 }
 
@@ -303,17 +361,28 @@ async fn create_user(
     body: CreateUserRequest,
 ) -> Result<HttpResponse, ApiError> {
     // Checked here, before the checks below, so that no one outside the scope learns which
-    // usernames exist, and before the (deliberately slow) hashing; `decide` checks it again.
-    authorize(&write.who.actor, Action::ManageUsers, &owner.target())?;
-    let scope = owner.scope(body.role, body.community_id.as_ref())?;
-    if !scope.fits(body.role) {
-        return Err(DomainError::invalid("role", format!("此处不能授予“{}”角色", body.role.name_zh())).into());
-    }
-    check_password(&body.password)?;
+    // usernames exist, and before the (deliberately slow) hashing; `decide` checks it again. A first
+    // role needs the right to grant it too.
+    authorize(&write.who.actor, Action::ManageAccounts, &owner.target())?;
+    let scope = match body.role {
+        Some(role) => {
+            authorize(&write.who.actor, Action::ManageGrants, &owner.target())?;
+            let scope = owner.scope(role, body.community_id.as_ref())?;
+            if !scope.fits(role) {
+                return Err(DomainError::invalid("role", format!("此处不能授予“{}”角色", role.name_zh())).into());
+            }
+            Some((role, scope))
+        }
+        None if body.community_id.is_some() => {
+            return Err(DomainError::invalid("community_id", "只有社区联络员需要指定社区").into());
+        }
+        None => None,
+    };
+    check_password(state, &body.username, &body.password)?;
     let user_id = {
         let model = state.live.read();
         let dir = model.directory();
-        if let (Owner::Tenant { tenant, .. }, Scope::Community { community_id, .. }) = (&owner, &scope)
+        if let (Owner::Tenant { tenant, .. }, Some((_, Scope::Community { community_id, .. }))) = (&owner, &scope)
             && dir.tenant(tenant).and_then(|t| t.community_name(community_id)).is_none()
         {
             return Err(ApiError::not_found(&format!("社区“{community_id}”"), "community").with_field("community_id"));
@@ -363,18 +432,27 @@ async fn create_user(
         display_name: body.display_name.clone(),
         password_hash,
     };
-    let grant = UserCommand::GrantRole { user_id: user_id.clone(), role: body.role, scope };
+    let grant = scope.map(|(role, scope)| UserCommand::GrantRole { user_id: user_id.clone(), role, scope });
     let store = state.store.clone();
     let location = format!("{}/{user_id}", owner.users_path());
     let chain = owner.chain();
     let id = user_id.clone();
+    let detail = match &grant {
+        Some(UserCommand::GrantRole { role, scope, .. }) => {
+            format!("username {}; role {} {}", body.username, role.code(), crate::auth::scope_descriptor(scope))
+        }
+        _ => format!("username {}", body.username),
+    };
+    let entry = audit_entry(state, write, "account_created", &user_id, detail);
     write
-        .run(
+        .run_audited(
             state,
             &chain,
             &fingerprint,
+            entry,
             move |meta| async move {
                 let created = owner.execute(&store, &meta, create).await?;
+                let Some(grant) = grant else { return Ok(created) };
                 // The grant is a second command on the same stream: its own idempotency key (the
                 // store would otherwise answer it with the creation's outcome) and, when the client
                 // gave `If-Match`, the version the creation left.
@@ -413,12 +491,15 @@ async fn disable_user(
     body: DisableUserRequest,
 ) -> Result<HttpResponse, ApiError> {
     let cmd = UserCommand::DisableUser { user_id: user.clone(), reason: body.reason.clone() };
-    owner.run(state, write, &body, user, cmd).await
+    let detail = body.reason.clone();
+    let answer = owner.run(state, write, &body, user.clone(), cmd, ("account_disabled", detail)).await?;
+    end_sessions(state, &user, "disabled").await;
+    Ok(answer)
 }
 
 async fn enable_user(state: &AppState, write: &Write, owner: Owner, user: UserId) -> Result<HttpResponse, ApiError> {
     let cmd = UserCommand::EnableUser { user_id: user.clone() };
-    owner.run(state, write, &(), user, cmd).await
+    owner.run(state, write, &(), user, cmd, ("account_enabled", String::new())).await
 }
 
 async fn reset_password(
@@ -428,12 +509,38 @@ async fn reset_password(
     user: UserId,
     body: ResetPasswordRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&write.who.actor, Action::ManageUsers, &owner.target())?;
-    check_password(&body.password)?;
+    authorize(&write.who.actor, Action::ManageAccounts, &owner.target())?;
+    let username = state
+        .live
+        .read()
+        .directory()
+        .user(&user)
+        .filter(|u| u.owner == owner.owner_scope())
+        .map(|u| u.username.clone())
+        .ok_or_else(|| ApiError::not_found("该用户", "user"))?;
+    check_password(state, &username, &body.password)?;
     let password_hash = hash_password(body.password).await?;
     let cmd = UserCommand::SetPassword { user_id: user.clone(), password_hash };
     // Identified without the password (see `CreateFingerprint`).
-    owner.run(state, write, &"password", user, cmd).await
+    let detail = "temporary: changed at the next login".to_owned();
+    let answer = owner.run(state, write, &"password", user.clone(), cmd, ("password_reset", detail)).await?;
+    end_sessions(state, &user, "password_reset").await;
+    Ok(answer)
+}
+
+async fn reset_second_factor(
+    state: &AppState,
+    write: &Write,
+    owner: Owner,
+    user: UserId,
+    body: DisableUserRequest,
+) -> Result<HttpResponse, ApiError> {
+    let cmd = UserCommand::ResetSecondFactor { user_id: user.clone(), reason: body.reason.clone() };
+    let detail = body.reason.clone();
+    let answer = owner.run(state, write, &body, user.clone(), cmd, ("second_factor_reset", detail)).await?;
+    state.server.second_factors.remove(user.as_str()).await?;
+    end_sessions(state, &user, "second_factor_reset").await;
+    Ok(answer)
 }
 
 async fn change_role(
@@ -445,12 +552,13 @@ async fn change_role(
     grant: bool,
 ) -> Result<HttpResponse, ApiError> {
     let scope = owner.scope(body.role, body.community_id.as_ref())?;
-    let cmd = if grant {
-        UserCommand::GrantRole { user_id: user.clone(), role: body.role, scope }
+    let detail = format!("{} {}", body.role.code(), crate::auth::scope_descriptor(&scope));
+    let (cmd, action) = if grant {
+        (UserCommand::GrantRole { user_id: user.clone(), role: body.role, scope }, "role_granted")
     } else {
-        UserCommand::RevokeRole { user_id: user.clone(), role: body.role, scope }
+        (UserCommand::RevokeRole { user_id: user.clone(), role: body.role, scope }, "role_revoked")
     };
-    owner.run(state, write, &body, user, cmd).await
+    owner.run(state, write, &body, user, cmd, (action, detail)).await
 }
 
 // ------------------------------------------------------------------ sub-district users
@@ -752,4 +860,295 @@ pub async fn revoke_district_role(
     let DistrictUserPath { district_id, user_id } = path.into_inner();
     let owner = Owner::district(&state, district_id)?;
     change_role(&state, &write, owner, user_id, body.into_inner(), false).await
+}
+
+// ------------------------------------------------------------------ unlocking
+
+/// Ends a lockout (login failures of the username), answering `{"unlocked": true}`.
+async fn unlock_user(
+    state: &AppState,
+    who: &Authenticated,
+    req: &HttpRequest,
+    owner: Owner,
+    user: UserId,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&who.actor, Action::ManageAccounts, &owner.target())?;
+    let username = {
+        let model = state.live.read();
+        model
+            .directory()
+            .user(&user)
+            .filter(|u| u.owner == owner.owner_scope())
+            .map(|u| u.username.clone())
+            .ok_or_else(|| ApiError::not_found("该用户", "user"))?
+    };
+    let from = crate::api::extract::origin(req, state.config.trust_forwarded_for);
+    let entry = Entry::new("unlock", security_log::SUCCESS, &from)
+        .user(&who.actor.user_id, &who.username)
+        .role(who.role())
+        .object(format!("user:{user}"));
+    crate::api::auth::audit(state, entry).await?;
+    state.server.logins.clear(crate::server_state::FailureKind::Username, &username).await?;
+    Ok(HttpResponse::Ok().json(Unlocked { user_id: user, unlocked: true }))
+}
+
+/// The answer to an unlock.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Unlocked {
+    #[schema(value_type = String)]
+    pub user_id: UserId,
+    pub unlocked: bool,
+}
+
+/// 解除锁定 (系统管理员, or the sub-district admin for its staff): the username's login failures are
+/// forgotten, so the account can log in again at once. The per-address throttling stays.
+#[utoipa::path(
+    tag = "users",
+    params(TenantUserPath),
+    responses((status = 200, description = "已解除锁定 / unlocked", body = Unlocked))
+)]
+#[post("/tenants/{tenant_id}/users/{user_id}/unlock")]
+pub async fn unlock_tenant_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<TenantUserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let TenantUserPath { tenant_id, user_id } = path.into_inner();
+    let owner = Owner::tenant(&state, tenant_id)?;
+    unlock_user(&state, &who, &req, owner, user_id).await
+}
+
+/// 解除区用户锁定.
+#[utoipa::path(
+    tag = "users",
+    params(DistrictUserPath),
+    responses((status = 200, description = "已解除锁定 / unlocked", body = Unlocked))
+)]
+#[post("/districts/{district_id}/users/{user_id}/unlock")]
+pub async fn unlock_district_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<DistrictUserPath>,
+) -> Result<HttpResponse, ApiError> {
+    let DistrictUserPath { district_id, user_id } = path.into_inner();
+    let owner = Owner::district(&state, district_id)?;
+    unlock_user(&state, &who, &req, owner, user_id).await
+}
+
+// ------------------------------------------------------------------ platform users
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PlatformUserPath {
+    /// The user id, e.g. `sysadmin`.
+    #[param(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub user_id: UserId,
+}
+
+/// The platform's accounts (the platform admin, the three administrators, platform auditors).
+#[utoipa::path(
+    tag = "users",
+    params(AsOfParams),
+    responses((status = 200, description = "平台用户 / the platform's users", body = Vec<UserView>))
+)]
+#[get("/platform/users")]
+pub async fn list_platform_users(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    list_users(&state, &who, &Owner::Platform, &as_of).await
+}
+
+/// One platform account.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath, AsOfParams),
+    responses((status = 200, description = "用户 / the user", body = UserView))
+)]
+#[get("/platform/users/{user_id}")]
+pub async fn get_platform_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<PlatformUserPath>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    get_user(&state, &who, &Owner::Platform, &path.into_inner().user_id, &as_of).await
+}
+
+/// 新建平台账号 (系统管理员). A first `role` needs the right to grant it (安全管理员): the system
+/// administrator creates the account without one.
+#[utoipa::path(
+    tag = "users",
+    request_body = CreateUserRequest,
+    responses((status = 201, description = "用户已创建 / user created", body = CommandAccepted,
+               headers(("Location" = String, description = "the new user"),
+                       ("ETag" = String, description = "the platform aggregate's version"))))
+)]
+#[post("/platform/users")]
+pub async fn create_platform_user(
+    state: web::Data<AppState>,
+    write: Write,
+    body: web::Json<CreateUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    create_user(&state, &write, Owner::Platform, body.into_inner()).await
+}
+
+/// 停用平台账号.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = DisableUserRequest,
+    responses((status = 200, description = "已停用 / disabled", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/disable")]
+pub async fn disable_platform_user(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<DisableUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    disable_user(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner()).await
+}
+
+/// 启用平台账号.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    responses((status = 200, description = "已启用 / enabled", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/enable")]
+pub async fn enable_platform_user(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+) -> Result<HttpResponse, ApiError> {
+    enable_user(&state, &write, Owner::Platform, path.into_inner().user_id).await
+}
+
+/// 重置平台账号密码.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = ResetPasswordRequest,
+    responses((status = 200, description = "密码已重置 / password reset", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/password")]
+pub async fn reset_platform_password(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<ResetPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    reset_password(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner()).await
+}
+
+/// 解除平台账号锁定.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    responses((status = 200, description = "已解除锁定 / unlocked", body = Unlocked))
+)]
+#[post("/platform/users/{user_id}/unlock")]
+pub async fn unlock_platform_user(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<PlatformUserPath>,
+) -> Result<HttpResponse, ApiError> {
+    unlock_user(&state, &who, &req, Owner::Platform, path.into_inner().user_id).await
+}
+
+/// 授予平台范围角色 (安全管理员): the platform admin, the three administrators, a platform auditor.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = RoleRequest,
+    responses((status = 200, description = "已授予 / granted (or already held)", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/roles")]
+pub async fn grant_platform_role(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<RoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    change_role(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner(), true).await
+}
+
+/// 撤销平台范围角色.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = RoleRequest,
+    responses((status = 200, description = "已撤销 / revoked", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/roles/revoke")]
+pub async fn revoke_platform_role(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<RoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    change_role(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner(), false).await
+}
+
+// ------------------------------------------------------------------ second factors
+
+/// 重置两步验证 (系统管理员, or the sub-district admin for its staff): the user lost their phone. The
+/// second factor is removed and every session of the user ends; they enrol again at the next login.
+#[utoipa::path(
+    tag = "users",
+    params(TenantUserPath),
+    request_body = DisableUserRequest,
+    responses((status = 200, description = "已重置 / reset", body = CommandAccepted))
+)]
+#[post("/tenants/{tenant_id}/users/{user_id}/second-factor/reset")]
+pub async fn reset_tenant_second_factor(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<TenantUserPath>,
+    body: web::Json<DisableUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let TenantUserPath { tenant_id, user_id } = path.into_inner();
+    let owner = Owner::tenant(&state, tenant_id)?;
+    reset_second_factor(&state, &write, owner, user_id, body.into_inner()).await
+}
+
+/// 重置区用户两步验证.
+#[utoipa::path(
+    tag = "users",
+    params(DistrictUserPath),
+    request_body = DisableUserRequest,
+    responses((status = 200, description = "已重置 / reset", body = CommandAccepted))
+)]
+#[post("/districts/{district_id}/users/{user_id}/second-factor/reset")]
+pub async fn reset_district_second_factor(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<DistrictUserPath>,
+    body: web::Json<DisableUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let DistrictUserPath { district_id, user_id } = path.into_inner();
+    let owner = Owner::district(&state, district_id)?;
+    reset_second_factor(&state, &write, owner, user_id, body.into_inner()).await
+}
+
+/// 重置平台账号两步验证.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = DisableUserRequest,
+    responses((status = 200, description = "已重置 / reset", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/second-factor/reset")]
+pub async fn reset_platform_second_factor(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<DisableUserRequest>,
+) -> Result<HttpResponse, ApiError> {
+    reset_second_factor(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner()).await
 }

@@ -1,7 +1,9 @@
 //! Login throttling: failures are counted per username and per client address within a window;
-//! past `slow_after` failures each further failure is answered more slowly, and at `lock_after`
-//! (per username) or `ip_lock_after` (per address) that key is locked for `lock_seconds`, during
-//! which every attempt, right or wrong, gets 429 with `Retry-After`.
+//! past `slow_after` failures each further failure is answered more slowly, and at the security
+//! policy's `lockout_after` (per username; consecutive failures, for `lockout_minutes`) or the
+//! configuration's `ip_lock_after` (per address, for `lock_seconds`) that key is locked, during which
+//! every attempt, right or wrong, gets 429 with `Retry-After`. A system administrator can unlock an
+//! account.
 //!
 //! The counters live in the shared server state ([`LoginFailures`]): a lockout on one replica holds
 //! on every other, and survives a restart. A success clears the username's count (not the
@@ -35,6 +37,28 @@ impl From<&Config> for Limits {
     }
 }
 
+/// The account lockout of the security policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLock {
+    pub after: u32,
+    pub lock: Duration,
+}
+
+impl From<&ducha_events::security::SecurityPolicy> for AccountLock {
+    fn from(p: &ducha_events::security::SecurityPolicy) -> Self {
+        AccountLock { after: p.lockout_after, lock: Duration::from_secs(u64::from(p.lockout_minutes) * 60) }
+    }
+}
+
+/// What a failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// This failure locked the username (the lockout starts now).
+    pub locked: bool,
+}
+
 /// Bounds the slowed answer.
 const MAX_DELAY: Duration = Duration::from_secs(5);
 
@@ -54,12 +78,21 @@ impl LoginThrottle {
         LoginThrottle { limits, store }
     }
 
-    fn rule(&self, kind: FailureKind) -> FailureRule {
-        let lock_after = match kind {
-            FailureKind::Username => self.limits.lock_after,
-            FailureKind::Address => self.limits.ip_lock_after,
-        };
-        FailureRule { window: self.limits.window, lock_after, lock: self.limits.lock }
+    fn rule(&self, kind: FailureKind, account: Option<AccountLock>) -> FailureRule {
+        match (kind, account) {
+            // Consecutive failures: the window is as long as the lock (a success clears the count).
+            (FailureKind::Username, Some(a)) => {
+                FailureRule { window: self.limits.window.max(a.lock), lock_after: a.after, lock: a.lock }
+            }
+            (FailureKind::Username, None) => {
+                FailureRule { window: self.limits.window, lock_after: self.limits.lock_after, lock: self.limits.lock }
+            }
+            (FailureKind::Address, _) => FailureRule {
+                window: self.limits.window,
+                lock_after: self.limits.ip_lock_after,
+                lock: self.limits.lock,
+            },
+        }
     }
 
     /// `Some(wait)` when the username or the address is locked now.
@@ -73,18 +106,22 @@ impl LoginThrottle {
         })
     }
 
-    /// Records a failure; returns how long to wait before answering.
-    pub async fn failed(&self, username: &str, addr: &str) -> Result<Duration, StateError> {
+    /// Records a failure; returns how long to wait before answering, and whether this failure
+    /// locked the username. `account`: the security policy's lockout (else the configuration's).
+    pub async fn failed(&self, username: &str, addr: &str, account: Option<AccountLock>) -> Result<Failed, StateError> {
         let now = now_ms();
-        let rule = self.rule(FailureKind::Username);
+        let rule = self.rule(FailureKind::Username, account);
         let user = self.store.record_failure(FailureKind::Username, username, now, &rule).await?;
-        let rule = self.rule(FailureKind::Address);
+        let rule = self.rule(FailureKind::Address, account);
         let address = self.store.record_failure(FailureKind::Address, addr, now, &rule).await?;
+        let locked = user.locked_for(now).is_some() && user.failures == 0;
         let over = user.failures.max(address.failures).saturating_sub(self.limits.slow_after);
-        if over == 0 {
-            return Ok(Duration::ZERO);
-        }
-        Ok(self.limits.delay.saturating_mul(1u32 << (over - 1).min(16)).min(MAX_DELAY))
+        let delay = if over == 0 {
+            Duration::ZERO
+        } else {
+            self.limits.delay.saturating_mul(1u32 << (over - 1).min(16)).min(MAX_DELAY)
+        };
+        Ok(Failed { delay, locked })
     }
 
     /// A successful login clears the username's failures.
@@ -117,18 +154,18 @@ mod tests {
     async fn failures_slow_then_lock_per_user_and_per_address() {
         let dir = tempfile::tempdir().unwrap();
         let t = throttle(dir.path());
-        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::ZERO);
-        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::ZERO);
-        assert_eq!(t.failed("u", "a").await.unwrap(), Duration::from_millis(100));
+        assert_eq!(t.failed("u", "a", None).await.unwrap().delay, Duration::ZERO);
+        assert_eq!(t.failed("u", "a", None).await.unwrap().delay, Duration::ZERO);
+        assert_eq!(t.failed("u", "a", None).await.unwrap().delay, Duration::from_millis(100));
         assert!(t.locked("u", "b").await.unwrap().is_none());
-        t.failed("u", "a").await.unwrap();
+        t.failed("u", "a", None).await.unwrap();
         let wait = t.locked("u", "b").await.unwrap().unwrap();
         assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(30));
         // Another user from the same address is not locked yet …
         assert!(t.locked("v", "a").await.unwrap().is_none());
-        t.failed("v", "a").await.unwrap();
+        t.failed("v", "a", None).await.unwrap();
         // … until the address reaches its own limit (6 failures).
-        t.failed("w", "a").await.unwrap();
+        t.failed("w", "a", None).await.unwrap();
         assert!(t.locked("x", "a").await.unwrap().is_some());
         assert!(t.locked("x", "c").await.unwrap().is_none());
         // The lock survives a restart (a new throttle on the same api.db).
@@ -137,14 +174,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_policys_lockout_counts_consecutive_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = throttle(dir.path());
+        let policy = AccountLock { after: 3, lock: Duration::from_secs(900) };
+        assert!(!t.failed("u", "a", Some(policy)).await.unwrap().locked);
+        assert!(!t.failed("u", "b", Some(policy)).await.unwrap().locked);
+        assert!(t.failed("u", "c", Some(policy)).await.unwrap().locked, "the third failure locks");
+        let wait = t.locked("u", "z").await.unwrap().unwrap();
+        assert!(wait > Duration::from_secs(890), "{wait:?}");
+    }
+
+    #[tokio::test]
     async fn success_clears_the_username() {
         let dir = tempfile::tempdir().unwrap();
         let t = throttle(dir.path());
         for _ in 0..3 {
-            t.failed("u", "a").await.unwrap();
+            t.failed("u", "a", None).await.unwrap();
         }
         t.succeeded("u").await.unwrap();
-        assert_eq!(t.failed("u", "b").await.unwrap(), Duration::ZERO);
+        assert_eq!(t.failed("u", "b", None).await.unwrap().delay, Duration::ZERO);
         assert!(t.locked("u", "b").await.unwrap().is_none());
     }
 }

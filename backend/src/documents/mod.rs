@@ -21,6 +21,7 @@ pub mod html;
 pub mod ledger;
 pub mod model;
 pub mod report;
+pub mod security_audit;
 mod sheet;
 pub mod text;
 

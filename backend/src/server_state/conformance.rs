@@ -8,21 +8,64 @@ use std::time::Duration;
 
 /// Runs every case; panics on the first failure. `dir` is a scratch folder for upload files.
 pub async fn run_all(a: &ServerState, b: &ServerState, dir: &std::path::Path) {
-    revocations(a, b).await;
+    sessions(a, b).await;
+    second_factors(a, b).await;
     replies(a, b).await;
     login_failures(a, b).await;
     evidence(a, b, dir).await;
     leases(a, b).await;
 }
 
-pub async fn revocations(a: &ServerState, b: &ServerState) {
-    let far = chrono::Utc::now().timestamp() + 3600;
-    assert!(!a.revocations.is_revoked("jti-1").await.expect("is_revoked"));
-    a.revocations.revoke("jti-1", far).await.expect("revoke");
-    a.revocations.revoke("jti-1", far).await.expect("revoking twice is fine");
-    assert!(a.revocations.is_revoked("jti-1").await.expect("is_revoked"));
-    assert!(b.revocations.is_revoked("jti-1").await.expect("the other replica sees the logout"));
-    assert!(!b.revocations.is_revoked("jti-2").await.expect("is_revoked"));
+pub async fn sessions(a: &ServerState, b: &ServerState) {
+    use super::SessionStatus::*;
+    let now = now_ms();
+    let hour = 3_600_000;
+    let idle = 30 * 60_000;
+    assert_eq!(a.sessions.check("jti-0", now, idle).await.expect("check"), Unknown);
+    a.sessions.start("jti-1", "zhang", now, now + hour).await.expect("start");
+    a.sessions.start("jti-2", "zhang", now, now + hour).await.expect("start");
+    a.sessions.start("jti-3", "li", now, now + hour).await.expect("start");
+    assert_eq!(b.sessions.check("jti-1", now + 1_000, idle).await.expect("check"), Active);
+    // Active use keeps a session alive past the idle limit counted from its start.
+    assert_eq!(b.sessions.check("jti-1", now + idle - 1_000, idle).await.expect("check"), Active);
+    assert_eq!(a.sessions.check("jti-1", now + idle + 10_000, idle).await.expect("check"), Active);
+    // Idle too long: ended, for good, on both.
+    assert_eq!(a.sessions.check("jti-3", now + idle + 1_000, idle).await.expect("check"), Idle);
+    assert_eq!(b.sessions.check("jti-3", now + idle + 2_000, idle).await.expect("check"), Ended("idle".into()));
+    // A logout through one ends it on the other.
+    a.sessions.end("jti-1", now + 5_000, "logout").await.expect("end");
+    a.sessions.end("jti-1", now + 6_000, "again").await.expect("ending twice is fine");
+    assert_eq!(b.sessions.check("jti-1", now + 7_000, idle).await.expect("check"), Ended("logout".into()));
+    // An administrator's action ends all of a user's sessions.
+    a.sessions.start("jti-4", "zhang", now, now + hour).await.expect("start");
+    assert_eq!(b.sessions.end_user("zhang", now + 8_000, "disabled").await.expect("end_user"), 2);
+    assert_eq!(a.sessions.check("jti-2", now + 9_000, idle).await.expect("check"), Ended("disabled".into()));
+    assert_eq!(a.sessions.check("jti-4", now + 9_000, idle).await.expect("check"), Ended("disabled".into()));
+    assert!(b.sessions.prune(now + 2 * hour).await.expect("prune") >= 4);
+    assert_eq!(a.sessions.check("jti-2", now + 9_000, idle).await.expect("check"), Unknown);
+}
+
+pub async fn second_factors(a: &ServerState, b: &ServerState) {
+    assert_eq!(a.second_factors.get("zhang").await.expect("get"), None);
+    a.second_factors.begin("zhang", "JBSWY3DPEHPK3PXP").await.expect("begin");
+    let sf = b.second_factors.get("zhang").await.expect("get").expect("there");
+    assert!(!sf.confirmed);
+    b.second_factors.confirm("zhang", &["h1".into(), "h2".into()]).await.expect("confirm");
+    assert!(a.second_factors.get("zhang").await.expect("get").expect("there").confirmed);
+    assert_eq!(a.second_factors.recovery_codes_left("zhang").await.expect("left"), 2);
+    // A time step is good once, on any replica; an older one never again.
+    assert!(a.second_factors.use_step("zhang", 1000).await.expect("step"));
+    assert!(!b.second_factors.use_step("zhang", 1000).await.expect("step"));
+    assert!(!b.second_factors.use_step("zhang", 999).await.expect("step"));
+    assert!(b.second_factors.use_step("zhang", 1001).await.expect("step"));
+    // A recovery code is good once.
+    assert!(a.second_factors.use_recovery_code("zhang", "h1").await.expect("code"));
+    assert!(!b.second_factors.use_recovery_code("zhang", "h1").await.expect("code"));
+    assert!(!b.second_factors.use_recovery_code("li", "h2").await.expect("code"), "codes are per user");
+    assert_eq!(b.second_factors.recovery_codes_left("zhang").await.expect("left"), 1);
+    b.second_factors.remove("zhang").await.expect("remove");
+    assert_eq!(a.second_factors.get("zhang").await.expect("get"), None);
+    assert_eq!(a.second_factors.recovery_codes_left("zhang").await.expect("left"), 0);
 }
 
 pub async fn replies(a: &ServerState, b: &ServerState) {

@@ -1,7 +1,9 @@
 //! What a `ducha serve` replica keeps besides the log, behind small traits so that every replica of a
-//! shared deployment sees the same: revoked tokens ([`Revocations`]), the first answers to idempotent
-//! requests ([`Replies`]), login failure counters and lockouts ([`LoginFailures`]), evidence files
-//! ([`EvidenceStore`]) and leases for work that must run once per deployment ([`Leases`]).
+//! shared deployment sees the same: server-side sessions ([`Sessions`]: idle and absolute timeouts,
+//! logout and an administrator's action end them everywhere), second factors ([`SecondFactors`]:
+//! TOTP secrets and recovery codes), the first answers to idempotent requests ([`Replies`]), login
+//! failure counters and lockouts ([`LoginFailures`]), evidence files ([`EvidenceStore`]) and leases
+//! for work that must run once per deployment ([`Leases`]).
 //!
 //! None of it is a domain fact, so none of it is an event: nothing here is chained, exported or
 //! replayed.
@@ -44,12 +46,68 @@ pub struct StoredReply {
     pub location: Option<String>,
 }
 
+/// Why a session is over (or that it is not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStatus {
+    Active,
+    /// No such session (a token issued before sessions existed, or pruned).
+    Unknown,
+    /// Idle longer than the policy allows: ended now.
+    Idle,
+    /// Ended: `logout`, `disabled`, `password_reset`, `role_revoked`, `idle`, `admin`, ….
+    Ended(String),
+}
+
+/// Server-side sessions, one per issued access token (`jti`). A request's session is checked (and
+/// its idle clock restarted) on every replica; ending one ends it everywhere.
 #[async_trait]
-pub trait Revocations: Send + Sync {
-    /// Revokes a token id until `expires_at` (Unix seconds); idempotent.
-    async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StateError>;
-    /// Whether `jti` is revoked (as of now, on every replica).
-    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError>;
+pub trait Sessions: Send + Sync {
+    /// Starts a session for a new token.
+    async fn start(&self, jti: &str, user_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), StateError>;
+    /// Checks a session at `now_ms`: ended, idle for more than `idle_ms` (then ended as `idle`), or
+    /// active (then its last activity moves to `now_ms`; stored at most every `TOUCH_EVERY_MS`).
+    async fn check(&self, jti: &str, now_ms: i64, idle_ms: i64) -> Result<SessionStatus, StateError>;
+    /// Ends one session (`reason`: `logout`, …); idempotent.
+    async fn end(&self, jti: &str, now_ms: i64, reason: &str) -> Result<(), StateError>;
+    /// Ends every active session of a user (an administrator disabled the account, reset its
+    /// password, …); returns how many.
+    async fn end_user(&self, user_id: &str, now_ms: i64, reason: &str) -> Result<u64, StateError>;
+    /// Forgets sessions that expired before `before_ms`.
+    async fn prune(&self, before_ms: i64) -> Result<u64, StateError>;
+}
+
+/// A session's last activity is stored at most this often (each check would otherwise be a write)…
+pub const TOUCH_EVERY_MS: i64 = 30_000;
+
+/// … and at least four times per idle timeout, so that a short timeout still slides.
+pub fn touch_every_ms(idle_ms: i64) -> i64 {
+    TOUCH_EVERY_MS.min(idle_ms / 4).max(1)
+}
+
+/// A user's second factor: the TOTP secret (base32), whether enrolment was confirmed, the last time
+/// step used (a code is good once), and hashed recovery codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactor {
+    pub secret: String,
+    pub confirmed: bool,
+    pub last_step: i64,
+}
+
+#[async_trait]
+pub trait SecondFactors: Send + Sync {
+    /// Stores a new, unconfirmed secret (enrolment started; replaces an unconfirmed one).
+    async fn begin(&self, user_id: &str, secret: &str) -> Result<(), StateError>;
+    async fn get(&self, user_id: &str) -> Result<Option<SecondFactor>, StateError>;
+    /// Confirms the enrolment and stores the recovery codes' hashes (replacing any old ones).
+    async fn confirm(&self, user_id: &str, recovery_hashes: &[String]) -> Result<(), StateError>;
+    /// Records that the code of time step `step` was used; false if it (or a later one) already was.
+    async fn use_step(&self, user_id: &str, step: i64) -> Result<bool, StateError>;
+    /// Uses a recovery code (by its hash): true once, false ever after.
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str) -> Result<bool, StateError>;
+    /// How many unused recovery codes are left.
+    async fn recovery_codes_left(&self, user_id: &str) -> Result<u64, StateError>;
+    /// Removes the second factor (a system administrator's reset).
+    async fn remove(&self, user_id: &str) -> Result<(), StateError>;
 }
 
 #[async_trait]
@@ -179,7 +237,8 @@ pub trait Leases: Send + Sync {
 /// The shared state of one deployment, as the API uses it.
 #[derive(Clone)]
 pub struct ServerState {
-    pub revocations: Arc<dyn Revocations>,
+    pub sessions: Arc<dyn Sessions>,
+    pub second_factors: Arc<dyn SecondFactors>,
     pub replies: Arc<dyn Replies>,
     pub logins: Arc<dyn LoginFailures>,
     pub evidence: Arc<dyn EvidenceStore>,
@@ -199,7 +258,8 @@ impl ServerState {
     pub fn sqlite(data_dir: &Path, evidence_dir: &Path) -> Result<ServerState, StateError> {
         let db = Arc::new(sqlite::SqliteState::open(data_dir)?);
         Ok(ServerState {
-            revocations: db.clone(),
+            sessions: db.clone(),
+            second_factors: db.clone(),
             replies: db.clone(),
             logins: db.clone(),
             evidence: Arc::new(evidence_fs::FsEvidence::new(evidence_dir)),
@@ -217,7 +277,8 @@ impl ServerState {
             None => db.clone(),
         };
         ServerState {
-            revocations: db.clone(),
+            sessions: db.clone(),
+            second_factors: db.clone(),
             replies: db.clone(),
             logins: db.clone(),
             evidence,

@@ -1,10 +1,10 @@
 //! The replicas' shared state in the store's PostgreSQL database (tables created by the store's
-//! migrations, `store::postgres::schema`). Every call asks the database: a logout on one replica is
-//! refused on the next request to any other, a lockout holds everywhere at once.
+//! migrations, `store::postgres::schema`). Every call asks the database: a session ended through one
+//! replica is refused on the next request to any other, a lockout holds everywhere at once.
 
 use super::{
-    EvidenceMeta, EvidenceStore, FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, Revocations,
-    StateError, StoredReply,
+    EvidenceMeta, EvidenceStore, FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, SecondFactor,
+    SecondFactors, SessionStatus, Sessions, StateError, StoredReply, touch_every_ms,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -60,21 +60,120 @@ fn ms(d: Duration) -> i64 {
 }
 
 #[async_trait]
-impl Revocations for PgState {
-    async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StateError> {
-        let now = chrono::Utc::now().timestamp();
-        // Expired revocations are useless: drop them as new ones come.
-        self.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", &[&now]).await?;
+impl Sessions for PgState {
+    async fn start(&self, jti: &str, user_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), StateError> {
         self.execute(
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-            &[&jti, &expires_at],
+            "INSERT INTO sessions (jti, user_id, created_ms, expires_ms, last_seen_ms) VALUES ($1, $2, $3, $4, $3) \
+             ON CONFLICT (jti) DO NOTHING",
+            &[&jti, &user_id, &now_ms, &expires_ms],
         )
         .await
         .map(drop)
     }
 
-    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError> {
-        Ok(!self.query("SELECT 1 FROM revoked_tokens WHERE jti = $1", &[&jti]).await?.is_empty())
+    async fn check(&self, jti: &str, now_ms: i64, idle_ms: i64) -> Result<SessionStatus, StateError> {
+        let rows = self.query("SELECT last_seen_ms, ended_reason FROM sessions WHERE jti = $1", &[&jti]).await?;
+        let Some(row) = rows.first() else { return Ok(SessionStatus::Unknown) };
+        let last_seen: i64 = row.get(0);
+        if let Some(reason) = row.get::<_, Option<String>>(1) {
+            return Ok(SessionStatus::Ended(reason));
+        }
+        if now_ms.saturating_sub(last_seen) > idle_ms {
+            self.end(jti, now_ms, "idle").await?;
+            return Ok(SessionStatus::Idle);
+        }
+        if now_ms.saturating_sub(last_seen) >= touch_every_ms(idle_ms) {
+            // Later of the replicas' clocks wins; a lost update only shortens an idle period.
+            self.execute(
+                "UPDATE sessions SET last_seen_ms = GREATEST(last_seen_ms, $2) WHERE jti = $1 AND ended_ms IS NULL",
+                &[&jti, &now_ms],
+            )
+            .await?;
+        }
+        Ok(SessionStatus::Active)
+    }
+
+    async fn end(&self, jti: &str, now_ms: i64, reason: &str) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE sessions SET ended_ms = $2, ended_reason = $3 WHERE jti = $1 AND ended_ms IS NULL",
+            &[&jti, &now_ms, &reason],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn end_user(&self, user_id: &str, now_ms: i64, reason: &str) -> Result<u64, StateError> {
+        self.execute(
+            "UPDATE sessions SET ended_ms = $2, ended_reason = $3 WHERE user_id = $1 AND ended_ms IS NULL",
+            &[&user_id, &now_ms, &reason],
+        )
+        .await
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, StateError> {
+        self.execute("DELETE FROM sessions WHERE expires_ms < $1", &[&before_ms]).await
+    }
+}
+
+#[async_trait]
+impl SecondFactors for PgState {
+    async fn begin(&self, user_id: &str, secret: &str) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO second_factors (user_id, secret, confirmed, last_step) VALUES ($1, $2, false, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, confirmed = false, last_step = 0",
+            &[&user_id, &secret],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn get(&self, user_id: &str) -> Result<Option<SecondFactor>, StateError> {
+        let rows = self
+            .query("SELECT secret, confirmed, last_step FROM second_factors WHERE user_id = $1", &[&user_id])
+            .await?;
+        Ok(rows.first().map(|r| SecondFactor { secret: r.get(0), confirmed: r.get(1), last_step: r.get(2) }))
+    }
+
+    async fn confirm(&self, user_id: &str, recovery_hashes: &[String]) -> Result<(), StateError> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute("UPDATE second_factors SET confirmed = true WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(pg_err)?;
+        tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await.map_err(pg_err)?;
+        for h in recovery_hashes {
+            tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)", &[&user_id, h])
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn use_step(&self, user_id: &str, step: i64) -> Result<bool, StateError> {
+        let n = self
+            .execute(
+                "UPDATE second_factors SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
+                &[&user_id, &step],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str) -> Result<bool, StateError> {
+        let n = self
+            .execute("DELETE FROM recovery_codes WHERE user_id = $1 AND code_hash = $2", &[&user_id, &code_hash])
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> Result<u64, StateError> {
+        let rows = self.query("SELECT count(*) FROM recovery_codes WHERE user_id = $1", &[&user_id]).await?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    async fn remove(&self, user_id: &str) -> Result<(), StateError> {
+        self.execute("DELETE FROM second_factors WHERE user_id = $1", &[&user_id]).await?;
+        self.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&user_id]).await.map(drop)
     }
 }
 

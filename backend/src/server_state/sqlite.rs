@@ -1,10 +1,11 @@
-//! One replica's shared state in `api.db`, a small SQLite file in the data directory: revoked tokens
-//! (also kept in memory: the only writer is this process), stored idempotent answers and login
-//! failure counters. Deleting the file forgets logouts, cached answers and lockouts (a retried
-//! command is still deduplicated by the event store itself).
+//! One replica's shared state in `api.db`, a small SQLite file in the data directory: sessions (also
+//! kept in memory: the only writer is this process), second factors, stored idempotent answers and
+//! login failure counters. Deleting the file ends every session and forgets second factors, cached
+//! answers and lockouts (a retried command is still deduplicated by the event store itself).
 
 use super::{
-    FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, Revocations, StateError, StoredReply,
+    FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, SecondFactor, SecondFactors, SessionStatus,
+    Sessions, StateError, StoredReply, touch_every_ms,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -23,11 +24,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A session as kept in memory.
+#[derive(Debug, Clone)]
+struct Session {
+    user_id: String,
+    expires_ms: i64,
+    last_seen_ms: i64,
+    /// When `last_seen_ms` was last written to the file.
+    stored_ms: i64,
+    ended: Option<String>,
+}
+
 /// `api.db`. Cheap to share behind an `Arc`.
 pub struct SqliteState {
     conn: Arc<Mutex<Connection>>,
-    /// Revoked `jti` → expiry (Unix seconds): loaded at open, written through.
-    revoked: RwLock<HashMap<String, i64>>,
+    /// Every session that has not expired: loaded at open, written through.
+    sessions: RwLock<HashMap<String, Session>>,
 }
 
 impl std::fmt::Debug for SqliteState {
@@ -43,9 +55,26 @@ impl SqliteState {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS revoked_tokens (
+             CREATE TABLE IF NOT EXISTS sessions (
                  jti TEXT PRIMARY KEY,
-                 expires_at INTEGER NOT NULL
+                 user_id TEXT NOT NULL,
+                 created_ms INTEGER NOT NULL,
+                 expires_ms INTEGER NOT NULL,
+                 last_seen_ms INTEGER NOT NULL,
+                 ended_ms INTEGER,
+                 ended_reason TEXT
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+             CREATE TABLE IF NOT EXISTS second_factors (
+                 user_id TEXT PRIMARY KEY,
+                 secret TEXT NOT NULL,
+                 confirmed INTEGER NOT NULL,
+                 last_step INTEGER NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS recovery_codes (
+                 user_id TEXT NOT NULL,
+                 code_hash TEXT NOT NULL,
+                 PRIMARY KEY (user_id, code_hash)
              ) STRICT;
              CREATE TABLE IF NOT EXISTS idempotent_replies (
                  tenant TEXT NOT NULL,
@@ -68,14 +97,30 @@ impl SqliteState {
              ) STRICT;",
         )
         .map_err(db_err)?;
-        let now = chrono::Utc::now().timestamp();
-        conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?1", [now]).map_err(db_err)?;
-        let revoked = {
-            let mut stmt = conn.prepare("SELECT jti, expires_at FROM revoked_tokens").map_err(db_err)?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_err)?;
-            rows.collect::<Result<HashMap<String, i64>, _>>().map_err(db_err)?
+        let now = super::now_ms();
+        conn.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now]).map_err(db_err)?;
+        let sessions = {
+            let mut stmt = conn
+                .prepare("SELECT jti, user_id, expires_ms, last_seen_ms, ended_reason FROM sessions")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let last_seen_ms: i64 = r.get(3)?;
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Session {
+                            user_id: r.get(1)?,
+                            expires_ms: r.get(2)?,
+                            last_seen_ms,
+                            stored_ms: last_seen_ms,
+                            ended: r.get(4)?,
+                        },
+                    ))
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<HashMap<String, Session>, _>>().map_err(db_err)?
         };
-        Ok(SqliteState { conn: Arc::new(Mutex::new(conn)), revoked: RwLock::new(revoked) })
+        Ok(SqliteState { conn: Arc::new(Mutex::new(conn)), sessions: RwLock::new(sessions) })
     }
 
     /// Runs `f` on the connection on a blocking thread (the commit's fsync stays off the executor).
@@ -91,25 +136,183 @@ impl SqliteState {
 }
 
 #[async_trait]
-impl Revocations for SqliteState {
-    async fn revoke(&self, jti: &str, expires_at: i64) -> Result<(), StateError> {
-        let j = jti.to_owned();
+impl Sessions for SqliteState {
+    async fn start(&self, jti: &str, user_id: &str, now_ms: i64, expires_ms: i64) -> Result<(), StateError> {
+        let (j, u) = (jti.to_owned(), user_id.to_owned());
         self.blocking(move |c| {
             c.execute(
-                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING",
-                params![j, expires_at],
+                "INSERT INTO sessions (jti, user_id, created_ms, expires_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?3)
+                 ON CONFLICT (jti) DO NOTHING",
+                params![j, u, now_ms, expires_ms],
             )
+            .map(drop)
         })
         .await?;
-        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        let now = chrono::Utc::now().timestamp();
-        revoked.retain(|_, exp| *exp >= now);
-        revoked.insert(jti.to_owned(), expires_at);
+        let session =
+            Session { user_id: user_id.to_owned(), expires_ms, last_seen_ms: now_ms, stored_ms: now_ms, ended: None };
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, s| s.expires_ms >= now_ms);
+        sessions.insert(jti.to_owned(), session);
         Ok(())
     }
 
-    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError> {
-        Ok(self.revoked.read().unwrap_or_else(|p| p.into_inner()).contains_key(jti))
+    async fn check(&self, jti: &str, now_ms: i64, idle_ms: i64) -> Result<SessionStatus, StateError> {
+        let (status, store) = {
+            let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+            let Some(s) = sessions.get_mut(jti) else { return Ok(SessionStatus::Unknown) };
+            if let Some(reason) = &s.ended {
+                return Ok(SessionStatus::Ended(reason.clone()));
+            }
+            if now_ms.saturating_sub(s.last_seen_ms) > idle_ms {
+                s.ended = Some("idle".to_owned());
+                (SessionStatus::Idle, Some((None, "idle")))
+            } else {
+                s.last_seen_ms = now_ms;
+                let due = now_ms.saturating_sub(s.stored_ms) >= touch_every_ms(idle_ms);
+                if due {
+                    s.stored_ms = now_ms;
+                }
+                (SessionStatus::Active, due.then_some((Some(now_ms), "")))
+            }
+        };
+        if let Some((seen, reason)) = store {
+            let j = jti.to_owned();
+            let reason = reason.to_owned();
+            self.blocking(move |c| match seen {
+                Some(seen) => {
+                    c.execute("UPDATE sessions SET last_seen_ms = ?2 WHERE jti = ?1", params![j, seen]).map(drop)
+                }
+                None => c
+                    .execute(
+                        "UPDATE sessions SET ended_ms = ?2, ended_reason = ?3 WHERE jti = ?1 AND ended_ms IS NULL",
+                        params![j, now_ms, reason],
+                    )
+                    .map(drop),
+            })
+            .await?;
+        }
+        Ok(status)
+    }
+
+    async fn end(&self, jti: &str, now_ms: i64, reason: &str) -> Result<(), StateError> {
+        let (j, r) = (jti.to_owned(), reason.to_owned());
+        self.blocking(move |c| {
+            c.execute(
+                "UPDATE sessions SET ended_ms = ?2, ended_reason = ?3 WHERE jti = ?1 AND ended_ms IS NULL",
+                params![j, now_ms, r],
+            )
+            .map(drop)
+        })
+        .await?;
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = sessions.get_mut(jti)
+            && s.ended.is_none()
+        {
+            s.ended = Some(reason.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn end_user(&self, user_id: &str, now_ms: i64, reason: &str) -> Result<u64, StateError> {
+        let (u, r) = (user_id.to_owned(), reason.to_owned());
+        let n = self
+            .blocking(move |c| {
+                c.execute(
+                    "UPDATE sessions SET ended_ms = ?2, ended_reason = ?3 WHERE user_id = ?1 AND ended_ms IS NULL",
+                    params![u, now_ms, r],
+                )
+            })
+            .await?;
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        for s in sessions.values_mut().filter(|s| s.user_id == user_id && s.ended.is_none()) {
+            s.ended = Some(reason.to_owned());
+        }
+        Ok(n as u64)
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, StateError> {
+        let n = self.blocking(move |c| c.execute("DELETE FROM sessions WHERE expires_ms < ?1", [before_ms])).await?;
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).retain(|_, s| s.expires_ms >= before_ms);
+        Ok(n as u64)
+    }
+}
+
+#[async_trait]
+impl SecondFactors for SqliteState {
+    async fn begin(&self, user_id: &str, secret: &str) -> Result<(), StateError> {
+        let (u, sec) = (user_id.to_owned(), secret.to_owned());
+        self.blocking(move |c| {
+            c.execute(
+                "INSERT INTO second_factors (user_id, secret, confirmed, last_step) VALUES (?1, ?2, 0, 0)
+                 ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, confirmed = 0, last_step = 0",
+                params![u, sec],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn get(&self, user_id: &str) -> Result<Option<SecondFactor>, StateError> {
+        let u = user_id.to_owned();
+        self.blocking(move |c| {
+            c.query_row("SELECT secret, confirmed, last_step FROM second_factors WHERE user_id = ?1", [u], |r| {
+                Ok(SecondFactor { secret: r.get(0)?, confirmed: r.get::<_, i64>(1)? != 0, last_step: r.get(2)? })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn confirm(&self, user_id: &str, recovery_hashes: &[String]) -> Result<(), StateError> {
+        let (u, hashes) = (user_id.to_owned(), recovery_hashes.to_vec());
+        self.blocking(move |c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute("UPDATE second_factors SET confirmed = 1 WHERE user_id = ?1", [&u])?;
+            tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u])?;
+            for h in &hashes {
+                tx.execute("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)", params![u, h])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn use_step(&self, user_id: &str, step: i64) -> Result<bool, StateError> {
+        let u = user_id.to_owned();
+        self.blocking(move |c| {
+            c.execute(
+                "UPDATE second_factors SET last_step = ?2 WHERE user_id = ?1 AND last_step < ?2",
+                params![u, step],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user_id: &str, code_hash: &str) -> Result<bool, StateError> {
+        let (u, h) = (user_id.to_owned(), code_hash.to_owned());
+        self.blocking(move |c| {
+            c.execute("DELETE FROM recovery_codes WHERE user_id = ?1 AND code_hash = ?2", params![u, h]).map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn recovery_codes_left(&self, user_id: &str) -> Result<u64, StateError> {
+        let u = user_id.to_owned();
+        self.blocking(move |c| {
+            c.query_row("SELECT count(*) FROM recovery_codes WHERE user_id = ?1", [u], |r| r.get::<_, i64>(0))
+        })
+        .await
+        .map(|n| n as u64)
+    }
+
+    async fn remove(&self, user_id: &str) -> Result<(), StateError> {
+        let u = user_id.to_owned();
+        self.blocking(move |c| {
+            c.execute("DELETE FROM second_factors WHERE user_id = ?1", [&u])?;
+            c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u]).map(drop)
+        })
+        .await
     }
 }
 

@@ -92,9 +92,34 @@ pub struct UserEntry {
     pub disabled: bool,
     pub grants: Vec<Grant>,
     pub owner: OwnerScope,
+    /// The password was set by an administrator (creation, reset): changed at the next login.
+    #[serde(default)]
+    pub password_temporary: bool,
+    /// When the password was set (the event's time, RFC 3339): for expiry.
+    #[serde(default)]
+    pub password_set_at: Option<String>,
+    /// The last password hashes, oldest first (the current one last): "not one of the last N".
+    #[serde(default)]
+    pub password_history: Vec<String>,
+    /// A second factor (TOTP) is enrolled.
+    #[serde(default)]
+    pub second_factor: bool,
 }
 
+/// How many password hashes a user entry keeps (the policy's history is at most this).
+pub const PASSWORD_HISTORY_KEPT: usize = 24;
+
 impl UserEntry {
+    fn set_password(&mut self, hash: &str, temporary: bool, at: &str) {
+        self.password_hash = Some(hash.to_owned());
+        self.password_temporary = temporary;
+        self.password_set_at = Some(at.to_owned());
+        self.password_history.push(hash.to_owned());
+        if self.password_history.len() > PASSWORD_HISTORY_KEPT {
+            self.password_history.remove(0);
+        }
+    }
+
     /// The actor for this account with every grant it holds now. Check `disabled` first.
     pub fn actor(&self) -> Actor {
         Actor { user_id: self.user_id.clone(), grants: self.grants.clone() }
@@ -109,6 +134,9 @@ pub struct Directory {
     /// username → user id. The first account to claim a name keeps it (the domain refuses
     /// duplicates; this only makes a bad log deterministic).
     usernames: BTreeMap<String, UserId>,
+    /// The security policy in force (`None`: none set yet, the defaults apply).
+    #[serde(default)]
+    security_policy: Option<crate::security::SecurityPolicy>,
 }
 
 impl Directory {
@@ -138,6 +166,14 @@ impl Directory {
     /// The accounts a scope owns (for user management), by user id.
     pub fn users_owned_by<'a>(&'a self, owner: &'a OwnerScope) -> impl Iterator<Item = &'a UserEntry> {
         self.users.values().filter(move |u| &u.owner == owner)
+    }
+    /// The security policy in force: the last one set, or the defaults.
+    pub fn security_policy(&self) -> crate::security::SecurityPolicy {
+        self.security_policy.clone().unwrap_or_default()
+    }
+    /// Whether a security administrator has set a policy (else the defaults apply).
+    pub fn security_policy_set(&self) -> bool {
+        self.security_policy.is_some()
     }
     /// A user's display name, or the id itself for an unknown user.
     pub fn display_name<'a>(&'a self, id: &'a UserId) -> &'a str {
@@ -204,13 +240,36 @@ impl Directory {
                         disabled: false,
                         grants: Vec::new(),
                         owner,
+                        password_temporary: false,
+                        password_set_at: None,
+                        password_history: Vec::new(),
+                        second_factor: false,
                     },
                 );
             }
             Event::PasswordSet(p) => {
+                // Schema of before the security policy: never temporary.
                 if let Some(u) = self.users.get_mut(&p.user_id) {
-                    u.password_hash = Some(p.password_hash.clone());
+                    u.set_password(&p.password_hash, false, &e.occurred_at);
                 }
+            }
+            Event::PasswordChanged(p) => {
+                if let Some(u) = self.users.get_mut(&p.user_id) {
+                    u.set_password(&p.password_hash, p.temporary, &e.occurred_at);
+                }
+            }
+            Event::SecondFactorEnrolled(s) => {
+                if let Some(u) = self.users.get_mut(&s.user_id) {
+                    u.second_factor = true;
+                }
+            }
+            Event::SecondFactorReset(s) => {
+                if let Some(u) = self.users.get_mut(&s.user_id) {
+                    u.second_factor = false;
+                }
+            }
+            Event::SecurityPolicySet(p) => {
+                self.security_policy = Some(p.policy.clone());
             }
             Event::RoleGranted(g) => {
                 if let Some(u) = self.users.get_mut(&g.user_id)

@@ -18,7 +18,7 @@ use crate::store::StoreError;
 use tokio_postgres::{Client, GenericClient};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Written into `ducha_schema.application`.
 pub const APPLICATION: &str = "ducha";
 
@@ -106,7 +106,34 @@ CREATE TABLE leases (
 );
 "#;
 
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+/// Version 2 (等保 level 3): server-side sessions replace the list of revoked tokens; second
+/// factors (TOTP secrets) and their recovery codes (hashed).
+pub const SCHEMA_V2: &str = r#"
+CREATE TABLE sessions (
+    jti             text    COLLATE "C" PRIMARY KEY,
+    user_id         text    COLLATE "C" NOT NULL,
+    created_ms      bigint  NOT NULL,
+    expires_ms      bigint  NOT NULL,
+    last_seen_ms    bigint  NOT NULL,
+    ended_ms        bigint,
+    ended_reason    text
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE TABLE second_factors (
+    user_id         text    COLLATE "C" PRIMARY KEY,
+    secret          text    NOT NULL,
+    confirmed       boolean NOT NULL,
+    last_step       bigint  NOT NULL
+);
+CREATE TABLE recovery_codes (
+    user_id         text    COLLATE "C" NOT NULL,
+    code_hash       text    COLLATE "C" NOT NULL,
+    PRIMARY KEY (user_id, code_hash)
+);
+DROP TABLE revoked_tokens;
+"#;
+
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// What `ducha_schema` says, if the table exists: `(application, version)`.
 async fn recorded(client: &impl GenericClient) -> Result<Option<(String, u32)>, StoreError> {
