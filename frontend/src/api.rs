@@ -111,6 +111,19 @@ impl Api {
         parse(&text)
     }
 
+    /// `POST /api/v1{path}` with a JSON body and a login step's token (not the stored one: a step's
+    /// token is good for the next step only, so it never becomes the session's).
+    pub async fn post_step<B: Serialize, T: DeserializeOwned>(
+        &self,
+        token: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let json = serde_json::to_string(body).map_err(|e| ApiError::bad_response(&e.to_string()))?;
+        let (status, text) = fetch("POST", &format!("{BASE}{path}"), Some(token), Some(json)).await?;
+        if (200..300).contains(&status) { parse(&text) } else { Err(ApiError::from_response(status, &text)) }
+    }
+
     /// `POST /api/v1{path}` without a body, for answers without one (204).
     pub async fn post_empty(&self, path: &str) -> Result<(), ApiError> {
         self.send("POST", &format!("{BASE}{path}"), None).await.map(|_| ())

@@ -99,6 +99,7 @@ fn Header(me: MeResponse) -> impl IntoView {
                 {auditor.then(|| view! { <AsOfPicker/> })}
                 <span class="user" data-testid="current-user" title=me.username.clone()>{me.display_name.clone()}</span>
                 <span class="role" data-testid="current-role">{roles}</span>
+                <Link to="/account" testid="account-link">"账号安全"</Link>
                 <button type="button" class="link" data-testid="logout" on:click=logout>"退出"</button>
             </div>
         </header>
@@ -138,6 +139,11 @@ fn Page(me: MeResponse) -> impl IntoView {
             Route::Checklists { tenant } => view! { <crate::pages::ChecklistsPage tenant=tenant/> }.into_any(),
             Route::Users { tenant } => view! { <crate::pages::UsersPage tenant=tenant/> }.into_any(),
             Route::Platform => view! { <crate::pages::PlatformPage/> }.into_any(),
+            Route::Account => view! { <crate::pages::AccountPage/> }.into_any(),
+            Route::Accounts => view! { <crate::pages::AccountsPage/> }.into_any(),
+            Route::DistrictUsers { district } => view! { <crate::pages::DistrictUsersPage district=district/> }.into_any(),
+            Route::SecurityAudit => view! { <crate::pages::SecurityAuditPage/> }.into_any(),
+            Route::SecurityPolicy => view! { <crate::pages::SecurityPolicyPage/> }.into_any(),
             Route::District { district } => view! { <DistrictPage district=district/> }.into_any(),
             Route::Audit => view! { <AuditPage/> }.into_any(),
             Route::AuditTenant { tenant } => view! { <AuditPage tenant=tenant/> }.into_any(),

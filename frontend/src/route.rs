@@ -65,6 +65,19 @@ pub enum Route {
     },
     /// `/platform`: districts and sub-districts (platform admin).
     Platform,
+    /// `/account`: one's own password and second factor (everyone).
+    Account,
+    /// `/accounts`: the platform's accounts and the way to every other (system and security
+    /// administrators).
+    Accounts,
+    /// `/accounts/districts/{d}`: a district's accounts.
+    DistrictUsers {
+        district: String,
+    },
+    /// `/security/audit`: the security audit log (audit administrator).
+    SecurityAudit,
+    /// `/security/policy`: the security policy (security administrator).
+    SecurityPolicy,
     NotFound {
         path: String,
     },
@@ -86,6 +99,11 @@ impl Route {
             ["audit"] => Route::Audit,
             ["audit", "tenants", id] if is_id(id) => Route::AuditTenant { tenant: t(id) },
             ["platform"] => Route::Platform,
+            ["account"] => Route::Account,
+            ["accounts"] => Route::Accounts,
+            ["accounts", "districts", id] if is_id(id) => Route::DistrictUsers { district: t(id) },
+            ["security", "audit"] => Route::SecurityAudit,
+            ["security", "policy"] => Route::SecurityPolicy,
             ["tenants", id] if is_id(id) => Route::TenantDashboard { tenant: t(id) },
             ["tenants", id, page] if is_id(id) => match *page {
                 "inspections" => Route::Inspections { tenant: t(id) },
@@ -126,6 +144,11 @@ impl Route {
             Route::Audit => "/audit".into(),
             Route::AuditTenant { tenant } => format!("/audit/tenants/{tenant}"),
             Route::Platform => "/platform".into(),
+            Route::Account => "/account".into(),
+            Route::Accounts => "/accounts".into(),
+            Route::DistrictUsers { district } => format!("/accounts/districts/{district}"),
+            Route::SecurityAudit => "/security/audit".into(),
+            Route::SecurityPolicy => "/security/policy".into(),
             Route::NotFound { path } => path.clone(),
         }
     }
@@ -147,6 +170,11 @@ impl Route {
             Route::District { .. } => "全区概览",
             Route::Audit | Route::AuditTenant { .. } => "审计",
             Route::Platform => "平台管理",
+            Route::Account => "账号安全",
+            Route::Accounts => "账号管理",
+            Route::DistrictUsers { .. } => "区级账号",
+            Route::SecurityAudit => "安全审计",
+            Route::SecurityPolicy => "安全策略",
             Route::NotFound { .. } => "页面不存在",
         }
     }
@@ -177,6 +205,10 @@ impl Route {
             Route::District { .. } => "district",
             Route::Audit | Route::AuditTenant { .. } => "audit",
             Route::Platform => "platform",
+            Route::Account => "account",
+            Route::Accounts | Route::DistrictUsers { .. } => "accounts",
+            Route::SecurityAudit => "security-audit",
+            Route::SecurityPolicy => "security-policy",
             Route::NotFound { .. } => "not-found",
         }
     }
@@ -190,6 +222,9 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
         let district = g.scope.district_id.clone();
         let pages: Vec<Route> = match (g.role.as_str(), tenant, district) {
             ("platform_admin", _, _) => vec![Route::Platform],
+            ("system_admin", _, _) => vec![Route::Accounts],
+            ("security_admin", _, _) => vec![Route::Accounts, Route::SecurityPolicy],
+            ("audit_admin", _, _) => vec![Route::SecurityAudit],
             ("subdistrict_admin", Some(t), _) => vec![
                 Route::TenantDashboard { tenant: t.clone() },
                 Route::Inspections { tenant: t.clone() },

@@ -414,3 +414,16 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     }
     Some(Response { status, headers, body })
 }
+
+/// A TOTP code (RFC 6238, SHA-1, 6 digits, 30 s) computed by Python's `pyotp` — an implementation
+/// independent of the server's — for a base32 `secret` at now + `offset` seconds.
+pub fn totp_code(secret: &str, offset: i64) -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import pyotp,sys,time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"])
+        .arg(secret)
+        .arg(offset.to_string())
+        .output()
+        .expect("python3 with pyotp (pip install pyotp)");
+    assert!(out.status.success(), "pyotp: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -38,17 +38,8 @@ fn login(s: &Server, user: &str, password: &str) -> Response {
     post(s, "/api/v1/auth/login", None, &json!({"username": user, "password": password}))
 }
 
-/// A TOTP code computed by pyotp (independent of the server's `totp-rs`) for `secret` at now +
-/// `offset` seconds.
 fn totp(secret: &str, offset: i64) -> String {
-    let out = Command::new("python3")
-        .args(["-c", "import pyotp,sys,time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + int(sys.argv[2])))"])
-        .arg(secret)
-        .arg(offset.to_string())
-        .output()
-        .expect("python3 with pyotp (pip install pyotp)");
-    assert!(out.status.success(), "pyotp: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    ducha_tests::totp_code(secret, offset)
 }
 
 /// What pyotp reads from the enrolment's `otpauth://` URI: (issuer, account name, secret, digits,

@@ -31,8 +31,11 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
     let base = server.base_url();
     let browser = Browser::launch();
     // (login, menu, a page the role may not use)
-    let cases: [(&str, &[&str], Option<&str>); 7] = [
-        ("admin", &["platform"], None),
+    let cases: [(&str, &[&str], Option<&str>); 10] = [
+        ("admin", &["platform"], Some("/tenants/xxjd/users")),
+        ("sysadmin", &["accounts"], Some("/security/policy")),
+        ("secadmin", &["accounts", "security-policy"], Some("/security/audit")),
+        ("audadmin", &["security-audit"], Some("/accounts")),
         ("qu-xcb", &["district"], Some("/tenants/xxjd/users")),
         ("qu-jjw", &["district", "audit"], Some("/platform")),
         (
@@ -61,9 +64,10 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
             // …and from there the district overview of each district.
             page.click("[data-testid=platform-district][data-id=xxq] [data-testid=action-open-district]");
             page.wait_for("[data-page=district] [data-testid=district-row]");
-            // The platform admin may open every page, also a sub-district's administration.
-            page.goto(&format!("{base}/tenants/xxjd/users"));
-            page.wait_for("[data-page=users] [data-testid=users-row]");
+            // The platform admin runs a sub-district's master data, but no longer its accounts
+            // (三员分立: refused below).
+            page.goto(&format!("{base}/tenants/xxjd/communities"));
+            page.wait_for("[data-page=communities]");
         }
         page.assert_no_errors();
         if let Some(path) = forbidden {
@@ -72,7 +76,7 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
             assert_eq!(menu(&page), want, "menu of {user} on a refused page");
         }
     }
-    println!("web_roles: 7 roles in {:?}", t0.elapsed());
+    println!("web_roles: 10 roles in {:?}", t0.elapsed());
 }
 
 /// Today in Asia/Shanghai.

@@ -393,7 +393,6 @@ async fn second_factor_ok(state: &AppState, user: &UserEntry, code: &str) -> Res
 #[utoipa::path(
     tag = "auth",
     request_body = SecondFactorCodeRequest,
-    security(()),
     responses(
         (status = 200, description = "进入下一步或登录成功 / the next step's token, or logged in", body = LoginResponse),
         (status = 401, description = "验证码错误或令牌无效 / wrong code, or not a second-factor step token",

@@ -398,24 +398,163 @@ fn Checklists(tenant: String) -> impl IntoView {
 
 // ---------------------------------------------------------------------------- 用户与角色
 
-/// `UsersPage`, for the sub-district's admin (and the platform admin) only.
+/// What an actor may do to the accounts of one owner (三员分立): manage the accounts (create,
+/// reset, disable, unlock: the system administrator, or a sub-district admin for its staff) and
+/// grant roles (the security administrator, or a sub-district admin for its staff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Powers {
+    pub accounts: bool,
+    pub grants: bool,
+    /// Only the business staff's roles (a sub-district admin).
+    pub staff_only: bool,
+}
+
+/// The powers of `grants` over the accounts of a tenant (`Some`) or of the district / platform
+/// (`None`).
+pub fn account_powers(grants: &[GrantView], tenant: Option<&str>) -> Powers {
+    let mut p = Powers::default();
+    for g in grants {
+        match g.role.as_str() {
+            "system_admin" => p.accounts = true,
+            "security_admin" => p.grants = true,
+            "subdistrict_admin" if tenant.is_some() && g.scope.tenant_id.as_deref() == tenant => {
+                p.accounts = true;
+                p.grants = true;
+                p.staff_only = !grants.iter().any(|g| g.role == "security_admin");
+            }
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Draws its children for those with any power over the accounts of the page (a plain "no
+/// permission" message for others).
+#[component]
+fn AccountsGuard(tenant: Option<String>, children: ChildrenFn) -> impl IntoView {
+    let st = use_app();
+    move || match st.me.get() {
+        None => view! { <Loading/> }.into_any(),
+        Some(me) if account_powers(&me.grants, tenant.as_deref()) != Powers::default() => children().into_any(),
+        Some(_) => view! {
+            <section class="page" data-page="forbidden">
+                <div class="state state-error" role="alert" data-testid="error" data-code="forbidden">
+                    <strong>"您没有访问此页面的权限"</strong>
+                    <p>"账号由系统管理员（或街道管理员管理本街道工作人员）管理，角色由安全管理员授予。"</p>
+                    <small>"错误代码：forbidden"</small>
+                </div>
+            </section>
+        }
+        .into_any(),
+    }
+}
+
+/// The business staff a sub-district admin hands out.
+const STAFF_ROLES: [(&str, &str); 2] = [("inspector", "督查组成员"), ("community_officer", "社区联络员")];
+/// A district's roles.
+const DISTRICT_ROLES: [(&str, &str); 2] = [("district_officer", "区委宣传部"), ("auditor", "审计（纪检）")];
+/// The platform's roles: the platform administrator and the three.
+const PLATFORM_ROLES: [(&str, &str); 4] = [
+    ("platform_admin", "平台管理员"),
+    ("system_admin", "系统管理员"),
+    ("security_admin", "安全管理员"),
+    ("audit_admin", "审计管理员"),
+];
+
+/// `UsersPage` (`/tenants/{t}/users`): a sub-district's accounts.
 #[component]
 pub fn UsersPage(tenant: String) -> impl IntoView {
     let t = tenant.clone();
-    view! { <AdminGuard tenant=Some(tenant)><Users tenant=t.clone()/></AdminGuard> }
+    view! {
+        <AccountsGuard tenant=Some(tenant)>
+            <Users base=format!("/tenants/{t}/users") tenant=Some(t.clone()) roles=&TENANT_ROLES
+                title="用户与角色" hint="本街道的账号；停用后立即不能登录。"/>
+        </AccountsGuard>
+    }
+}
+
+/// `/accounts/districts/{d}`: a district's accounts (the system and security administrators).
+#[component]
+pub fn DistrictUsersPage(district: String) -> impl IntoView {
+    view! {
+        <AccountsGuard tenant=None>
+            <Users base=format!("/districts/{district}/users") tenant=None roles=&DISTRICT_ROLES
+                title="区级账号" hint="区委宣传部、区纪委等区级账号。"/>
+        </AccountsGuard>
+    }
+}
+
+/// `/accounts`: the platform's accounts, and the way to every district's and sub-district's.
+#[component]
+pub fn AccountsPage() -> impl IntoView {
+    let st = use_app();
+    let districts = LocalResource::new(move || st.api.get::<Vec<DistrictView>>("/districts"));
+    view! {
+        <AccountsGuard tenant=None>
+          <div data-page="accounts">
+            <Users base="/platform/users".to_owned() tenant=None roles=&PLATFORM_ROLES
+                title="账号管理" hint="平台级账号：平台管理员与三员（系统管理员、安全管理员、审计管理员）。三员不得兼任。"/>
+            <section class="page admin" data-testid="accounts-directory">
+                <h2>"区和街道的账号"</h2>
+                {move || loaded(districts.get(), |list: Vec<DistrictView>| {
+                    list.into_iter().map(|d| view! { <DistrictAccounts district=d/> }).collect_view()
+                })}
+            </section>
+          </div>
+        </AccountsGuard>
+    }
 }
 
 #[component]
-fn Users(tenant: String) -> impl IntoView {
+fn DistrictAccounts(district: DistrictView) -> impl IntoView {
     let st = use_app();
+    let path = format!("/districts/{}/tenants", district.district_id);
+    let tenants = LocalResource::new(move || st.api.get::<Vec<TenantSummary>>(&path));
+    let d = district.district_id.clone();
+    view! {
+        <div class="directory" data-testid="accounts-district" data-id=d.clone()>
+            <h3><Link to=format!("/accounts/districts/{d}") testid="link-district-users">{format!("{}（区级账号）", district.name)}</Link></h3>
+            <ul>
+                {move || tenants.get().and_then(|r| r.ok()).unwrap_or_default().into_iter().map(|t| {
+                    let to = format!("/tenants/{}/users", t.tenant_id);
+                    view! { <li><Link to=to testid="link-tenant-users">{t.name}</Link></li> }
+                }).collect_view()}
+            </ul>
+        </div>
+    }
+}
+
+#[component]
+fn Users(
+    base: String,
+    tenant: Option<String>,
+    roles: &'static [(&'static str, &'static str)],
+    title: &'static str,
+    hint: &'static str,
+) -> impl IntoView {
+    let st = use_app();
+    let powers =
+        Signal::derive(move || st.me.get().map(|m| account_powers(&m.grants, tenant.as_deref())).unwrap_or_default());
+    let roles_for = move |p: Powers| -> Vec<(&'static str, &'static str)> {
+        if p.staff_only { STAFF_ROLES.to_vec() } else { roles.to_vec() }
+    };
     let reload = RwSignal::new(0u32);
-    let base = format!("/tenants/{tenant}/users");
-    let (lp, cp) = (base.clone(), format!("/tenants/{tenant}/communities"));
+    let lp = base.clone();
     let users = LocalResource::new(move || {
         let _ = reload.get();
         st.api.get_versioned::<Vec<UserView>>(&lp)
     });
-    let communities = LocalResource::new(move || st.api.get::<Vec<CommunityEntry>>(&cp));
+    let communities_path =
+        base.strip_suffix("/users").filter(|b| b.starts_with("/tenants/")).map(|b| format!("{b}/communities"));
+    let communities = LocalResource::new(move || {
+        let load = communities_path.as_deref().map(|p| st.api.get::<Vec<CommunityEntry>>(p));
+        async move {
+            match load {
+                Some(f) => f.await,
+                None => Ok(Vec::new()),
+            }
+        }
+    });
     let community_list = move || communities.get().and_then(|r| r.ok()).unwrap_or_default();
     let version = move || users.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
     let selected = RwSignal::new(None::<String>);
@@ -425,7 +564,7 @@ fn Users(tenant: String) -> impl IntoView {
         RwSignal::new(String::new()),
         RwSignal::new(String::new()),
         RwSignal::new(String::new()),
-        RwSignal::new("inspector".to_owned()),
+        RwSignal::new(String::new()),
         RwSignal::new(String::new()),
     );
     let (err, busy) = (RwSignal::new(None), RwSignal::new(false));
@@ -452,7 +591,8 @@ fn Users(tenant: String) -> impl IntoView {
         if officer && c.is_empty() {
             return err.set(Some(local_error("community_id", "社区联络员须绑定一个社区")));
         }
-        let body = json!({ "username": u, "display_name": d, "password": p, "role": r,
+        let role = (!r.is_empty()).then_some(r);
+        let body = json!({ "username": u, "display_name": d, "password": p, "role": role,
                            "community_id": if officer { Some(c) } else { None } });
         submit(create_path.get_value(), body, version(), err, busy, reload, move || {
             username.set(String::new());
@@ -460,13 +600,6 @@ fn Users(tenant: String) -> impl IntoView {
             password.set(String::new());
             reload.update(|r| *r += 1);
         });
-    };
-    let role_select = move |sig: RwSignal<String>, testid: &'static str| {
-        view! {
-            <select name="role" data-testid=testid prop:value=move || sig.get() on:change=move |ev| sig.set(event_target_value(&ev))>
-                {TENANT_ROLES.map(|(code, label)| view! { <option value=code>{label}</option> })}
-            </select>
-        }
     };
     let community_select = move |sig: RwSignal<String>| {
         view! {
@@ -482,10 +615,10 @@ fn Users(tenant: String) -> impl IntoView {
     let manage_base = base.clone();
     view! {
         <section class="page admin" data-page="users">
-            <header class="page-head"><h1>"用户与角色"</h1><span class="muted">"本街道的账号；停用后立即不能登录。"</span></header>
+            <header class="page-head"><h1>{title}</h1><span class="muted">{hint}</span></header>
             {move || loaded(users.get(), |(list, _)| {
                 if list.is_empty() {
-                    view! { <Empty message="还没有用户" hint="请在下方新建账号并分配角色（督查组成员、社区联络员等）。"/> }.into_any()
+                    view! { <Empty message="还没有用户" hint="请在下方新建账号并分配角色。"/> }.into_any()
                 } else {
                     let rows = list.into_iter().map(|u| {
                         let roles = u.grants.iter().map(|g| format!("{}（{}）", g.role_name, g.scope.name)).collect::<Vec<_>>().join("、");
@@ -517,35 +650,52 @@ fn Users(tenant: String) -> impl IntoView {
                     move || {
                         let id = selected.get()?;
                         let user = users.get()?.ok()?.0.into_iter().find(|u| u.user_id == id)?;
-                        Some(view! { <ManageUser base=mb.clone() user=user version=version() reload=reload communities=community_list() close=selected/> })
+                        let p = powers.get();
+                        Some(view! { <ManageUser base=mb.clone() user=user version=version() reload=reload
+                            communities=community_list() close=selected powers=p roles=roles_for(p)/> })
                     }
                 }
-                <form class="admin-form" data-testid="users-form" novalidate=true on:submit=create>
-                    <h2>"新建用户"</h2>
-                    <div class="form-row">
-                        <Field label="用户名（登录用）" name="username" value=username err=err placeholder="如 xx-duchazu3"/>
-                        <Field label="姓名" name="display_name" value=display err=err placeholder="如 督查组 王组员"/>
-                        <Field label="初始密码（至少 8 位）" name="password" value=password err=err kind="password"/>
-                    </div>
-                    <div class="form-row">
-                        <label class="field"><span>"角色"</span>{role_select(role, "field-role")}
-                            {move || role_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="role">{e.detail}</small> })}
-                        </label>
-                        <Show when=move || role.get() == "community_officer">
-                            <label class="field"><span>"绑定社区"</span>{community_select(community)}
-                                {move || community_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="community_id">{e.detail}</small> })}
-                            </label>
-                        </Show>
-                    </div>
-                    {form_error(err, &["username", "display_name", "password", "role", "community_id"])}
-                    {submit_button("action-create-user", "新建用户", busy)}
-                </form>
+                {move || powers.get().accounts.then(|| {
+                    let p = powers.get();
+                    let options = roles_for(p);
+                    view! {
+                        <form class="admin-form" data-testid="users-form" novalidate=true on:submit=create>
+                            <h2>"新建用户"</h2>
+                            <div class="form-row">
+                                <Field label="用户名（登录用）" name="username" value=username err=err placeholder="如 xx-duchazu3"/>
+                                <Field label="姓名" name="display_name" value=display err=err placeholder="如 督查组 王组员"/>
+                                <Field label="初始密码（首次登录须修改）" name="password" value=password err=err kind="password"/>
+                            </div>
+                            {p.grants.then(|| view! {
+                                <div class="form-row">
+                                    <label class="field"><span>"角色"</span>
+                                        <select name="role" data-testid="field-role" prop:value=move || role.get() on:change=move |ev| role.set(event_target_value(&ev))>
+                                            <option value="">"暂不分配"</option>
+                                            {options.iter().map(|(code, label)| view! { <option value=*code>{*label}</option> }).collect_view()}
+                                        </select>
+                                        {move || role_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="role">{e.detail}</small> })}
+                                    </label>
+                                    <Show when=move || role.get() == "community_officer">
+                                        <label class="field"><span>"绑定社区"</span>{community_select(community)}
+                                            {move || community_error().map(|e| view! { <small class="field-error" data-testid="field-error" data-field="community_id">{e.detail}</small> })}
+                                        </label>
+                                    </Show>
+                                </div>
+                            })}
+                            {(!p.grants).then(|| view! { <p class="muted">"新账号的角色由安全管理员授予。"</p> })}
+                            {form_error(err, &["username", "display_name", "password", "role", "community_id"])}
+                            {submit_button("action-create-user", "新建用户", busy)}
+                        </form>
+                    }
+                })}
             </Writable>
         </section>
     }
 }
 
-/// One user's administration: reset password, grant / revoke roles, disable / enable.
+/// One user's administration, as the caller's powers allow: grant / revoke roles (security
+/// administrator), reset password, unlock, disable / enable (system administrator), reset the
+/// second factor (either, as the server decides).
 #[component]
 fn ManageUser(
     base: String,
@@ -554,13 +704,17 @@ fn ManageUser(
     reload: RwSignal<u32>,
     communities: Vec<CommunityEntry>,
     close: RwSignal<Option<String>>,
+    powers: Powers,
+    roles: Vec<(&'static str, &'static str)>,
 ) -> impl IntoView {
     let path = format!("{base}/{}", user.user_id);
     let (err, busy) = (RwSignal::new(None::<ApiError>), RwSignal::new(false));
+    let notice = RwSignal::new(None::<&'static str>);
     let done = move || reload.update(|r| *r += 1);
     let password = RwSignal::new(String::new());
     let reason = RwSignal::new("人员调整".to_owned());
-    let (role, community) = (RwSignal::new("inspector".to_owned()), RwSignal::new(String::new()));
+    let first = roles.first().map_or("", |r| r.0).to_owned();
+    let (role, community) = (RwSignal::new(first), RwSignal::new(String::new()));
     let reset = {
         let path = path.clone();
         move |ev: leptos::ev::SubmitEvent| {
@@ -571,6 +725,7 @@ fn ManageUser(
             }
             submit(format!("{path}/password"), json!({ "password": p }), version, err, busy, reload, move || {
                 password.set(String::new());
+                notice.set(Some("密码已重置：该用户的会话已全部结束，下次登录须修改密码。"));
                 done();
             });
         }
@@ -610,6 +765,35 @@ fn ManageUser(
             }
         }
     };
+    let unlock = {
+        let path = path.clone();
+        move |_| {
+            submit(format!("{path}/unlock"), json!({}), None, err, busy, reload, move || {
+                notice.set(Some("已解除锁定。"));
+            })
+        }
+    };
+    let reset_second_factor = {
+        let path = path.clone();
+        move |_| {
+            let r = reason.get_untracked().trim().to_owned();
+            if r.is_empty() {
+                return err.set(Some(local_error("reason", "请填写原因")));
+            }
+            submit(
+                format!("{path}/second-factor/reset"),
+                json!({ "reason": r }),
+                version,
+                err,
+                busy,
+                reload,
+                move || {
+                    notice.set(Some("两步验证已重置：下次登录时重新绑定。"));
+                    done();
+                },
+            );
+        }
+    };
     let grants = user
         .grants
         .iter()
@@ -619,8 +803,10 @@ fn ManageUser(
             view! {
                 <li data-testid="users-grant">
                     {format!("{}（{}）", g.role_name, g.scope.name)}
-                    <button type="button" class="link danger" data-testid="action-revoke-role"
-                        on:click=move |_| submit(p.clone(), body.clone(), version, err, busy, reload, done)>"撤销"</button>
+                    {powers.grants.then(|| view! {
+                        <button type="button" class="link danger" data-testid="action-revoke-role"
+                            on:click=move |_| submit(p.clone(), body.clone(), version, err, busy, reload, done)>"撤销"</button>
+                    })}
                 </li>
             }
         })
@@ -642,35 +828,46 @@ fn ManageUser(
             </header>
             <h3>"角色"</h3>
             <ul class="grants">{grants}</ul>
-            <form class="form-row" novalidate=true on:submit=grant>
-                <label class="field"><span>"授予角色"</span>
-                    <select name="role" data-testid="field-grant-role" prop:value=move || role.get() on:change=move |ev| role.set(event_target_value(&ev))>
-                        {TENANT_ROLES.map(|(code, label)| view! { <option value=code>{label}</option> })}
-                    </select>
-                </label>
-                <Show when=move || role.get() == "community_officer">
-                    <label class="field"><span>"绑定社区"</span>
-                        <select name="community_id" data-testid="field-grant-community_id" prop:value=move || community.get()
-                            on:change=move |ev| community.set(event_target_value(&ev))>
-                            <option value="">"请选择社区"</option>
-                            {community_options}
+            {powers.grants.then(|| view! {
+                <form class="form-row" novalidate=true on:submit=grant>
+                    <label class="field"><span>"授予角色"</span>
+                        <select name="role" data-testid="field-grant-role" prop:value=move || role.get() on:change=move |ev| role.set(event_target_value(&ev))>
+                            {roles.iter().map(|(code, label)| view! { <option value=*code>{*label}</option> }).collect_view()}
                         </select>
                     </label>
-                </Show>
-                <button type="submit" class="primary" data-testid="action-grant-role" disabled=move || busy.get()>"授予"</button>
-            </form>
-            <form class="form-row" novalidate=true on:submit=reset>
-                <Field label="新密码（至少 8 位）" name="password" value=password err=err kind="password"/>
-                <button type="submit" class="primary" data-testid="action-reset-password" disabled=move || busy.get()>"重置密码"</button>
-            </form>
+                    <Show when=move || role.get() == "community_officer">
+                        <label class="field"><span>"绑定社区"</span>
+                            <select name="community_id" data-testid="field-grant-community_id" prop:value=move || community.get()
+                                on:change=move |ev| community.set(event_target_value(&ev))>
+                                <option value="">"请选择社区"</option>
+                                {community_options}
+                            </select>
+                        </label>
+                    </Show>
+                    <button type="submit" class="primary" data-testid="action-grant-role" disabled=move || busy.get()>"授予"</button>
+                </form>
+            })}
+            {powers.accounts.then(|| view! {
+                <form class="form-row" novalidate=true on:submit=reset>
+                    <Field label="新密码（临时，下次登录须修改）" name="password" value=password err=err kind="password"/>
+                    <button type="submit" class="primary" data-testid="action-reset-password" disabled=move || busy.get()>"重置密码"</button>
+                </form>
+            })}
             <div class="form-row">
-                {(!disabled).then(|| view! { <Field label="停用原因" name="reason" value=reason err=err/> })}
-                <button type="button" class="primary"
-                    data-testid=if disabled { "action-enable-user" } else { "action-disable-user" }
-                    disabled=move || busy.get() on:click=toggle>
-                    {if disabled { "启用账号" } else { "停用账号" }}
+                <Field label="原因（停用、重置两步验证）" name="reason" value=reason err=err/>
+                {powers.accounts.then(|| view! {
+                    <button type="button" class="primary"
+                        data-testid=if disabled { "action-enable-user" } else { "action-disable-user" }
+                        disabled=move || busy.get() on:click=toggle>
+                        {if disabled { "启用账号" } else { "停用账号" }}
+                    </button>
+                    <button type="button" data-testid="action-unlock-user" disabled=move || busy.get() on:click=unlock>"解除锁定"</button>
+                })}
+                <button type="button" data-testid="action-reset-second-factor" disabled=move || busy.get() on:click=reset_second_factor>
+                    "重置两步验证"
                 </button>
             </div>
+            {move || notice.get().map(|n| view! { <p class="state" data-testid="users-notice">{n}</p> })}
             {form_error(err, &["password", "reason"])}
         </div>
     }

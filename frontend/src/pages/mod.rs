@@ -13,8 +13,9 @@ mod ledger;
 mod login;
 mod my_findings;
 mod placeholder;
+pub(crate) mod security;
 
-pub use admin::{ChecklistsPage, CommunitiesPage, PlatformPage, UsersPage};
+pub use admin::{AccountsPage, ChecklistsPage, CommunitiesPage, DistrictUsersPage, PlatformPage, UsersPage};
 pub use audit::AuditPage;
 pub use dashboard::TenantDashboardPage;
 pub use district::DistrictPage;
@@ -25,3 +26,4 @@ pub use ledger::LedgerPage;
 pub use login::LoginPage;
 pub use my_findings::MyFindingsPage;
 pub use placeholder::{NotFoundPage, PlaceholderPage};
+pub use security::{AccountPage, SecurityAuditPage, SecurityPolicyPage};
