@@ -190,7 +190,7 @@ fn every_command_takes_the_postgres_store() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("admin create");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"a-long-enough-password\n").expect("password");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"A-long-enough-password-1\n").expect("password");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The DUCHA_STORE variable works like the flag; a bad URL is a clear error, without the password.

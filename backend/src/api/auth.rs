@@ -751,49 +751,6 @@ mod tests {
     use ducha_events::tenant::TenantCommand;
     use ducha_events::users::UserCommand;
 
-    /// The login's next step under a real policy: a second factor first (when enrolled), then a
-    /// temporary or expired password, then the enrolment the policy requires; under the demo's
-    /// policy none of the last three.
-    #[test]
-    fn the_next_step_follows_the_policy() {
-        use ducha_events::authz::{Grant, Scope};
-        use ducha_events::projection::OwnerScope;
-        let now = chrono::Utc::now();
-        let days_ago = |d: i64| Some(ducha_events::time::format(&(now - chrono::Duration::days(d))));
-        let user = |role: Role, temporary: bool, set_days_ago: i64, second_factor: bool| UserEntry {
-            user_id: ducha_events::ids::UserId::parse("u1").unwrap(),
-            username: "u1".into(),
-            display_name: "用户".into(),
-            password_hash: None,
-            disabled: false,
-            grants: vec![Grant { role, scope: Scope::Platform }],
-            owner: OwnerScope::Platform,
-            password_temporary: temporary,
-            password_set_at: days_ago(set_days_ago),
-            password_history: vec![],
-            second_factor,
-        };
-        let real = SecurityPolicy::default();
-        let step = |u: &UserEntry, p: &SecurityPolicy, gave: bool| next_step(u, p, gave, now).map(|(s, _)| s);
-        let inspector = Role::Inspector;
-        assert_eq!(step(&user(inspector, false, 10, false), &real, false), None);
-        assert_eq!(step(&user(inspector, true, 0, false), &real, false), Some(LoginStep::PasswordChange));
-        // Expiry: 90 days by default; 60 when the policy says so.
-        assert_eq!(step(&user(inspector, false, 91, false), &real, false), Some(LoginStep::PasswordChange));
-        assert_eq!(step(&user(inspector, false, 89, false), &real, false), None);
-        let sixty = SecurityPolicy { max_age_days: 60, ..SecurityPolicy::default() };
-        assert_eq!(step(&user(inspector, false, 61, false), &sixty, false), Some(LoginStep::PasswordChange));
-        // The second factor comes first, then the password.
-        assert_eq!(step(&user(inspector, true, 0, true), &real, false), Some(LoginStep::SecondFactor));
-        assert_eq!(step(&user(inspector, true, 0, true), &real, true), Some(LoginStep::PasswordChange));
-        // Administrators must enrol one.
-        assert_eq!(step(&user(Role::AuditAdmin, false, 1, false), &real, false), Some(LoginStep::SecondFactorEnrol));
-        // The demo's policy: nothing of that, but an enrolled second factor is still asked for.
-        let demo = SecurityPolicy::demo();
-        assert_eq!(step(&user(Role::AuditAdmin, true, 400, false), &demo, false), None);
-        assert_eq!(step(&user(Role::AuditAdmin, true, 400, true), &demo, false), Some(LoginStep::SecondFactor));
-    }
-
     /// Grants are read from the directory on every request: a revoked role or a disabled account
     /// takes effect at once, whatever the token says.
     #[actix_web::test]
@@ -843,5 +800,53 @@ mod tests {
         let problem: serde_json::Value = test::read_body_json(res).await;
         assert_eq!(problem["code"], "user_disabled");
         demo.store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    /// The login's next step under a real policy: a second factor first (when enrolled), then a
+    /// temporary or expired password, then the enrolment the policy requires; under the demo's
+    /// policy none of the last three.
+    #[test]
+    fn the_next_step_follows_the_policy() {
+        use ducha_events::authz::{Grant, Scope};
+        use ducha_events::projection::OwnerScope;
+        let now = chrono::Utc::now();
+        let days_ago = |d: i64| Some(ducha_events::time::format(&(now - chrono::Duration::days(d))));
+        let user = |role: Role, temporary: bool, set_days_ago: i64, second_factor: bool| UserEntry {
+            user_id: ducha_events::ids::UserId::parse("u1").unwrap(),
+            username: "u1".into(),
+            display_name: "用户".into(),
+            password_hash: None,
+            disabled: false,
+            grants: vec![Grant { role, scope: Scope::Platform }],
+            owner: OwnerScope::Platform,
+            password_temporary: temporary,
+            password_set_at: days_ago(set_days_ago),
+            password_history: vec![],
+            second_factor,
+        };
+        let real = SecurityPolicy::default();
+        let step = |u: &UserEntry, p: &SecurityPolicy, gave: bool| next_step(u, p, gave, now).map(|(s, _)| s);
+        let inspector = Role::Inspector;
+        assert_eq!(step(&user(inspector, false, 10, false), &real, false), None);
+        assert_eq!(step(&user(inspector, true, 0, false), &real, false), Some(LoginStep::PasswordChange));
+        // Expiry: 90 days by default; 60 when the policy says so.
+        assert_eq!(step(&user(inspector, false, 91, false), &real, false), Some(LoginStep::PasswordChange));
+        assert_eq!(step(&user(inspector, false, 89, false), &real, false), None);
+        let sixty = SecurityPolicy { max_age_days: 60, ..SecurityPolicy::default() };
+        assert_eq!(step(&user(inspector, false, 61, false), &sixty, false), Some(LoginStep::PasswordChange));
+        // The second factor comes first, then the password.
+        assert_eq!(step(&user(inspector, true, 0, true), &real, false), Some(LoginStep::SecondFactor));
+        assert_eq!(step(&user(inspector, true, 0, true), &real, true), Some(LoginStep::PasswordChange));
+        // Administrators must enrol one.
+        assert_eq!(step(&user(Role::AuditAdmin, false, 1, false), &real, false), Some(LoginStep::SecondFactorEnrol));
+        // The demo's policy: nothing of that, but an enrolled second factor is still asked for.
+        let demo = SecurityPolicy::demo();
+        assert_eq!(step(&user(Role::AuditAdmin, true, 400, false), &demo, false), None);
+        assert_eq!(step(&user(Role::AuditAdmin, true, 400, true), &demo, false), Some(LoginStep::SecondFactor));
     }
 }

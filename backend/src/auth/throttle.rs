@@ -81,9 +81,12 @@ impl LoginThrottle {
     fn rule(&self, kind: FailureKind, account: Option<AccountLock>) -> FailureRule {
         match (kind, account) {
             // Consecutive failures: the window is as long as the lock (a success clears the count).
-            (FailureKind::Username, Some(a)) => {
-                FailureRule { window: self.limits.window.max(a.lock), lock_after: a.after, lock: a.lock }
-            }
+            // The security policy's count, or the configuration's when that is stricter.
+            (FailureKind::Username, Some(a)) => FailureRule {
+                window: self.limits.window.max(a.lock),
+                lock_after: a.after.min(self.limits.lock_after.max(1)),
+                lock: a.lock,
+            },
             (FailureKind::Username, None) => {
                 FailureRule { window: self.limits.window, lock_after: self.limits.lock_after, lock: self.limits.lock }
             }
