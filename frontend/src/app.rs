@@ -15,20 +15,17 @@ pub fn App() -> impl IntoView {
     provide_context(st);
     let _ = window_event_listener(leptos::ev::popstate, move |_| st.router.sync());
     Effect::new(move |_| document().set_title(&format!("{} · 督查", st.router.route().title())));
-    move || match st.api.token.get() {
-        None => view! { <LoginPage/> }.into_any(),
-        Some(_) => view! { <Shell/> }.into_any(),
-    }
+    // Logged in or not: a new token for the same session (after a password change) keeps the page.
+    let logged_in = Memo::new(move |_| st.api.token.with(Option::is_some));
+    move || if logged_in.get() { view! { <Shell/> }.into_any() } else { view! { <LoginPage/> }.into_any() }
 }
 
-/// The logged-in app: loads `/me` once per login, then draws the header and the page.
+/// The logged-in app: loads `/me` once per login (a login draws a new shell), then draws the
+/// header and the page.
 #[component]
 fn Shell() -> impl IntoView {
     let st = use_app();
-    let me = LocalResource::new(move || {
-        let _ = st.api.token.get();
-        st.api.get_current::<MeResponse>("/me")
-    });
+    let me = LocalResource::new(move || st.api.get_current::<MeResponse>("/me"));
     Effect::new(move |_| {
         if let Some(Ok(m)) = me.get() {
             st.me.set(Some(m));
@@ -74,9 +71,11 @@ fn Header(me: MeResponse) -> impl IntoView {
         spawn_local(async move {
             // Even if the server cannot be reached, the token is forgotten here.
             let _ = st.api.post_empty("/auth/logout").await;
+            // The token first: the pages go before the signals they read change (else they would
+            // reload with the ended session).
+            st.api.set_token(None);
             st.api.as_of.set(None);
             st.me.set(None);
-            st.api.set_token(None);
             st.router.replace("/login");
         });
     };

@@ -51,5 +51,14 @@ mod state;
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
+    // A panic's message in the console (the release build aborts with a bare "unreachable").
+    std::panic::set_hook(Box::new(|info| console_error(&info.to_string())));
     leptos::mount::mount_to_body(app::App);
+}
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
 }

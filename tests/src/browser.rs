@@ -693,6 +693,27 @@ impl<'b> Page<'b> {
         ev.failures.clear();
     }
 
+    /// Waits until a request the test provoked is recorded as failed with `status` (the browser may
+    /// report it a moment after the page has shown the error), then clears the errors.
+    pub fn expect_failed_request(&self, status: i64, url_contains: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let seen = self.failed_requests().iter().any(|f| f.status == Some(status) && f.url.contains(url_contains));
+            if seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no failed request {status} to {url_contains}; failed: {:?}",
+                self.failed_requests().iter().map(ToString::to_string).collect::<Vec<_>>()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Its console line comes with it; give it the same moment.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        self.clear_errors();
+    }
+
     /// Panics unless there were no console errors and no failed requests.
     pub fn assert_no_errors(&self) {
         let (errors, failed) = (self.console_errors(), self.failed_requests());

@@ -231,7 +231,16 @@ fn health_readiness_metrics_and_request_ids() {
 
     let token = s.login("xx-admin");
     assert_eq!(s.get("/api/v1/tenants/xxjd/dashboard", Some(&token)).status, 200);
-    let m = s.get("/metrics", None);
+    // The login's security record reaches the read model a moment after it is appended: the lag
+    // is 0 once it has (within a few seconds on a loaded machine).
+    let mut m = s.get("/metrics", None);
+    for _ in 0..100 {
+        if m.text().contains("ducha_projection_lag_events 0") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        m = s.get("/metrics", None);
+    }
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     let text = m.text();

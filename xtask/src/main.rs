@@ -29,8 +29,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root: from the variable cargo sets when it runs the xtask (a build shared between
+/// clones in one target directory may carry another clone's compile-time path), else the path this
+/// was compiled at.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = manifest_dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {

@@ -112,9 +112,11 @@ pub fn LoginPage() -> impl IntoView {
         None => step.set(None),
     });
     let on_saved = Callback::new(move |_: ()| {
+        // On with the login first: clearing the codes while the step is shown would draw a new
+        // enrolment (and start one).
         if let Some((_, login)) = recovery.get_untracked() {
-            recovery.set(None);
             advance(login);
+            recovery.set(None);
         }
     });
     let back = move |_| {

@@ -4,6 +4,7 @@
 //! (`/security/policy`: the security administrator's password, lockout, session and second-factor
 //! rules).
 
+use crate::api::Api;
 use crate::components::{Empty, ErrorBox, Loading, loaded};
 use crate::problem::ApiError;
 use crate::state::use_app;
@@ -16,16 +17,17 @@ use leptos::task::spawn_local;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// A POST with the login step's token when there is one, else with the session's.
+/// A POST with the login step's token when there is one, else with the session's. `api` is taken
+/// from the context before the task is spawned: a spawned task has no reactive owner to read it from.
 async fn post_as<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+    api: Api,
     step: Option<String>,
     path: &str,
     body: &B,
 ) -> Result<T, ApiError> {
-    let st = use_app();
     match step {
-        Some(token) => st.api.post_step(&token, path, body).await,
-        None => st.api.post(path, body).await,
+        Some(token) => api.post_step(&token, path, body).await,
+        None => api.post(path, body).await,
     }
 }
 
@@ -61,8 +63,11 @@ pub fn EnrolSecondFactor(step: Option<String>, on_done: Callback<SecondFactorEnr
     let code = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let step = StoredValue::new(step);
+    let api = use_app().api;
+    // Values are read before a task is spawned: the component may be gone when the task runs.
+    let step_now = step.get_value();
     spawn_local(async move {
-        match post_as::<_, SecondFactorEnrolment>(step.get_value(), "/auth/second-factor/enrol", &json!({})).await {
+        match post_as::<_, SecondFactorEnrolment>(api, step_now, "/auth/second-factor/enrol", &json!({})).await {
             Ok(e) => enrolment.set(Some(e)),
             Err(e) => err.set(Some(e)),
         }
@@ -81,9 +86,10 @@ pub fn EnrolSecondFactor(step: Option<String>, on_done: Callback<SecondFactorEnr
             return;
         }
         busy.set(true);
+        let step_now = step.get_value();
         spawn_local(async move {
             let body = SecondFactorCodeRequest { code: c };
-            match post_as::<_, SecondFactorEnrolled>(step.get_value(), "/auth/second-factor/confirm", &body).await {
+            match post_as::<_, SecondFactorEnrolled>(api, step_now, "/auth/second-factor/confirm", &body).await {
                 Ok(done) => {
                     code.set(String::new());
                     on_done.run(done);
@@ -154,6 +160,7 @@ pub fn ChangePassword(
     let err = RwSignal::new(None::<ApiError>);
     let busy = RwSignal::new(false);
     let step = StoredValue::new(step);
+    let api = use_app().api;
     let local = |field: &str, detail: &str| ApiError {
         status: 0,
         code: "invalid_input".into(),
@@ -174,9 +181,10 @@ pub fn ChangePassword(
             return err.set(Some(local("again", "两次输入的新密码不一致")));
         }
         busy.set(true);
+        let step_now = step.get_value();
         spawn_local(async move {
             let body = ChangePasswordRequest { current_password: c, new_password: n };
-            match post_as::<_, LoginResponse>(step.get_value(), "/auth/password", &body).await {
+            match post_as::<_, LoginResponse>(api, step_now, "/auth/password", &body).await {
                 Ok(r) => {
                     current.set(String::new());
                     new.set(String::new());
