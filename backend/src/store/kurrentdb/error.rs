@@ -129,6 +129,36 @@ mod tests {
         assert!(unavailable(&Error::ConnectionClosed).contains("retry"));
     }
 
+    /// The server's answers as gRPC statuses, through the client's own conversion
+    /// (`Error::from_grpc`, what every call of the client applies), to what a user reads.
+    #[test]
+    fn the_servers_statuses_reach_the_user_through_the_clients_mapping() {
+        use tonic::metadata::MetadataMap;
+        use tonic::{Code, Status};
+        let through = |status: Status| unavailable(&Error::from_grpc(status));
+
+        for code in [Code::Unauthenticated, Code::PermissionDenied] {
+            let m = through(Status::new(code, "Access denied"));
+            assert!(m.contains("拒绝访问") && m.contains("denied access"), "{code:?}: {m}");
+        }
+
+        let mut leader = MetadataMap::new();
+        leader.insert("exception", "not-leader".parse().unwrap());
+        leader.insert("leader-endpoint-host", "node3.example".parse().unwrap());
+        leader.insert("leader-endpoint-port", "2113".parse().unwrap());
+        let m = through(Status::with_metadata(Code::NotFound, "Leader info available", leader));
+        assert!(m.contains("不是主节点") && m.contains("node3.example:2113") && m.contains("retry"), "{m}");
+
+        let m = through(Status::new(Code::Unavailable, "Server Is Not Ready"));
+        assert!(m.contains("无法连接") && m.contains("cannot reach") && m.contains("Server Is Not Ready"), "{m}");
+
+        let m = through(Status::new(Code::Unknown, "invalid peer certificate: UnknownIssuer"));
+        assert!(m.contains("证书未被信任") && m.contains("certificate was refused") && m.contains("tlsCAFile"), "{m}");
+
+        let m = through(Status::new(Code::DeadlineExceeded, "Deadline Exceeded"));
+        assert!(m.contains("时限") && m.contains("in time"), "{m}");
+    }
+
     #[test]
     fn other_errors_keep_their_kind() {
         assert!(matches!(kdb_err(&Error::ResourceDeleted), StoreError::Corrupt(_)));
