@@ -104,6 +104,11 @@ impl std::fmt::Debug for KurrentStore {
     }
 }
 
+/// How many positions `read_all(after_position, limit, upto)` asks the log for: none past `upto`.
+fn read_all_count(after_position: u64, limit: usize, upto: Upto) -> u64 {
+    (limit as u64).min(upto.limit().saturating_sub(after_position))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -222,7 +227,7 @@ impl EventStore for KurrentStore {
     }
 
     async fn read_all(&self, after_position: u64, limit: usize, upto: Upto) -> Result<Vec<RecordedEvent>, StoreError> {
-        let count = (limit as u64).min(upto.limit().saturating_sub(after_position));
+        let count = read_all_count(after_position, limit, upto);
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -265,5 +270,23 @@ impl EventStore for KurrentStore {
 
     fn describe(&self) -> String {
         self.shared.shown.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_all_count;
+    use crate::store::Upto;
+
+    #[test]
+    fn read_all_asks_for_nothing_past_its_bound() {
+        assert_eq!(read_all_count(0, 10, Upto::Head), 10);
+        assert_eq!(read_all_count(0, usize::MAX, Upto::Head), usize::MAX as u64);
+        assert_eq!(read_all_count(5, usize::MAX, Upto::Position(8)), 3);
+        assert_eq!(read_all_count(5, 2, Upto::Position(8)), 2);
+        assert_eq!(read_all_count(8, 10, Upto::Position(8)), 0);
+        assert_eq!(read_all_count(9, 10, Upto::Position(8)), 0, "an as-of position behind the reader");
+        assert_eq!(read_all_count(3, 0, Upto::Head), 0);
+        assert_eq!(read_all_count(u64::MAX, 10, Upto::Head), 0);
     }
 }
