@@ -366,7 +366,11 @@ async fn copy_evidence(source: &crate::store::OpenedStore, target: &crate::store
         match (o.data_dir(), &o.postgres) {
             (Some(dir), _) => Ok(ServerState::sqlite(dir, &dir.join("evidence"))?),
             (None, Some(pg)) => Ok(ServerState::postgres(pg.pool().clone(), None)),
-            (None, None) => bail!("no evidence store"),
+            // KurrentDB: `ducha copy` has copied (and verified) the events when it gets here.
+            (None, None) => bail!(
+                "KurrentDB 存储尚无存放佐证文件之处：事件已复制并校验，佐证文件未复制 / a KurrentDB store has no home for \
+                 evidence files yet: the events were copied and verified, the evidence files were not"
+            ),
         }
     };
     let (from, to) = (state(source)?, state(target)?);

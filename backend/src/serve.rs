@@ -71,7 +71,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// Refuses, before anything is opened or written (not even `--demo`), a store that `serve` cannot
+/// run on: what replicas share (`server_state`) has no KurrentDB home yet.
+fn check_servable(location: &StoreLocation) -> anyhow::Result<()> {
+    if let StoreLocation::KurrentDb { .. } = location {
+        anyhow::bail!(
+            "ducha serve 尚不能使用 KurrentDB 存储（副本共享的状态尚无 KurrentDB 实现）；其他命令可以使用 / ducha serve \
+             does not run on a KurrentDB store yet (the replicas' shared state has no KurrentDB home); the other \
+             commands do: {}",
+            location.display()
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    check_servable(location)?;
     let flags = FlagOverrides { listen: args.listen, demo: args.demo.then_some(true) };
     let mut config = Config::load(args.config.as_deref(), &flags)?;
     init_logging(&config)?;
@@ -179,4 +194,21 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     opened.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::Synchronous;
+
+    #[test]
+    fn a_kurrentdb_store_is_refused_before_it_is_opened() {
+        let url = "kurrentdb://admin:changeit@127.0.0.1:1?tls=false";
+        let location = StoreLocation::parse(url, Synchronous::Full).unwrap();
+        let m = check_servable(&location).unwrap_err().to_string();
+        assert!(m.contains("KurrentDB") && m.contains("does not run") && !m.contains("changeit"), "{m}");
+        for ok in ["sqlite:./data", "postgres://u:p@h/d"] {
+            assert!(check_servable(&StoreLocation::parse(ok, Synchronous::Full).unwrap()).is_ok(), "{ok}");
+        }
+    }
 }

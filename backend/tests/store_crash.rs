@@ -1,9 +1,11 @@
 //! Crash safety: a child process appends in a loop and prints each acknowledged event; the parent kills
 //! it with SIGKILL mid-stream, reopens the store and checks that every acknowledged event is there,
 //! that no event is partial, and that every chain verifies. Three rounds on the same store, on
-//! SQLite (a file) and on PostgreSQL (a database; skipped with one line when there is no server).
+//! SQLite (a file), on PostgreSQL (a database) and on KurrentDB (a namespace of the log); the last two
+//! are skipped with one line when there is no server.
 
 use ducha::store::conformance::{new_event, request, tenant};
+use ducha::store::kurrentdb::{KurrentOptions, KurrentStore, is_kurrentdb_url};
 use ducha::store::postgres::testing::TestDatabase;
 use ducha::store::postgres::{PgOptions, PostgresStore};
 use ducha::store::sqlite::{SqliteOptions, SqliteStore};
@@ -14,7 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-/// `sqlite:PATH` or a PostgreSQL URL.
+/// `sqlite:PATH`, a PostgreSQL URL or a KurrentDB URL.
 const DB_VAR: &str = "DUCHA_CRASH_TEST_DB";
 const ACKS_BEFORE_KILL: usize = 300;
 const ROUNDS: usize = 3;
@@ -67,6 +69,9 @@ async fn crash_child() {
 async fn open(spec: &str) -> Arc<dyn EventStore> {
     match spec.strip_prefix("sqlite:") {
         Some(path) => Arc::new(SqliteStore::open(path.as_ref(), SqliteOptions::default()).expect("open the file")),
+        None if is_kurrentdb_url(spec) => {
+            Arc::new(KurrentStore::open(spec, KurrentOptions::default()).await.expect("open the log"))
+        }
         None => Arc::new(PostgresStore::open(spec, PgOptions::default()).await.expect("open the database")),
     }
 }
@@ -81,6 +86,12 @@ fn crash_keeps_every_acknowledged_event() {
 fn crash_keeps_every_acknowledged_event_on_postgres() {
     let Some(db) = TestDatabase::create_blocking("store_crash on PostgreSQL") else { return };
     crash_rounds(&db.url);
+}
+
+#[test]
+fn crash_keeps_every_acknowledged_event_on_kurrentdb() {
+    let Some(url) = ducha::store::kurrentdb::testing::fresh_url() else { return };
+    crash_rounds(&url);
 }
 
 fn crash_rounds(spec: &str) {

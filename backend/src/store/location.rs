@@ -3,8 +3,11 @@
 //! A store is named by a URL (`--store`, `DUCHA_STORE`):
 //! - `sqlite:DIR` — the embedded default, the same as `--data-dir DIR`; `?synchronous=full|normal|off`
 //!   sets SQLite's durability (default: `--synchronous`, itself `full` by default);
-//! - `postgres://user:password@host:port/database[?…]` (or `postgresql://`) — the shared store.
+//! - `postgres://user:password@host:port/database[?…]` (or `postgresql://`) — the shared store;
+//! - `kurrentdb://user:password@host:port[,host:port…][?…]`, or the client's other forms (`esdb://`,
+//!   `esdb+discover://`, `kurrentdb+discover://`, …) — a KurrentDB (EventStoreDB) cluster.
 
+use super::kurrentdb::{KurrentOptions, KurrentStore};
 use super::postgres::{PgOptions, PostgresStore};
 use super::sqlite::Synchronous;
 use super::{EventStore, StoreError};
@@ -19,12 +22,15 @@ pub enum StoreLocation {
     Sqlite { dir: PathBuf, synchronous: Synchronous },
     /// A PostgreSQL database (the URL as given, password included: never print it).
     Postgres { url: String },
+    /// A KurrentDB server or cluster (the URL as given, password included: never print it).
+    KurrentDb { url: String },
 }
 
 /// What the caller will do with the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Append (SQLite: takes the data directory's lock; PostgreSQL: migrates the schema).
+    /// Append (SQLite: takes the data directory's lock; PostgreSQL: migrates the schema; KurrentDB:
+    /// starts a writer).
     Write,
     /// Only read (SQLite: no lock, so an auditor can verify a running system).
     Read,
@@ -59,6 +65,10 @@ impl StoreLocation {
             super::postgres::parse_url(url, PgOptions::default()).map_err(|e| OpenError::Url(e.to_string()))?;
             return Ok(StoreLocation::Postgres { url: url.to_owned() });
         }
+        if super::kurrentdb::is_kurrentdb_url(url) {
+            super::kurrentdb::parse_url(url).map_err(|e| OpenError::Url(e.to_string()))?;
+            return Ok(StoreLocation::KurrentDb { url: url.to_owned() });
+        }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let (dir, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -82,7 +92,8 @@ impl StoreLocation {
             return Ok(StoreLocation::Sqlite { dir: PathBuf::from(dir), synchronous });
         }
         Err(OpenError::Url(format!(
-            "{:?} 既不是 sqlite:目录 也不是 postgres://… / expected sqlite:DIR or postgres://…",
+            "{:?} 既不是 sqlite:目录、postgres://… 也不是 kurrentdb://… / expected sqlite:DIR, postgres://… or \
+             kurrentdb://…",
             redact(url)
         )))
     }
@@ -100,6 +111,7 @@ impl StoreLocation {
         match self {
             StoreLocation::Sqlite { dir, .. } => format!("sqlite:{}", dir.display()),
             StoreLocation::Postgres { url } => redact(url),
+            StoreLocation::KurrentDb { url } => super::kurrentdb::redact(url),
         }
     }
 
@@ -107,12 +119,12 @@ impl StoreLocation {
     pub fn data_dir(&self) -> Option<&Path> {
         match self {
             StoreLocation::Sqlite { dir, .. } => Some(dir),
-            StoreLocation::Postgres { .. } => None,
+            StoreLocation::Postgres { .. } | StoreLocation::KurrentDb { .. } => None,
         }
     }
 
     pub fn is_shared(&self) -> bool {
-        matches!(self, StoreLocation::Postgres { .. })
+        matches!(self, StoreLocation::Postgres { .. } | StoreLocation::KurrentDb { .. })
     }
 }
 
@@ -179,6 +191,11 @@ pub async fn open(location: &StoreLocation, access: Access) -> Result<OpenedStor
             let store = Arc::new(PostgresStore::open(url, opts).await?);
             Ok(OpenedStore { store: store.clone(), location: location.clone(), postgres: Some(store), dir: None })
         }
+        StoreLocation::KurrentDb { url } => {
+            let opts = KurrentOptions { read_only: access == Access::Read };
+            let store = KurrentStore::open(url, opts).await?;
+            Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: None })
+        }
     }
 }
 
@@ -209,6 +226,25 @@ mod tests {
             StoreLocation::from_flags(None, Path::new("d"), full).unwrap(),
             StoreLocation::Sqlite { dir: "d".into(), synchronous: full }
         );
+    }
+
+    #[test]
+    fn kurrentdb_urls_in_the_clients_forms() {
+        let full = Synchronous::Full;
+        for url in [
+            "kurrentdb://admin:changeit@db:2113?tls=false",
+            "esdb://admin:changeit@n1:2113,n2:2113,n3:2113?nodePreference=leader",
+            "esdb+discover://admin:changeit@cluster.example:2113",
+        ] {
+            let loc = StoreLocation::parse(url, full).unwrap();
+            assert_eq!(loc, StoreLocation::KurrentDb { url: url.into() });
+            assert!(loc.is_shared() && loc.data_dir().is_none());
+            assert!(loc.display().contains("admin:***@") && !loc.display().contains("changeit"), "{}", loc.display());
+        }
+        let err = StoreLocation::parse("kurrentdb://admin:changeit@db?ducha_typo=1", full).unwrap_err().to_string();
+        assert!(err.contains("ducha_typo") && !err.contains("changeit"), "{err}");
+        let err = StoreLocation::parse("mongodb://h", full).unwrap_err().to_string();
+        assert!(err.contains("kurrentdb://"), "{err}");
     }
 
     #[test]

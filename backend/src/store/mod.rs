@@ -1,11 +1,12 @@
 //! The event store: what the rest of the code needs from any backend, and nothing more.
 //!
 //! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default,
-//! PostgreSQL ([`postgres`]) the shared one; every backend passes the same [`conformance`] suite and
-//! applies the same [`validate`] rules. [`location`] parses a store URL (`sqlite:DIR`,
-//! `postgres://…`) and opens the backend it names.
+//! PostgreSQL ([`postgres`]) the shared one, KurrentDB ([`kurrentdb`]) the clustered one; every
+//! backend runs the same [`conformance`] suite and applies the same [`validate`] rules. [`location`]
+//! parses a store URL (`sqlite:DIR`, `postgres://…`, `kurrentdb://…`) and opens the backend it names.
 
 pub mod conformance;
+pub mod kurrentdb;
 pub mod location;
 pub mod postgres;
 pub mod sqlite;
