@@ -55,7 +55,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// Installs what the tests need and is missing: the wasm32 target (the events crate must build for
-/// the browser) and python3 (the independent chain check).
+/// the browser), python3 (the independent chain check) and the other checkers and tools below.
 fn ensure_tools() -> Result<(), String> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let has_wasm =
@@ -106,6 +106,35 @@ fn ensure_tools() -> Result<(), String> {
                 "python3 -m pip install --quiet PyJWT cryptography openapi-spec-validator schemathesis pyotp || \
                  (apt-get update -qq && apt-get install -y -qq python3-pip && python3 -m pip install --quiet \
                  --break-system-packages PyJWT cryptography openapi-spec-validator schemathesis pyotp)",
+            ]),
+        )?;
+    }
+    // The deploy/ checks (tests/tests/deploy.rs): Debian's nginx for `nginx -t` and the end-to-end
+    // run through a real proxy (installing it starts no service: the machines' policy-rc.d says
+    // no, and the tests run their own nginx on free ports), systemd-analyze for the unit file.
+    let nginx_missing = !Path::new("/usr/sbin/nginx").exists() && Command::new("nginx").arg("-v").output().is_err();
+    let systemd_missing = Command::new("systemd-analyze").arg("--version").output().is_err();
+    if nginx_missing || systemd_missing {
+        step(
+            "apt-get install nginx systemd",
+            Command::new("sh")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["-c", "apt-get update -qq && apt-get install -y -qq nginx systemd"]),
+        )?;
+    }
+    // ... and the checkers of what cannot run here (tests/deploy/check_deploy.py): the compose
+    // specification's schema (check-jsonschema), Kubernetes' schemas (kubernetes-validate, which
+    // brings PyYAML) and BuildKit's Dockerfile parser (dockerfile).
+    let deploy_checkers =
+        Command::new("python3").args(["-c", "import check_jsonschema, kubernetes_validate, dockerfile, yaml"]).output();
+    if !deploy_checkers.is_ok_and(|o| o.status.success()) {
+        step(
+            "pip install check-jsonschema kubernetes-validate dockerfile",
+            Command::new("sh").args([
+                "-c",
+                "python3 -m pip install --quiet check-jsonschema kubernetes-validate dockerfile || \
+                 (apt-get update -qq && apt-get install -y -qq python3-pip && python3 -m pip install --quiet \
+                 --break-system-packages check-jsonschema kubernetes-validate dockerfile)",
             ]),
         )?;
     }
