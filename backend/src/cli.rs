@@ -102,6 +102,13 @@ pub enum Cmd {
         /// The target store URL; it must be empty.
         #[arg(long)]
         to: String,
+        /// Where the source's evidence files are, when not beside its events (its `server_state`).
+        #[arg(long)]
+        from_state: Option<String>,
+        /// Where the target's evidence files go, when not beside its events (a KurrentDB target
+        /// needs one: its `server_state`).
+        #[arg(long)]
+        to_state: Option<String>,
     },
     /// Print a district's roll-up table.
     Rollup {
@@ -262,7 +269,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opened.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Copy { from, to } => copy(&from, &to, sync).await,
+        Cmd::Copy { from, to, from_state, to_state } => {
+            copy(&from, &to, from_state.as_deref(), to_state.as_deref(), sync).await
+        }
         Cmd::Serve { listen, demo, config } => {
             crate::serve::run(&location, crate::serve::ServeArgs { listen, demo, config }).await
         }
@@ -326,12 +335,21 @@ fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
 
 /// `ducha copy`: the events (verified in the target), then the evidence files, then a read-model
 /// checkpoint in the target.
-async fn copy(from: &str, to: &str, sync: Synchronous) -> anyhow::Result<ExitCode> {
+async fn copy(
+    from: &str,
+    to: &str,
+    from_state: Option<&str>,
+    to_state: Option<&str>,
+    sync: Synchronous,
+) -> anyhow::Result<ExitCode> {
     let from = StoreLocation::parse(from, sync)?;
     let to = StoreLocation::parse(to, sync)?;
     if from == to {
         bail!("源与目标是同一个存储 / the source and the target are the same store");
     }
+    // Both sides need a home for evidence files before anything is copied.
+    crate::server_state::home::check(&from, from_state)?;
+    crate::server_state::home::check(&to, to_state)?;
     let source = open(&from, Access::Read).await?;
     let target = open(&to, Access::Write).await?;
     let total = source.store.head().await?;
@@ -339,7 +357,7 @@ async fn copy(from: &str, to: &str, sync: Synchronous) -> anyhow::Result<ExitCod
     let started = std::time::Instant::now();
     let report = exchange::copy(&*source.store, &*target.store, |n| bar.set_position(n)).await?;
     bar.finish_and_clear();
-    let files = copy_evidence(&source, &target).await?;
+    let files = copy_evidence(&source, from_state, &target, to_state).await?;
     let model = projector::load_live(&*target.store).await?;
     projector::checkpoint(&*target.store, &model).await?;
     let secs = started.elapsed().as_secs_f64();
@@ -358,22 +376,19 @@ async fn copy(from: &str, to: &str, sync: Synchronous) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// The evidence files of the source deployment into the target's default evidence store (the data
-/// directory's `evidence` folder, or the PostgreSQL database). Each file is re-hashed on the way.
-async fn copy_evidence(source: &crate::store::OpenedStore, target: &crate::store::OpenedStore) -> anyhow::Result<u64> {
-    use crate::server_state::ServerState;
-    let state = |o: &crate::store::OpenedStore| -> anyhow::Result<ServerState> {
-        match (o.data_dir(), &o.postgres) {
-            (Some(dir), _) => Ok(ServerState::sqlite(dir, &dir.join("evidence"))?),
-            (None, Some(pg)) => Ok(ServerState::postgres(pg.pool().clone(), None)),
-            // KurrentDB: `ducha copy` has copied (and verified) the events when it gets here.
-            (None, None) => bail!(
-                "KurrentDB 存储尚无存放佐证文件之处：事件已复制并校验，佐证文件未复制 / a KurrentDB store has no home for \
-                 evidence files yet: the events were copied and verified, the evidence files were not"
-            ),
-        }
-    };
-    let (from, to) = (state(source)?, state(target)?);
+/// The evidence files of the source deployment into the target's evidence store: each side's
+/// `server_state` when given, else beside its events (the data directory's `evidence` folder, or
+/// the PostgreSQL database). Each file is re-hashed on the way.
+async fn copy_evidence(
+    source: &crate::store::OpenedStore,
+    source_state: Option<&str>,
+    target: &crate::store::OpenedStore,
+    target_state: Option<&str>,
+) -> anyhow::Result<u64> {
+    use crate::server_state::home;
+    let from_home = home::open(source, source_state, None).await?;
+    let to_home = home::open(target, target_state, None).await?;
+    let (from, to) = (&from_home.state, &to_home.state);
     let scratch = tempfile::NamedTempFile::new().context("无法创建临时文件 / cannot create a temporary file")?;
     let mut n = 0;
     for (tenant, sha) in from.evidence.list().await? {
@@ -391,6 +406,8 @@ async fn copy_evidence(source: &crate::store::OpenedStore, target: &crate::store
         to.evidence.put(&tenant, &sha, &meta, scratch.path()).await?;
         n += 1;
     }
+    from_home.close().await;
+    to_home.close().await;
     Ok(n)
 }
 

@@ -110,6 +110,10 @@ pub struct Config {
     /// Where evidence files are stored (one folder per tenant). Default: `evidence` in the data
     /// directory.
     pub evidence_dir: Option<PathBuf>,
+    /// Where the replicas' shared state (sessions, idempotent replies, lockouts, second factors,
+    /// evidence, leases) lives when not beside the events: `postgres://…` or `sqlite:DIR`. Needed
+    /// with a KurrentDB store.
+    pub server_state: Option<String>,
 }
 
 impl Default for Config {
@@ -146,6 +150,7 @@ impl Default for Config {
             login_lock_seconds: 300,
             evidence_max_bytes: 20 * 1024 * 1024,
             evidence_dir: None,
+            server_state: None,
         }
     }
 }
@@ -183,6 +188,7 @@ pub const KEYS: &[&str] = &[
     "login_lock_seconds",
     "evidence_max_bytes",
     "evidence_dir",
+    "server_state",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.

@@ -11,12 +11,12 @@ use crate::api::{self, AppState, LiveModel};
 use crate::auth::AuthService;
 use crate::config::{Config, FlagOverrides, LogFormat};
 use crate::jobs::Replica;
-use crate::server_state::ServerState;
+use crate::server_state;
 use crate::store::{self, Access, StoreLocation};
 use anyhow::Context;
 use ducha_events::projection::WarningPolicy;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -71,36 +71,21 @@ async fn shutdown_signal() {
     }
 }
 
-/// Refuses, before anything is opened or written (not even `--demo`), a store that `serve` cannot
-/// run on: what replicas share (`server_state`) has no KurrentDB home yet.
-fn check_servable(location: &StoreLocation) -> anyhow::Result<()> {
-    if let StoreLocation::KurrentDb { .. } = location {
-        anyhow::bail!(
-            "ducha serve 尚不能使用 KurrentDB 存储（副本共享的状态尚无 KurrentDB 实现）；其他命令可以使用 / ducha serve \
-             does not run on a KurrentDB store yet (the replicas' shared state has no KurrentDB home); the other \
-             commands do: {}",
-            location.display()
-        );
-    }
-    Ok(())
-}
-
 pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    check_servable(location)?;
     let flags = FlagOverrides { listen: args.listen, demo: args.demo.then_some(true) };
-    let mut config = Config::load(args.config.as_deref(), &flags)?;
+    let config = Config::load(args.config.as_deref(), &flags)?;
+    // Refused before anything is opened or written (not even `--demo`): a store without a home
+    // for the replicas' state (KurrentDB without `server_state`), or a bad `server_state`.
+    server_state::home::check(location, config.server_state.as_deref())?;
     init_logging(&config)?;
-    if config.evidence_dir.is_none()
-        && let Some(dir) = location.data_dir()
-    {
-        config.evidence_dir = Some(dir.join("evidence"));
-    }
 
     let opened = store::location::open(location, Access::Write).await?;
-    let data_dir = opened.data_dir().map(Path::to_path_buf);
+    let home =
+        server_state::home::open(&opened, config.server_state.as_deref(), config.evidence_dir.as_deref()).await?;
+    let key_dir = home.key_dir.clone();
     // A shared deployment signs with a configured key, the same on every replica: checked before
     // anything else happens.
-    if data_dir.is_none() {
+    if key_dir.is_none() {
         crate::auth::SigningKeys::load(&config, None)?;
     }
     let store = opened.store.clone();
@@ -118,17 +103,9 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         }
     }
     let live = Arc::new(LiveModel::load(&*store).await?);
-    let server = match (&data_dir, &opened.postgres) {
-        (Some(dir), _) => {
-            let evidence = config.evidence_dir.clone().unwrap_or_else(|| dir.join("evidence"));
-            ServerState::sqlite(dir, &evidence)?
-        }
-        (None, Some(pg)) => ServerState::postgres(pg.pool().clone(), config.evidence_dir.as_deref()),
-        (None, None) => {
-            anyhow::bail!("内部错误：存储既无数据目录也无数据库 / a store without a data directory or database")
-        }
-    };
-    let auth = Arc::new(AuthService::new(&config, data_dir.as_deref(), &server)?);
+    let server = home.state.clone();
+    tracing::info!(server_state = %home.display, kind = server.kind, "server state");
+    let auth = Arc::new(AuthService::new(&config, key_dir.as_deref(), &server)?);
     let config = Arc::new(config);
     let replica = Arc::new(Replica::new());
     let state = AppState {
@@ -192,23 +169,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     }
     drop(store);
     opened.close().await;
+    home.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::sqlite::Synchronous;
-
-    #[test]
-    fn a_kurrentdb_store_is_refused_before_it_is_opened() {
-        let url = "kurrentdb://admin:changeit@127.0.0.1:1?tls=false";
-        let location = StoreLocation::parse(url, Synchronous::Full).unwrap();
-        let m = check_servable(&location).unwrap_err().to_string();
-        assert!(m.contains("KurrentDB") && m.contains("does not run") && !m.contains("changeit"), "{m}");
-        for ok in ["sqlite:./data", "postgres://u:p@h/d"] {
-            assert!(check_servable(&StoreLocation::parse(ok, Synchronous::Full).unwrap()).is_ok(), "{ok}");
-        }
-    }
 }

@@ -32,8 +32,10 @@ pub struct Readiness {
     pub lag: Option<u64>,
     /// This replica's id (several replicas may share one store).
     pub replica: String,
-    /// `sqlite` or `postgres`.
+    /// The event store's backend: `sqlite`, `postgres` or `kurrentdb`.
     pub store_kind: String,
+    /// Where the replicas' shared state is: `sqlite` or `postgres` (`server_state`).
+    pub server_state: String,
     /// Leases this replica holds now (e.g. `maintenance`: the once-per-deployment work runs here).
     pub leases: Vec<String>,
 }
@@ -64,10 +66,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         projected,
         lag,
         replica: state.replica.id.clone(),
-        store_kind: state.server.kind.to_owned(),
+        store_kind: store_kind(&state.store.describe()).to_owned(),
+        server_state: state.server.kind.to_owned(),
         leases: state.replica.leases(),
     };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+/// The backend named by a store's description (`sqlite:…`, `postgres://…`, `kurrentdb://…`, …).
+fn store_kind(described: &str) -> &'static str {
+    match described.split(':').next().unwrap_or_default() {
+        "sqlite" => "sqlite",
+        "postgres" | "postgresql" => "postgres",
+        _ => "kurrentdb",
+    }
 }
 
 /// Prometheus metrics (text exposition format 0.0.4).
@@ -80,4 +92,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(head, state.live.position()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_store_kind_follows_the_description() {
+        assert_eq!(super::store_kind("sqlite:/var/lib/ducha/ducha.db"), "sqlite");
+        assert_eq!(super::store_kind("postgres://ducha@db:5432/ducha"), "postgres");
+        assert_eq!(super::store_kind("esdb://node1:2113,node2:2113"), "kurrentdb");
+        assert_eq!(super::store_kind("kurrentdb://admin:***@db:2113"), "kurrentdb");
+    }
 }

@@ -13,10 +13,12 @@
 //! | [`sqlite`] | `api.db` in the data directory; evidence files under `evidence_dir` | one replica (the directory's lock) |
 //! | [`postgres`] | tables in the store's database; evidence as `bytea` rows, or files in a configured shared directory | any number of replicas |
 //!
-//! Both pass the same [`conformance`] suite.
+//! Both pass the same [`conformance`] suite. By default the state lives beside the events; `server_state`
+//! gives it a home of its own ([`home`]), which a KurrentDB store (events only) needs.
 
 pub mod conformance;
 pub mod evidence_fs;
+pub mod home;
 pub mod postgres;
 pub mod sqlite;
 
