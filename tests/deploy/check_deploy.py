@@ -211,6 +211,14 @@ def check_compose(root: Path, documented: set[str], image_env: dict[str, str]) -
             check(ca is not None and all(any(str(v).split(":")[1] == "/certs" for v in s.get("volumes", []))
                                          for s in replicas.values()) and ca.group(1).startswith("/certs/"),
                   "compose kurrentdb.yaml: the replicas verify TLS with the CA from the certs volume")
+            # KurrentDB holds events only: `ducha serve` refuses it without a home for the state.
+            state = urlsplit(re.sub(r"\$\{[^}]*\}", "VAR", envs[0].get("DUCHA_SERVER_STATE", "")))
+            state_host = state.netloc.rsplit("@", 1)[-1].split(":")[0]
+            check(state.scheme == "postgres" and state_host in services
+                  and all(((s.get("depends_on") or {}).get(state_host) or {}).get("condition") == "service_healthy"
+                          for s in replicas.values()),
+                  f"compose kurrentdb.yaml: DUCHA_SERVER_STATE is postgres:// on the file's own service "
+                  f"({state_host or 'none'}), which the replicas wait for")
 
         nginx = services.get("nginx") or {}
         vols = [str(v) for v in nginx.get("volumes", [])]

@@ -630,6 +630,12 @@ fn the_checker_rejects_broken_copies() {
             "FAIL: compose postgres.yaml: the upstream lists exactly the replicas",
         ),
         (
+            "deploy/compose/kurrentdb.yaml",
+            "@postgres:5432/ducha",
+            "@state-db:5432/ducha",
+            "FAIL: compose kurrentdb.yaml: DUCHA_SERVER_STATE is postgres:// on the file's own service",
+        ),
+        (
             "deploy/container/Containerfile",
             "CMD [\"/usr/local/bin/wget\", \"-q\", \"-T\", \"3\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/healthz\"]",
             "CMD /usr/local/bin/wget -q -T 3 -O /dev/null http://127.0.0.1:8080/healthz",
