@@ -89,6 +89,7 @@ fn crash_keeps_every_acknowledged_event_on_postgres() {
 }
 
 #[test]
+#[cfg_attr(not(ducha_kurrentdb_server), ignore = "skipped: no KurrentDB server (set DUCHA_TEST_KURRENTDB_URL)")]
 fn crash_keeps_every_acknowledged_event_on_kurrentdb() {
     let Some(url) = ducha::store::kurrentdb::testing::fresh_url() else { return };
     crash_rounds(&url);

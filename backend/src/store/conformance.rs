@@ -44,6 +44,33 @@ macro_rules! event_store_conformance {
             checkpoints,
         );
     };
+    // KurrentDB: without a server named at build time (`cfg(ducha_kurrentdb_server)`, set by
+    // build.rs from `DUCHA_TEST_KURRENTDB_URL`) every case is ignored, with the reason shown.
+    (kurrentdb $fresh:expr) => {
+        $crate::event_store_conformance!(@cases_kurrentdb $fresh;
+            ordering,
+            paging_and_limits,
+            expected_version_races,
+            no_stream_and_any,
+            idempotency,
+            tenant_isolation,
+            invalid_appends_change_nothing,
+            text_round_trips,
+            as_of_reads,
+            occurred_at_never_goes_backwards,
+            chain_continuity,
+            subscribe_sees_new_head,
+            checkpoints,
+        );
+    };
+    (@cases_kurrentdb $fresh:expr; $($case:ident),* $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        #[cfg_attr(not(ducha_kurrentdb_server), ignore = "skipped: no KurrentDB server (set DUCHA_TEST_KURRENTDB_URL)")]
+        async fn $case() {
+            let Some((store, _guard)) = $fresh.await else { return };
+            $crate::store::conformance::$case(::std::sync::Arc::new(store)).await;
+        }
+    )*};
     (@cases_optional $fresh:expr; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $case() {
