@@ -6,6 +6,7 @@ use crate::store::{Access, StoreLocation, Upto};
 use crate::{demo, exchange, projector, verify};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use ducha_events::chain::ChainHash;
 use ducha_events::ids::{DistrictId, TenantId};
 use ducha_events::projection::{RollupQuery, WarningPolicy};
 use ducha_events::time;
@@ -27,8 +28,27 @@ pub struct Cli {
     /// `normal` may lose the last appends on power loss (never on a crash); `off` is for tests only.
     #[arg(long, global = true, env = "DUCHA_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Full)]
     pub synchronous: SyncArg,
+    /// The chain hash of a new store: `sha256` (default) or `sm3` (国密 GB/T 32905). Fixed when the
+    /// store is created; given for an existing store, it must be the one the store has.
+    #[arg(long, global = true, env = "DUCHA_CHAIN_HASH", value_enum)]
+    pub chain_hash: Option<ChainHashArg>,
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChainHashArg {
+    Sha256,
+    Sm3,
+}
+
+impl From<ChainHashArg> for ChainHash {
+    fn from(a: ChainHashArg) -> Self {
+        match a {
+            ChainHashArg::Sha256 => ChainHash::Sha256,
+            ChainHashArg::Sm3 => ChainHash::Sm3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -198,6 +218,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sync: Synchronous = cli.synchronous.into();
+    crate::store::location::configure_chain_hash(cli.chain_hash.map(ChainHash::from));
     let location = StoreLocation::from_flags(cli.store.as_deref(), &cli.data_dir, sync)?;
     match cli.command {
         Cmd::Demo => {

@@ -114,6 +114,9 @@ pub struct Config {
     /// evidence, leases) lives when not beside the events: `postgres://…` or `sqlite:DIR`. Needed
     /// with a KurrentDB store.
     pub server_state: Option<String>,
+    /// The chain hash of a new store: `sha256` or `sm3` (国密). Fixed when the store is created; an
+    /// existing store with another hash is refused. Unset: SHA-256 for a new store.
+    pub chain_hash: Option<ducha_events::chain::ChainHash>,
 }
 
 impl Default for Config {
@@ -151,6 +154,7 @@ impl Default for Config {
             evidence_max_bytes: 20 * 1024 * 1024,
             evidence_dir: None,
             server_state: None,
+            chain_hash: None,
         }
     }
 }
@@ -189,6 +193,7 @@ pub const KEYS: &[&str] = &[
     "evidence_max_bytes",
     "evidence_dir",
     "server_state",
+    "chain_hash",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.

@@ -69,8 +69,12 @@ impl DataDir {
     }
 
     /// Opens the event store in this directory (read-only unless this is the writer).
-    pub fn store(&self, synchronous: Synchronous) -> Result<SqliteStore, DataDirError> {
-        let opts = SqliteOptions { synchronous, read_only: !self.is_writer() };
+    pub fn store(
+        &self,
+        synchronous: Synchronous,
+        chain_hash: Option<ducha_events::chain::ChainHash>,
+    ) -> Result<SqliteStore, DataDirError> {
+        let opts = SqliteOptions { synchronous, read_only: !self.is_writer(), chain_hash };
         Ok(SqliteStore::open(&self.db_path(), opts)?)
     }
 }

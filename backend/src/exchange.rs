@@ -43,7 +43,8 @@ pub async fn import<S: EventStore + ?Sized>(store: &S, input: impl BufRead) -> a
     if events.iter().any(|e| e.tenant != tenant) {
         bail!("导入文件包含多个租户 / the file mixes tenants");
     }
-    let mut verifier = ChainVerifier::default();
+    // The file's chain must be in the target's hash: the store re-hashes every event it appends.
+    let mut verifier = ChainVerifier::new(store.chain_hash());
     for e in &events {
         e.decode().with_context(|| format!("事件 {} 无法解码 / cannot decode", e.event_id))?;
         verifier.check(e).map_err(|b| anyhow::anyhow!("导入文件的哈希链无效 / the file's chain is broken: {b}"))?;

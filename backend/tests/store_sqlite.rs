@@ -72,8 +72,11 @@ async fn wal_and_synchronous_full_are_set() {
     assert!(p.busy_timeout_ms >= 1000);
     assert_eq!(p.user_version, i64::from(SCHEMA_VERSION));
     drop(store);
-    let store =
-        SqliteStore::open(&path, SqliteOptions { synchronous: Synchronous::Normal, read_only: false }).expect("open");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions { synchronous: Synchronous::Normal, read_only: false, ..SqliteOptions::default() },
+    )
+    .expect("open");
     assert_eq!(store.writer_pragmas().await.expect("pragmas").synchronous, 1, "NORMAL");
     drop(store);
     // WAL is a property of the file: any other reader sees it.

@@ -22,7 +22,7 @@ pub struct Demo {
 impl Demo {
     pub async fn load(dir: &Path) -> Demo {
         let data = DataDir::open_for_write(dir).unwrap();
-        let store = Arc::new(data.store(Synchronous::Off).unwrap());
+        let store = Arc::new(data.store(Synchronous::Off, None).unwrap());
         crate::demo::load(&*store).await.unwrap();
         let events: Arc<dyn EventStore> = store.clone();
         let live = Arc::new(LiveModel::load(&*events).await.unwrap());

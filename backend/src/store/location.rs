@@ -12,6 +12,7 @@ use super::postgres::{PgOptions, PostgresStore};
 use super::sqlite::Synchronous;
 use super::{EventStore, StoreError};
 use crate::datadir::{DataDir, DataDirError};
+use ducha_events::chain::ChainHash;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,6 +53,10 @@ fn describe_store_error(e: &StoreError) -> String {
         StoreError::Unavailable(m) => format!("无法连接事件存储（数据库未启动、地址或口令有误？） / {m}"),
         StoreError::NewerSchema { .. } => format!("事件存储由更新版本的 Ducha 写入，请升级本程序 / {e}"),
         StoreError::Corrupt(m) => format!("这不是 Ducha 的事件存储，或已损坏 / {m}"),
+        StoreError::ChainHashMismatch { stored, configured } => format!(
+            "事件存储的哈希链使用 {stored}，配置要求 {configured}；已有存储不能更换哈希算法（去掉 chain_hash / \
+             DUCHA_CHAIN_HASH 设置，或使用新的存储） / {e}"
+        ),
         other => other.to_string(),
     }
 }
@@ -175,23 +180,42 @@ impl OpenedStore {
     }
 }
 
+/// The chain hash asked for by the deployment (`--chain-hash`, `DUCHA_CHAIN_HASH`, the `chain_hash`
+/// setting): what a new store is created with and what an existing one must have. One choice per
+/// process, made before any store is opened; None lets each store say.
+static CHAIN_HASH: std::sync::RwLock<Option<ChainHash>> = std::sync::RwLock::new(None);
+
+/// Sets the deployment's chain hash for every later [`open`].
+pub fn configure_chain_hash(alg: Option<ChainHash>) {
+    *CHAIN_HASH.write().unwrap_or_else(std::sync::PoisonError::into_inner) = alg;
+}
+
+/// The deployment's chain hash, if one was asked for.
+pub fn configured_chain_hash() -> Option<ChainHash> {
+    *CHAIN_HASH.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Opens the store at `location` for `access`.
 pub async fn open(location: &StoreLocation, access: Access) -> Result<OpenedStore, OpenError> {
+    let chain_hash = configured_chain_hash();
     match location {
         StoreLocation::Sqlite { dir, synchronous } => {
             let data_dir = match access {
                 Access::Write => DataDir::open_for_write(dir)?,
                 Access::Read => DataDir::open_for_read(dir)?,
             };
-            let store = data_dir.store(*synchronous)?;
+            let store = data_dir.store(*synchronous, chain_hash)?;
             Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: Some(data_dir) })
         }
         StoreLocation::Postgres { url } => {
-            let opts = PgOptions { read_only: access == Access::Read, ..PgOptions::default() };
+            let opts = PgOptions { read_only: access == Access::Read, chain_hash, ..PgOptions::default() };
             let store = Arc::new(PostgresStore::open(url, opts).await?);
             Ok(OpenedStore { store: store.clone(), location: location.clone(), postgres: Some(store), dir: None })
         }
         StoreLocation::KurrentDb { url } => {
+            if let Some(configured) = chain_hash.filter(|c| *c != ChainHash::Sha256) {
+                return Err(StoreError::ChainHashMismatch { stored: ChainHash::Sha256, configured }.into());
+            }
             let opts = KurrentOptions { read_only: access == Access::Read };
             let store = KurrentStore::open(url, opts).await?;
             Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: None })
