@@ -112,6 +112,18 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     let auth = Arc::new(AuthService::new(&config, key_dir.as_deref(), &server)?);
     let config = Arc::new(config);
     let replica = Arc::new(Replica::new());
+    let anchor_key = match (&config.anchor_key_file, key_dir.as_deref()) {
+        (None, None) => {
+            tracing::warn!("no anchor_key_file configured for a shared store: chain heads are not anchored");
+            None
+        }
+        (file, dir) => {
+            let key = crate::anchors::AnchorKey::load(file.as_deref(), dir, config.anchor_algorithm)?;
+            let public = key.public_key();
+            tracing::info!(algorithm = public.algorithm.code(), key_id = %public.key_id, "anchor key loaded");
+            Some(Arc::new(key))
+        }
+    };
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -122,6 +134,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         policy: WarningPolicy::default(),
         rollups: Arc::default(),
         replica: replica.clone(),
+        anchor_key,
     };
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);

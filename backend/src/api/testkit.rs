@@ -39,6 +39,7 @@ impl Demo {
             policy: WarningPolicy::default(),
             rollups: Arc::default(),
             replica: Arc::default(),
+            anchor_key: Some(Arc::new(crate::anchors::AnchorKey::load(None, Some(dir), None).unwrap())),
         };
         Demo { state, store, _dir: data }
     }

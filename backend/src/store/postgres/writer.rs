@@ -783,7 +783,13 @@ mod tests {
     #[test]
     fn the_fast_path_needs_a_known_stream_or_a_new_one() {
         let t = tenant("t1");
-        let mut w = Writer::new(tokio_postgres::Config::new(), watch::channel(0).0, true, Default::default());
+        let mut w = Writer::new(
+            tokio_postgres::Config::new(),
+            watch::channel(0).0,
+            true,
+            Default::default(),
+            ChainHash::Sha256,
+        );
         let new = request(&t, "n", ExpectedVersion::NoStream, vec![new_event("{}", t0())]);
         let any = request(&t, "n", ExpectedVersion::Any, vec![new_event("{}", t0())]);
         assert!(!w.fast_path_possible(&[&new]), "an invalid cache always goes the careful way");
