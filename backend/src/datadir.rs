@@ -23,7 +23,7 @@ pub enum DataDirError {
     Locked(PathBuf),
     #[error("无法使用数据目录 {path}：{source} / cannot use the data directory")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 

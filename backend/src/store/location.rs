@@ -53,10 +53,6 @@ fn describe_store_error(e: &StoreError) -> String {
         StoreError::Unavailable(m) => format!("无法连接事件存储（数据库未启动、地址或口令有误？） / {m}"),
         StoreError::NewerSchema { .. } => format!("事件存储由更新版本的 Ducha 写入，请升级本程序 / {e}"),
         StoreError::Corrupt(m) => format!("这不是 Ducha 的事件存储，或已损坏 / {m}"),
-        StoreError::ChainHashMismatch { stored, configured } => format!(
-            "事件存储的哈希链使用 {stored}，配置要求 {configured}；已有存储不能更换哈希算法（去掉 chain_hash / \
-             DUCHA_CHAIN_HASH 设置，或使用新的存储） / {e}"
-        ),
         other => other.to_string(),
     }
 }

@@ -80,7 +80,11 @@ pub enum StoreError {
     Closed,
     /// The store's chains are hashed with `stored`; the configuration asks for `configured`. A store
     /// keeps the hash it was created with.
-    #[error("the store's chains use {stored}, the configuration asks for {configured}; a store keeps its chain hash")]
+    #[error(
+        "事件存储的哈希链使用 {stored}，配置要求 {configured}；已有存储不能更换哈希算法（去掉 chain_hash / \
+         DUCHA_CHAIN_HASH 设置，或使用新的存储） / the store's chains use {stored}, the configuration asks for \
+         {configured}; a store keeps its chain hash"
+    )]
     ChainHashMismatch { stored: ChainHash, configured: ChainHash },
 }
 
