@@ -69,7 +69,7 @@ pub enum AnchorKeyError {
 /// A signing key of either algorithm.
 pub enum AnchorKey {
     Ed25519(ed25519_dalek::SigningKey),
-    Sm2(Box<sm2::dsa::SigningKey>),
+    Sm2(sm2::dsa::SigningKey),
 }
 
 impl std::fmt::Debug for AnchorKey {
@@ -155,9 +155,7 @@ impl AnchorKey {
     fn from_secret(algorithm: AnchorAlgorithm, secret: &[u8; 32]) -> Option<AnchorKey> {
         match algorithm {
             AnchorAlgorithm::Ed25519 => Some(AnchorKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(secret))),
-            AnchorAlgorithm::Sm2 => {
-                sm2::dsa::SigningKey::from_slice(SM2_DISTID, secret).ok().map(|k| AnchorKey::Sm2(Box::new(k)))
-            }
+            AnchorAlgorithm::Sm2 => sm2::dsa::SigningKey::from_slice(SM2_DISTID, secret).ok().map(AnchorKey::Sm2),
         }
     }
 

@@ -63,3 +63,55 @@ pub async fn export(
     record_export(&state, &req, &who, "anchors_exported", "anchors".into(), detail).await?;
     Ok(HttpResponse::Ok().json(file))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{App, test};
+
+    #[actix_web::test]
+    async fn the_public_key_is_public_and_the_export_is_for_platform_auditors_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = crate::api::testkit::Demo::load(dir.path()).await;
+        let mut state = demo.state.clone();
+        let key = state.anchor_key.clone().unwrap();
+        let made = anchors::anchor_all(&*state.store, &key).await.unwrap();
+        assert!(made.iter().any(|a| a.tenant.as_str() == "xxjd"));
+        let app =
+            test::init_service(App::new().app_data(web::Data::new(state.clone())).service(public_key).service(export))
+                .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/anchors/public-key").to_request()).await;
+        assert_eq!(res.status(), 200);
+        let body: PublicKey = test::read_body_json(res).await;
+        assert_eq!(body, key.public_key());
+
+        let get = |bearer: Option<String>| {
+            let mut req = test::TestRequest::get().uri("/anchors");
+            if let Some(b) = bearer {
+                req = req.insert_header(("authorization", b));
+            }
+            req.to_request()
+        };
+        assert_eq!(test::call_service(&app, get(None)).await.status(), 401);
+        let inspector = demo.bearer("xx-duchazu1").await;
+        assert_eq!(test::call_service(&app, get(Some(inspector))).await.status(), 403);
+        // A district's auditor does not read every tenant's anchors.
+        let district_auditor = demo.bearer("qu-jjw").await;
+        assert_eq!(test::call_service(&app, get(Some(district_auditor))).await.status(), 403);
+        let res = test::call_service(&app, get(Some(demo.bearer("audadmin").await))).await;
+        assert_eq!(res.status(), 200);
+        let file: AnchorExport = test::read_body_json(res).await;
+        assert_eq!(file.format, anchors::EXPORT_FORMAT);
+        assert_eq!(file.anchors.len(), made.len());
+        assert_eq!(file.public_keys, vec![key.public_key()]);
+        assert!(anchors::check(&*state.store, &file, Some(&key.public_key())).await.unwrap().ok());
+
+        // Without a key (a shared store without anchor_key_file): a problem with a stable code.
+        state.anchor_key = None;
+        let app = test::init_service(App::new().app_data(web::Data::new(state)).service(public_key)).await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/anchors/public-key").to_request()).await;
+        assert_eq!(res.status(), 404);
+        let problem: serde_json::Value = test::read_body_json(res).await;
+        assert_eq!(problem["code"], "anchors_not_configured");
+    }
+}
