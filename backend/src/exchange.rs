@@ -138,6 +138,17 @@ where
     if to.head().await? > 0 {
         bail!("目标存储不是空的，拒绝复制（请使用新的数据目录或数据库） / the target store is not empty");
     }
+    // The hashes are kept, so both stores must compute them alike.
+    if from.chain_hash() != to.chain_hash() {
+        bail!(
+            "源存储的哈希链使用 {}，目标为 {}；请以 --chain-hash {} 创建目标 / the chain hashes differ ({} → {})",
+            from.chain_hash(),
+            to.chain_hash(),
+            from.chain_hash(),
+            from.chain_hash(),
+            to.chain_hash()
+        );
+    }
     let mut copied = 0u64;
     let mut after = 0;
     loop {
