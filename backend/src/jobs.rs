@@ -59,7 +59,9 @@ pub async fn maintenance(state: AppState, mut stop: tokio::sync::watch::Receiver
     let interval = Duration::from_secs(state.config.maintenance_interval_seconds.max(1));
     let ttl = interval * 3;
     let mut saved_at = state.live.position();
-    let mut anchored_at: Option<std::time::Instant> = None;
+    // The first anchors one interval after start, not at once: a restart loop must not anchor
+    // (append) on every start, and a fresh server's log stays as it was loaded.
+    let mut anchored_at = Some(std::time::Instant::now());
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -89,7 +91,7 @@ pub async fn maintenance(state: AppState, mut stop: tokio::sync::watch::Receiver
 }
 
 /// Anchors every moved chain head when `anchor_interval_seconds` have passed since the last time
-/// (the first round anchors at once). Failures are logged; the next round tries again.
+/// (or since start). Failures are logged; the next round tries again.
 async fn anchor_round(state: &AppState, anchored_at: &mut Option<std::time::Instant>) {
     let Some(key) = &state.anchor_key else { return };
     let interval = state.config.anchor_interval_seconds;

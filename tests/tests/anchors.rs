@@ -226,3 +226,43 @@ fn an_sm3_store_with_sm2_anchors_is_checked_by_both_and_keeps_its_hash() {
     assert_eq!(py.status.code(), Some(1), "{}", text(&py));
     assert!(text(&py).contains(&format!("tenant xxjd sequence {anchored}")), "{}", text(&py));
 }
+
+#[test]
+fn the_server_anchors_on_its_interval_publishes_its_key_and_exports_for_the_audit_administrator() {
+    let s = ducha_tests::Server::start(
+        true,
+        &[("DUCHA_ANCHOR_INTERVAL_SECONDS", "1"), ("DUCHA_MAINTENANCE_INTERVAL_SECONDS", "1")],
+    );
+    // The public key: no login needed, the same as the command line reads from the data directory.
+    let key = s.get("/api/v1/anchors/public-key", None);
+    assert_eq!(key.status, 200, "{}", key.text());
+    let key = key.json();
+    assert_eq!(key["algorithm"], "ed25519");
+    let cli: Value = serde_json::from_str(&ducha_ok(s.data_dir.path(), &["anchors", "public-key"])).unwrap();
+    assert_eq!(cli, key);
+
+    let aud = s.login("audadmin");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let export = loop {
+        let r = s.get("/api/v1/anchors", Some(&aud));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let body = r.json();
+        if body["anchors"].as_array().is_some_and(|a| a.iter().any(|x| x["tenant"] == "xxjd")) {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no anchors after 30 s: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(export["public_keys"][0]["public_key"], key["public_key"]);
+    // Not for everyone: an inspector is refused; no token, 401.
+    let inspector = s.login("xx-duchazu1");
+    assert_eq!(s.get("/api/v1/anchors", Some(&inspector)).status, 403);
+    assert_eq!(s.get("/api/v1/anchors", None).status, 401);
+
+    // The exported file checks the live store (read-only, beside the running server).
+    let file = s.data_dir.path().join("exported-anchors.json");
+    std::fs::write(&file, export.to_string()).unwrap();
+    let pinned = format!("ed25519:{}", key["public_key"].as_str().unwrap());
+    let out = ducha_ok(s.data_dir.path(), &["verify", "--anchors", file.to_str().unwrap(), "--public-key", &pinned]);
+    assert!(out.contains("锚点核对通过"), "{out}");
+}
