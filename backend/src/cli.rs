@@ -340,11 +340,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = crate::config::Config::load(config.as_deref(), &crate::config::FlagOverrides::default())?;
             let data_dir = location.data_dir().map(std::path::Path::to_path_buf);
             // Reading the key needs no store; a SQLite deployment's key is in its data directory.
-            let key = crate::anchors::AnchorKey::load(
-                config.anchor_key_file.as_deref(),
-                data_dir.as_deref().filter(|d| d.join(crate::anchors::key::GENERATED_KEY_FILE).is_file()),
-                config.anchor_algorithm,
-            )?;
+            let generated = data_dir.as_deref().filter(|d| d.join(crate::anchors::key::GENERATED_KEY_FILE).is_file());
+            if config.anchor_key_file.is_none() && generated.is_none() && data_dir.is_some() {
+                bail!(
+                    "数据目录中还没有锚点签名密钥（先运行 ducha anchor 或 ducha serve 生成） / no anchor key in the data \
+                     directory yet (run ducha anchor or ducha serve first)"
+                );
+            }
+            let key =
+                crate::anchors::AnchorKey::load(config.anchor_key_file.as_deref(), generated, config.anchor_algorithm)?;
             println!("{}", serde_json::to_string_pretty(&key.public_key())?);
             Ok(ExitCode::SUCCESS)
         }

@@ -105,6 +105,9 @@ fn a_history_rewritten_with_every_hash_recomputed_passes_verify_but_not_the_anch
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     ducha_ok(&data, &["demo"]);
+    let out = ducha(&data, &["anchors", "public-key"]);
+    assert_eq!(out.status.code(), Some(1), "no key yet: {}", text(&out));
+    assert!(text(&out).contains("还没有锚点签名密钥"), "{}", text(&out));
     let signed = ducha_ok(&data, &["anchor"]);
     assert!(signed.contains("ed25519") && signed.contains("xxjd"), "{signed}");
     assert!(data.join("anchor.key").is_file(), "the key is generated in the data directory");
