@@ -6,6 +6,7 @@ use crate::store::{Access, StoreLocation, Upto};
 use crate::{demo, exchange, projector, verify};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use ducha_events::chain::ChainHash;
 use ducha_events::ids::{DistrictId, TenantId};
 use ducha_events::projection::{RollupQuery, WarningPolicy};
 use ducha_events::time;
@@ -27,8 +28,27 @@ pub struct Cli {
     /// `normal` may lose the last appends on power loss (never on a crash); `off` is for tests only.
     #[arg(long, global = true, env = "DUCHA_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Full)]
     pub synchronous: SyncArg,
+    /// The chain hash of a new store: `sha256` (default) or `sm3` (国密 GB/T 32905). Fixed when the
+    /// store is created; given for an existing store, it must be the one the store has.
+    #[arg(long, global = true, env = "DUCHA_CHAIN_HASH", value_enum)]
+    pub chain_hash: Option<ChainHashArg>,
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChainHashArg {
+    Sha256,
+    Sm3,
+}
+
+impl From<ChainHashArg> for ChainHash {
+    fn from(a: ChainHashArg) -> Self {
+        match a {
+            ChainHashArg::Sha256 => ChainHash::Sha256,
+            ChainHashArg::Sm3 => ChainHash::Sm3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,10 +73,31 @@ pub enum Cmd {
     /// Load the demo data (XX区 with XX街道 from the sample report and two more sub-districts).
     Demo,
     /// Check every tenant's hash chain; exits non-zero and names the first bad event on tampering.
+    /// With `--anchors FILE`, also check the chains against signed anchors kept elsewhere, which
+    /// finds a history rewritten with every hash recomputed.
     Verify {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// An anchors file (`ducha anchors export`, `GET /api/v1/anchors`) to check the chains against.
+        #[arg(long)]
+        anchors: Option<PathBuf>,
+        /// Accept only anchors signed by this public key (hex, as published), e.g. from docs/AUDIT.md.
+        #[arg(long, requires = "anchors")]
+        public_key: Option<String>,
+    },
+    /// Sign an anchor of every tenant's chain head that moved since its last anchor (the server also
+    /// does this every `anchor_interval_seconds`). The key is the configuration's `anchor_key_file`,
+    /// or `anchor.key` in the data directory (generated if absent).
+    Anchor {
+        /// TOML configuration file (for `anchor_key_file` and `anchor_algorithm`).
+        #[arg(long, env = "DUCHA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// The anchors: export them to keep off the system.
+    Anchors {
+        #[command(subcommand)]
+        command: AnchorsCmd,
     },
     /// Rebuild all projections from the log, with a progress bar and the rate.
     Replay,
@@ -136,6 +177,22 @@ pub enum Cmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AnchorsCmd {
+    /// Write every anchor, with the keys that signed them, as JSON.
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the public key that verifies this deployment's anchors.
+    PublicKey {
+        /// TOML configuration file (for `anchor_key_file`).
+        #[arg(long, env = "DUCHA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AdminCmd {
     /// Create a platform account with one platform role (default: the platform admin); the password
     /// is read from the first line of standard input. This is how a deployment gets its three
@@ -198,6 +255,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let sync: Synchronous = cli.synchronous.into();
+    crate::store::location::configure_chain_hash(cli.chain_hash.map(ChainHash::from));
     let location = StoreLocation::from_flags(cli.store.as_deref(), &cli.data_dir, sync)?;
     match cli.command {
         Cmd::Demo => {
@@ -210,15 +268,89 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             opened.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Verify { json } => {
+        Cmd::Verify { json, anchors, public_key } => {
+            let file = anchors.as_deref().map(read_anchors).transpose()?;
+            let pinned = public_key.as_deref().map(parse_public_key).transpose()?;
             let opened = open(&location, Access::Read).await?;
             let report = verify::verify_all(&*opened.store).await?;
+            let checked = match &file {
+                Some(f) => Some(crate::anchors::check(&*opened.store, f, pinned.as_ref()).await?),
+                None => None,
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+                let mut out = report.to_json();
+                if let Some(c) = &checked {
+                    out["anchors"] = serde_json::json!({
+                        "ok": c.ok(),
+                        "checked": c.checked,
+                        "bad_signatures": c.bad_signatures,
+                        "chain_hash_mismatch": c.chain_hash_mismatch,
+                        "first_divergence": c.divergences.first().map(|d| d.to_string()),
+                        "divergences": c.divergences,
+                    });
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}", report.render());
+                if let Some(c) = &checked {
+                    print!("{}", render_anchor_check(c));
+                }
             }
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            let ok = report.ok() && checked.as_ref().is_none_or(crate::anchors::AnchorCheck::ok);
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Cmd::Anchor { config } => {
+            let config = crate::config::Config::load(config.as_deref(), &crate::config::FlagOverrides::default())?;
+            let opened = open(&location, Access::Write).await?;
+            let key = crate::anchors::AnchorKey::load(
+                config.anchor_key_file.as_deref(),
+                opened.data_dir(),
+                config.anchor_algorithm,
+            )?;
+            let made = crate::anchors::anchor_all(&*opened.store, &key).await?;
+            let public = key.public_key();
+            for a in &made {
+                println!("⚓ {}：第 {} 个事件，链头 {}", a.tenant, a.sequence, a.head_hash);
+            }
+            println!(
+                "已签署 {} 个锚点（{}，密钥 {}） / {} anchors signed ({}, key {})",
+                made.len(),
+                public.algorithm.code(),
+                public.key_id,
+                made.len(),
+                public.algorithm.code(),
+                public.key_id
+            );
+            opened.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Anchors { command: AnchorsCmd::Export { out } } => {
+            let opened = open(&location, Access::Read).await?;
+            let file = crate::anchors::export(&*opened.store).await?;
+            let text = serde_json::to_string_pretty(&file)?;
+            match out {
+                Some(path) => std::fs::write(&path, format!("{text}\n"))
+                    .with_context(|| format!("无法写入文件 {} / cannot write the file", path.display()))?,
+                None => println!("{text}"),
+            }
+            eprintln!("已导出 {} 个锚点 / exported {} anchors", file.anchors.len(), file.anchors.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Anchors { command: AnchorsCmd::PublicKey { config } } => {
+            let config = crate::config::Config::load(config.as_deref(), &crate::config::FlagOverrides::default())?;
+            let data_dir = location.data_dir().map(std::path::Path::to_path_buf);
+            // Reading the key needs no store; a SQLite deployment's key is in its data directory.
+            let generated = data_dir.as_deref().filter(|d| d.join(crate::anchors::key::GENERATED_KEY_FILE).is_file());
+            if config.anchor_key_file.is_none() && generated.is_none() && data_dir.is_some() {
+                bail!(
+                    "数据目录中还没有锚点签名密钥（先运行 ducha anchor 或 ducha serve 生成） / no anchor key in the data \
+                     directory yet (run ducha anchor or ducha serve first)"
+                );
+            }
+            let key =
+                crate::anchors::AnchorKey::load(config.anchor_key_file.as_deref(), generated, config.anchor_algorithm)?;
+            println!("{}", serde_json::to_string_pretty(&key.public_key())?);
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Replay => {
             let opened = open(&location, Access::Write).await?;
@@ -322,6 +454,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads an anchors file; a clear error for a missing or malformed one.
+fn read_anchors(path: &std::path::Path) -> anyhow::Result<crate::anchors::AnchorExport> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("无法读取锚点文件 {} / cannot read the anchors file", path.display()))?;
+    let file: crate::anchors::AnchorExport = serde_json::from_str(&text)
+        .with_context(|| format!("锚点文件格式无效：{} / not an anchors file", path.display()))?;
+    if file.format != crate::anchors::EXPORT_FORMAT {
+        bail!("锚点文件格式 {:?} 无法识别 / unknown anchors file format", file.format);
+    }
+    Ok(file)
+}
+
+/// A pinned public key: `ed25519:<hex>`, `sm2:<hex>`, or bare hex (Ed25519 is 32 bytes, SM2 65).
+fn parse_public_key(text: &str) -> anyhow::Result<crate::anchors::PublicKey> {
+    use crate::anchors::AnchorAlgorithm;
+    let text = text.trim();
+    let (alg, hex) = match text.split_once(':') {
+        Some((a, h)) => (AnchorAlgorithm::parse(a), h),
+        None if text.len() == 64 => (Some(AnchorAlgorithm::Ed25519), text),
+        None => (Some(AnchorAlgorithm::Sm2), text),
+    };
+    alg.and_then(|a| crate::anchors::PublicKey::from_parts(a, hex))
+        .context("公钥无效（应为 ed25519:十六进制 或 sm2:十六进制） / not a valid public key")
+}
+
+fn render_anchor_check(c: &crate::anchors::AnchorCheck) -> String {
+    let mut out = String::new();
+    if let Some(m) = &c.chain_hash_mismatch {
+        out.push_str(&format!("✗ {m}\n"));
+    }
+    for b in &c.bad_signatures {
+        out.push_str(&format!("✗ {b}\n"));
+    }
+    for d in &c.divergences {
+        out.push_str(&format!("✗ {d}\n"));
+    }
+    match c.divergences.first() {
+        None if c.ok() => out.push_str(&format!(
+            "锚点核对通过：{} 个锚点与现存历史一致 / all {} anchors match the live history\n",
+            c.checked, c.checked
+        )),
+        None => out.push_str("锚点文件无法用于核对 / the anchors file cannot be trusted\n"),
+        Some(d) => out.push_str(&format!(
+            "历史与锚点不符，第一处：租户 {}，第 {} 个事件 / history differs from the anchors, first at tenant {} \
+             sequence {}\n",
+            d.tenant, d.sequence, d.tenant, d.sequence
+        )),
+    }
+    out
 }
 
 fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {

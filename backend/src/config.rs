@@ -114,6 +114,20 @@ pub struct Config {
     /// evidence, leases) lives when not beside the events: `postgres://…` or `sqlite:DIR`. Needed
     /// with a KurrentDB store.
     pub server_state: Option<String>,
+    /// The chain hash of a new store: `sha256` or `sm3` (国密). Fixed when the store is created; an
+    /// existing store with another hash is refused. Unset: SHA-256 for a new store.
+    pub chain_hash: Option<ducha_events::chain::ChainHash>,
+
+    /// The anchors' signing key (`ed25519:<hex>` or `sm2:<hex>`, owner-only; see docs/AUDIT.md).
+    /// Default with SQLite: `anchor.key` in the data directory, generated on first start. A shared
+    /// store anchors only with a configured key (the same on every replica).
+    pub anchor_key_file: Option<PathBuf>,
+    /// `ed25519` or `sm2`: the algorithm of a generated key; when set, a key of another algorithm
+    /// is refused. Unset: Ed25519 for a generated key, whatever a configured key is.
+    pub anchor_algorithm: Option<crate::anchors::AnchorAlgorithm>,
+    /// How often every tenant's chain head is anchored (signed), in seconds; 0 = only on demand
+    /// (`ducha anchor`).
+    pub anchor_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -151,6 +165,10 @@ impl Default for Config {
             evidence_max_bytes: 20 * 1024 * 1024,
             evidence_dir: None,
             server_state: None,
+            chain_hash: None,
+            anchor_key_file: None,
+            anchor_algorithm: None,
+            anchor_interval_seconds: 3600,
         }
     }
 }
@@ -189,6 +207,10 @@ pub const KEYS: &[&str] = &[
     "evidence_max_bytes",
     "evidence_dir",
     "server_state",
+    "chain_hash",
+    "anchor_key_file",
+    "anchor_algorithm",
+    "anchor_interval_seconds",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.

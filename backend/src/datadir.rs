@@ -23,7 +23,7 @@ pub enum DataDirError {
     Locked(PathBuf),
     #[error("无法使用数据目录 {path}：{source} / cannot use the data directory")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -69,8 +69,12 @@ impl DataDir {
     }
 
     /// Opens the event store in this directory (read-only unless this is the writer).
-    pub fn store(&self, synchronous: Synchronous) -> Result<SqliteStore, DataDirError> {
-        let opts = SqliteOptions { synchronous, read_only: !self.is_writer() };
+    pub fn store(
+        &self,
+        synchronous: Synchronous,
+        chain_hash: Option<ducha_events::chain::ChainHash>,
+    ) -> Result<SqliteStore, DataDirError> {
+        let opts = SqliteOptions { synchronous, read_only: !self.is_writer(), chain_hash };
         Ok(SqliteStore::open(&self.db_path(), opts)?)
     }
 }

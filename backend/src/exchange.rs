@@ -43,7 +43,8 @@ pub async fn import<S: EventStore + ?Sized>(store: &S, input: impl BufRead) -> a
     if events.iter().any(|e| e.tenant != tenant) {
         bail!("导入文件包含多个租户 / the file mixes tenants");
     }
-    let mut verifier = ChainVerifier::default();
+    // The file's chain must be in the target's hash: the store re-hashes every event it appends.
+    let mut verifier = ChainVerifier::new(store.chain_hash());
     for e in &events {
         e.decode().with_context(|| format!("事件 {} 无法解码 / cannot decode", e.event_id))?;
         verifier.check(e).map_err(|b| anyhow::anyhow!("导入文件的哈希链无效 / the file's chain is broken: {b}"))?;
@@ -136,6 +137,17 @@ where
 {
     if to.head().await? > 0 {
         bail!("目标存储不是空的，拒绝复制（请使用新的数据目录或数据库） / the target store is not empty");
+    }
+    // The hashes are kept, so both stores must compute them alike.
+    if from.chain_hash() != to.chain_hash() {
+        bail!(
+            "源存储的哈希链使用 {}，目标为 {}；请以 --chain-hash {} 创建目标 / the chain hashes differ ({} → {})",
+            from.chain_hash(),
+            to.chain_hash(),
+            from.chain_hash(),
+            from.chain_hash(),
+            to.chain_hash()
+        );
     }
     let mut copied = 0u64;
     let mut after = 0;

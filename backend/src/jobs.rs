@@ -1,6 +1,6 @@
 //! Work that runs once per deployment, on whichever replica holds its lease: today the maintenance
 //! round (save a read-model checkpoint so the next start is quick; forget old idempotent answers and
-//! stale login counters). Every replica tries to take the lease each interval; the holder renews it,
+//! stale login counters; every `anchor_interval_seconds`, sign an anchor of each moved chain head). Every replica tries to take the lease each interval; the holder renews it,
 //! and when it dies another takes over once the lease expires (three intervals).
 
 use crate::api::AppState;
@@ -59,6 +59,9 @@ pub async fn maintenance(state: AppState, mut stop: tokio::sync::watch::Receiver
     let interval = Duration::from_secs(state.config.maintenance_interval_seconds.max(1));
     let ttl = interval * 3;
     let mut saved_at = state.live.position();
+    // The first anchors one interval after start, not at once: a restart loop must not anchor
+    // (append) on every start, and a fresh server's log stays as it was loaded.
+    let mut anchored_at = Some(std::time::Instant::now());
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -73,6 +76,7 @@ pub async fn maintenance(state: AppState, mut stop: tokio::sync::watch::Receiver
                 }
                 state.replica.set(MAINTENANCE, true);
                 round(&state, &mut saved_at).await;
+                anchor_round(&state, &mut anchored_at).await;
             }
             Ok(false) => state.replica.set(MAINTENANCE, false),
             Err(e) => {
@@ -83,6 +87,25 @@ pub async fn maintenance(state: AppState, mut stop: tokio::sync::watch::Receiver
     }
     if state.replica.holds(MAINTENANCE) {
         let _ = state.server.leases.release(MAINTENANCE, &state.replica.id).await;
+    }
+}
+
+/// Anchors every moved chain head when `anchor_interval_seconds` have passed since the last time
+/// (or since start). Failures are logged; the next round tries again.
+async fn anchor_round(state: &AppState, anchored_at: &mut Option<std::time::Instant>) {
+    let Some(key) = &state.anchor_key else { return };
+    let interval = state.config.anchor_interval_seconds;
+    if interval == 0 || anchored_at.is_some_and(|t| t.elapsed() < Duration::from_secs(interval)) {
+        return;
+    }
+    match crate::anchors::anchor_all(&*state.store, key).await {
+        Ok(made) => {
+            *anchored_at = Some(std::time::Instant::now());
+            if !made.is_empty() {
+                tracing::info!(tenants = made.len(), "chain heads anchored");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot anchor the chain heads"),
     }
 }
 

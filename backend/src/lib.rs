@@ -9,8 +9,11 @@
 //! - [`server_state`]: what replicas share besides the log (revoked tokens, idempotent answers,
 //!   lockouts, evidence files, leases), on SQLite or PostgreSQL; [`jobs`]: work that runs once per
 //!   deployment (under a lease).
+//! - [`anchors`]: signed checkpoints of every tenant's chain head (Ed25519 or SM2), their export and
+//!   the check of a store against anchors kept elsewhere.
 //! - [`documents`]: the 督查报告 (DOCX, HTML, text), the 整改台账 and 通报 workbooks, now or as of a past point.
 //! - [`cli`]: the `ducha` command line.
+pub mod anchors;
 pub mod api;
 pub mod auth;
 pub mod cli;

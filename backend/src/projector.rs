@@ -174,7 +174,7 @@ mod tests {
     #[tokio::test]
     async fn as_of_a_position_past_the_head_is_the_head() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false };
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
         let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
         crate::demo::load(&store).await.unwrap();
         let head = store.head().await.unwrap();

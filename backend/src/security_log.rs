@@ -241,7 +241,7 @@ mod tests {
     #[tokio::test]
     async fn records_chain_on_their_own_and_search_newest_first() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false };
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
         let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
         let origin =
             Origin {

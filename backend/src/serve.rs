@@ -78,6 +78,10 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     // for the replicas' state (KurrentDB without `server_state`), or a bad `server_state`.
     server_state::home::check(location, config.server_state.as_deref())?;
     init_logging(&config)?;
+    // The file's `chain_hash`, unless the flag or the environment said already (they win).
+    if store::location::configured_chain_hash().is_none() {
+        store::location::configure_chain_hash(config.chain_hash);
+    }
 
     let opened = store::location::open(location, Access::Write).await?;
     let home =
@@ -108,6 +112,18 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     let auth = Arc::new(AuthService::new(&config, key_dir.as_deref(), &server)?);
     let config = Arc::new(config);
     let replica = Arc::new(Replica::new());
+    let anchor_key = match (&config.anchor_key_file, key_dir.as_deref()) {
+        (None, None) => {
+            tracing::warn!("no anchor_key_file configured for a shared store: chain heads are not anchored");
+            None
+        }
+        (file, dir) => {
+            let key = crate::anchors::AnchorKey::load(file.as_deref(), dir, config.anchor_algorithm)?;
+            let public = key.public_key();
+            tracing::info!(algorithm = public.algorithm.code(), key_id = %public.key_id, "anchor key loaded");
+            Some(Arc::new(key))
+        }
+    };
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -118,6 +134,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         policy: WarningPolicy::default(),
         rollups: Arc::default(),
         replica: replica.clone(),
+        anchor_key,
     };
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);

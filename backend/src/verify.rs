@@ -15,6 +15,8 @@ pub struct TenantResult {
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
+    /// The store's chain hash.
+    pub chain_hash: ducha_events::chain::ChainHash,
     pub tenants: Vec<TenantResult>,
 }
 
@@ -33,7 +35,7 @@ impl VerifyReport {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = format!("哈希算法 / chain hash：{}\n", self.chain_hash.name_zh());
         for t in &self.tenants {
             match &t.error {
                 None => out.push_str(&format!("✓ {}：{} 个事件，链头 {}\n", t.tenant, t.events, t.head_hash)),
@@ -50,6 +52,7 @@ impl VerifyReport {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "ok": self.ok(),
+            "chain_hash": self.chain_hash.code(),
             "first_bad_event": self.first_break().map(|b| b.to_string()),
             "tenants": self.tenants.iter().map(|t| json!({
                 "tenant": t.tenant,
@@ -63,7 +66,7 @@ impl VerifyReport {
 
 /// Verifies every tenant's chain up to `upto`.
 pub async fn verify_all<S: EventStore + ?Sized>(store: &S) -> Result<VerifyReport, StoreError> {
-    let mut report = VerifyReport::default();
+    let mut report = VerifyReport { chain_hash: store.chain_hash(), ..VerifyReport::default() };
     for head in store.tenants().await? {
         report.tenants.push(verify_tenant(store, &head.tenant, Upto::Head).await?);
     }
@@ -76,7 +79,7 @@ pub async fn verify_tenant<S: EventStore + ?Sized>(
     tenant: &ducha_events::ids::TenantId,
     upto: Upto,
 ) -> Result<TenantResult, StoreError> {
-    let mut verifier = ChainVerifier::default();
+    let mut verifier = ChainVerifier::new(store.chain_hash());
     let mut after = 0;
     let mut head_hash = hex::encode(ducha_events::chain::GENESIS);
     loop {

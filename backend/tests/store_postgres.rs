@@ -267,3 +267,33 @@ async fn shared_server_state_conformance() {
     );
     ducha::server_state::conformance::evidence(&fa, &fb, dir.path()).await;
 }
+
+#[tokio::test]
+async fn the_chain_hash_is_chosen_at_creation_recorded_and_kept() {
+    use ducha_events::chain::{ChainHash, ChainVerifier};
+    let Some(db) = TestDatabase::create("chain hash").await else { return };
+    let with = |chain_hash, read_only| PgOptions { chain_hash, read_only, ..PgOptions::default() };
+    let a = tenant("ta");
+    {
+        let store = PostgresStore::open(&db.url, with(Some(ChainHash::Sm3), false)).await.expect("create with SM3");
+        assert_eq!(store.chain_hash(), ChainHash::Sm3);
+        store
+            .append(request(&a, "s", ExpectedVersion::Any, vec![new_event("{}", t0()), new_event("{}", t0())]))
+            .await
+            .expect("append");
+        store.close().await;
+    }
+    let store = PostgresStore::open(&db.url, with(None, true)).await.expect("read-only");
+    assert_eq!(store.chain_hash(), ChainHash::Sm3);
+    let events = store.read_all(0, usize::MAX, Upto::Head).await.expect("read");
+    let mut sm3 = ChainVerifier::new(ChainHash::Sm3);
+    assert!(events.iter().all(|e| sm3.check(e).is_ok()));
+    assert!(ChainVerifier::new(ChainHash::Sha256).check(&events[0]).is_err());
+    drop(store);
+    for read_only in [false, true] {
+        match PostgresStore::open(&db.url, with(Some(ChainHash::Sha256), read_only)).await {
+            Err(StoreError::ChainHashMismatch { stored: ChainHash::Sm3, configured: ChainHash::Sha256 }) => {}
+            other => panic!("expected a refusal (read_only {read_only}), got {other:?}"),
+        }
+    }
+}

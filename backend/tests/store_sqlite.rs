@@ -72,8 +72,11 @@ async fn wal_and_synchronous_full_are_set() {
     assert!(p.busy_timeout_ms >= 1000);
     assert_eq!(p.user_version, i64::from(SCHEMA_VERSION));
     drop(store);
-    let store =
-        SqliteStore::open(&path, SqliteOptions { synchronous: Synchronous::Normal, read_only: false }).expect("open");
+    let store = SqliteStore::open(
+        &path,
+        SqliteOptions { synchronous: Synchronous::Normal, read_only: false, ..SqliteOptions::default() },
+    )
+    .expect("open");
     assert_eq!(store.writer_pragmas().await.expect("pragmas").synchronous, 1, "NORMAL");
     drop(store);
     // WAL is a property of the file: any other reader sees it.
@@ -240,4 +243,61 @@ async fn server_state_conformance() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = ducha::server_state::ServerState::sqlite(dir.path(), &dir.path().join("evidence")).expect("api.db");
     ducha::server_state::conformance::run_all(&state, &state.clone(), dir.path()).await;
+}
+
+#[tokio::test]
+async fn the_chain_hash_is_chosen_at_creation_recorded_and_kept() {
+    use ducha_events::chain::{ChainHash, ChainVerifier};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = db_in(&dir);
+    let with = |chain_hash: Option<ChainHash>, read_only: bool| SqliteOptions {
+        synchronous: Synchronous::Off,
+        read_only,
+        chain_hash,
+    };
+    let a = tenant("ta");
+    {
+        let store = SqliteStore::open(&path, with(Some(ChainHash::Sm3), false)).expect("create with SM3");
+        assert_eq!(store.chain_hash(), ChainHash::Sm3);
+        store
+            .append(request(&a, "s", ExpectedVersion::Any, vec![new_event("{}", t0()), new_event("{}", t0())]))
+            .await
+            .expect("append");
+        store.close().await;
+    }
+    // Reopened without a choice: the recorded hash; the chain verifies with SM3 only.
+    let store = SqliteStore::open(&path, with(None, true)).expect("read-only");
+    assert_eq!(store.chain_hash(), ChainHash::Sm3);
+    let events = store.read_all(0, usize::MAX, Upto::Head).await.expect("read");
+    let mut sm3 = ChainVerifier::new(ChainHash::Sm3);
+    assert!(events.iter().all(|e| sm3.check(e).is_ok()));
+    assert!(ChainVerifier::new(ChainHash::Sha256).check(&events[0]).is_err());
+    drop(store);
+    // Another hash asked for: refused, read-write and read-only.
+    for read_only in [false, true] {
+        match SqliteStore::open(&path, with(Some(ChainHash::Sha256), read_only)) {
+            Err(StoreError::ChainHashMismatch { stored: ChainHash::Sm3, configured: ChainHash::Sha256 }) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    // A store of schema 1 (before the record): its chains were SHA-256, and that is recorded.
+    let old = tempfile::tempdir().expect("temp dir");
+    let old_path = db_in(&old);
+    {
+        let store = SqliteStore::open(&old_path, with(None, false)).expect("create");
+        store.append(request(&a, "s", ExpectedVersion::Any, vec![new_event("{}", t0())])).await.expect("append");
+        store.close().await;
+    }
+    {
+        let conn = rusqlite::Connection::open(&old_path).expect("open");
+        conn.execute_batch("DROP TABLE meta; PRAGMA user_version = 1;").expect("back to schema 1");
+    }
+    match SqliteStore::open(&old_path, with(Some(ChainHash::Sm3), false)) {
+        Err(StoreError::ChainHashMismatch { stored: ChainHash::Sha256, .. }) => {}
+        other => panic!("a schema-1 store with events is SHA-256: {other:?}"),
+    }
+    let store = SqliteStore::open(&old_path, with(None, false)).expect("upgrade");
+    assert_eq!(store.chain_hash(), ChainHash::Sha256);
+    let events = store.read_all(0, usize::MAX, Upto::Head).await.expect("read");
+    assert!(ChainVerifier::new(ChainHash::Sha256).check(&events[0]).is_ok());
 }

@@ -288,6 +288,36 @@ pub struct SecurityPolicySet {
     pub policy: crate::security::SecurityPolicy,
 }
 
+/// A signed checkpoint (锚点) of one tenant's chain head, recorded in a chain of its own
+/// (`_anchors`). The signature covers the fields as `docs/AUDIT.md` specifies (`DUCHA-ANCHOR-1`);
+/// kept outside the system, anchors show whether a chain was later rewritten, even by someone who
+/// could recompute every hash.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorRecorded {
+    /// The anchored tenant.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub tenant: TenantId,
+    /// The tenant_seq of its head event (how many events its chain had).
+    pub sequence: u64,
+    /// The head event's hash (hex).
+    pub head_hash: String,
+    /// The head event's global log position in this store.
+    pub position: u64,
+    /// When the anchor was made (RFC 3339, UTC).
+    pub anchored_at: String,
+    /// The store's chain hash: `sha256` or `sm3`.
+    pub chain_hash: String,
+    /// `ed25519` or `sm2`.
+    pub algorithm: String,
+    /// The signing key's id: the first 16 hex digits of SHA-256 over the public key.
+    pub key_id: String,
+    /// The public key (hex: 32 bytes for Ed25519; 65 bytes SEC1 uncompressed for SM2).
+    pub public_key: String,
+    /// The signature (hex: 64 bytes; SM2 as r ‖ s).
+    pub signature: String,
+}
+
 /// One record of the security audit log (安全审计): who did what to what, from where, with which
 /// result. Recorded in a chain of its own (`_security`); never a credential, token or code.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -602,6 +632,7 @@ domain_events! {
     SecondFactorReset = 1;
     SecurityPolicySet = 1;
     SecurityAuditRecorded = 1;
+    AnchorRecorded = 1;
     InspectionPlanned = 1;
     InspectionScopeChanged = 1;
     InspectionTeamChanged = 1;

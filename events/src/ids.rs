@@ -77,6 +77,13 @@ impl TenantId {
     pub fn is_security(&self) -> bool {
         self.0 == "_security"
     }
+    /// The signed checkpoints' own chain (锚点).
+    pub fn anchors() -> Self {
+        Self("_anchors".to_owned())
+    }
+    pub fn is_anchors(&self) -> bool {
+        self.0 == "_anchors"
+    }
     /// Whether a user may choose this id for a new tenant (not reserved).
     pub fn is_user_choosable(&self) -> bool {
         !self.0.starts_with('_')
@@ -100,6 +107,10 @@ pub mod stream {
     /// The security audit log: one stream in a chain of its own.
     pub fn security_audit() -> String {
         "_security/audit-log".to_owned()
+    }
+    /// The signed checkpoints: one stream in a chain of its own.
+    pub fn anchors() -> String {
+        "_anchors/anchors".to_owned()
     }
     pub fn tenant(t: &TenantId) -> String {
         format!("{t}/tenant")

@@ -175,11 +175,11 @@ impl Server {
     }
 
     /// How many business events the store holds — every chain but the security audit log's
-    /// (`_security`, which records refusals too) — read from the SQLite file by an independent
+    /// (`_security`, which records refusals too) and the anchors' (`_anchors`) — read from the SQLite file by an independent
     /// reader (Python's sqlite3) while the server runs. Positions are gap-free, so before the first
     /// security record this is the head's position.
     pub fn head_position(&self) -> u64 {
-        self.count_events("tenant <> '_security'")
+        self.count_events("tenant NOT IN ('_security', '_anchors')")
     }
 
     /// The log's head: `max(position)` over every chain, the security audit log's included.

@@ -65,6 +65,8 @@ enum Rule {
     /// Only a login step's token (a bearer token no matrix user holds: denied to all, 401).
     LoginStep,
     Do(Action, On),
+    /// Either action suffices (the anchors' export: platform auditors and the audit administrator).
+    Either(Action, Action, On),
 }
 
 /// The mapping of every operation (method + path as in the document) to its action and scope.
@@ -84,6 +86,10 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         ("get", "/security/policy") => Rule::AnyUser,
         ("post", "/security/policy") => Rule::Do(ManageSecurityPolicy, Platform),
         ("get", "/security/audit" | "/security/audit.xlsx") => Rule::Do(ReadSecurityAudit, Platform),
+        // Signed checkpoints: the public key is published; every tenant's anchors are for
+        // platform-wide auditors and the audit administrator.
+        ("get", "/anchors/public-key") => Rule::Public,
+        ("get", "/anchors") => Rule::Either(ReadAudit, ReadSecurityAudit, Platform),
         // Platform accounts.
         ("get", "/platform/users" | "/platform/users/{user_id}") => Rule::Do(ReadDirectory, Platform),
         ("post", p) if p.starts_with("/platform/users") => Rule::Do(account_action(p), Platform),
@@ -282,6 +288,10 @@ fn expected(rule: Rule, actor: Option<&Actor>, v: &Variant) -> bool {
     match rule {
         Rule::Public | Rule::AnyUser => true,
         Rule::LoginStep => false,
+        Rule::Either(a, b, on) => {
+            let tgt = target(on, v);
+            authorize(actor, a, &tgt).is_ok() || authorize(actor, b, &tgt).is_ok()
+        }
         Rule::Do(action, on) => {
             let tgt = target(on, v);
             if authorize(actor, action, &tgt).is_ok() {

@@ -239,7 +239,7 @@ async fn issuing_records_hash_and_position_and_regenerating_gives_the_same_bytes
     // The inspection's projection lists the issued report: hash, position, actor.
     let store = SqliteStore::open(
         &dir.path().join("ducha.db"),
-        SqliteOptions { synchronous: Synchronous::Full, read_only: true },
+        SqliteOptions { synchronous: Synchronous::Full, read_only: true, ..SqliteOptions::default() },
     )
     .unwrap();
     let model = projector::load_live(&store).await.unwrap();
@@ -437,7 +437,7 @@ async fn empty_inspections_long_texts_and_characters_outside_the_bmp_give_valid_
     let dir = demo();
     let store = SqliteStore::open(
         &dir.path().join("ducha.db"),
-        SqliteOptions { synchronous: Synchronous::Full, read_only: false },
+        SqliteOptions { synchronous: Synchronous::Full, read_only: false, ..SqliteOptions::default() },
     )
     .unwrap();
     let t = TenantId::parse("xxjd").unwrap();

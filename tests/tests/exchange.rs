@@ -10,7 +10,11 @@ use ducha_tests::ducha_ok;
 use serde_json::Value;
 
 fn open(dir: &std::path::Path) -> SqliteStore {
-    SqliteStore::open(&dir.join("ducha.db"), SqliteOptions { synchronous: Synchronous::Full, read_only: true }).unwrap()
+    SqliteStore::open(
+        &dir.join("ducha.db"),
+        SqliteOptions { synchronous: Synchronous::Full, read_only: true, ..SqliteOptions::default() },
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,7 +30,7 @@ async fn live_projection_equals_full_rebuild_and_as_of_equals_the_past() {
     ducha_ok(dir.path(), &["demo"]); // leaves a checkpoint at the end of the demo
     let store = SqliteStore::open(
         &dir.path().join("ducha.db"),
-        SqliteOptions { synchronous: Synchronous::Full, read_only: false },
+        SqliteOptions { synchronous: Synchronous::Full, read_only: false, ..SqliteOptions::default() },
     )
     .unwrap();
     let t = TenantId::parse("xxjd").unwrap();

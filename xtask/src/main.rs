@@ -95,6 +95,19 @@ fn ensure_tools() -> Result<(), String> {
     // The independent checkers of the REST API: PyJWT (tests/api/jwt_tokens.py), the OpenAPI
     // validator and schemathesis (tests/tests/api_contract_tools.rs), pyotp (the second factor's
     // codes, tests/tests/api_security.rs).
+    // The independent chain and anchor checker (tests/audit/verify_chain.py): SM3 chains and SM2
+    // anchors through gmssl; Ed25519 anchors through cryptography (installed just below).
+    let gm = Command::new("python3").args(["-c", "import gmssl"]).output();
+    if !gm.is_ok_and(|o| o.status.success()) {
+        step(
+            "pip install gmssl",
+            Command::new("sh").args([
+                "-c",
+                "python3 -m pip install --quiet gmssl || (apt-get update -qq && apt-get install -y -qq python3-pip \
+                 && python3 -m pip install --quiet --break-system-packages gmssl)",
+            ]),
+        )?;
+    }
     let api_tools = Command::new("python3")
         .args(["-c", "import jwt, cryptography, openapi_spec_validator, schemathesis, pyotp"])
         .output();

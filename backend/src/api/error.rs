@@ -255,6 +255,7 @@ impl ApiError {
             StoreError::InvalidAppend(_)
             | StoreError::Corrupt(_)
             | StoreError::NewerSchema { .. }
+            | StoreError::ChainHashMismatch { .. }
             | StoreError::Io(_) => Self::internal(err.to_string()),
         }
     }

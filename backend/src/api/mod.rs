@@ -34,6 +34,7 @@
 //!   writes is the aggregate's `decide`; do not duplicate it.
 //! - Never `unwrap` on input; return `ApiError` (or `?` a `DomainError`).
 
+pub mod anchors;
 pub mod audit;
 pub mod auth;
 pub mod command;
@@ -83,6 +84,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     scorecards::configure(cfg);
     districts::configure(cfg);
     audit::configure(cfg);
+    anchors::configure(cfg);
     platform::configure(cfg);
     tenants::configure(cfg);
     users::configure(cfg);

@@ -34,6 +34,8 @@ pub struct AppState {
     pub rollups: Arc<crate::api::districts::RollupCache>,
     /// This replica's id and the leases it holds.
     pub replica: Arc<crate::jobs::Replica>,
+    /// The anchors' signing key (None: a shared store without `anchor_key_file`: no anchoring).
+    pub anchor_key: Option<Arc<crate::anchors::AnchorKey>>,
 }
 
 impl std::fmt::Debug for AppState {

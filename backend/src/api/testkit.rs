@@ -22,7 +22,7 @@ pub struct Demo {
 impl Demo {
     pub async fn load(dir: &Path) -> Demo {
         let data = DataDir::open_for_write(dir).unwrap();
-        let store = Arc::new(data.store(Synchronous::Off).unwrap());
+        let store = Arc::new(data.store(Synchronous::Off, None).unwrap());
         crate::demo::load(&*store).await.unwrap();
         let events: Arc<dyn EventStore> = store.clone();
         let live = Arc::new(LiveModel::load(&*events).await.unwrap());
@@ -39,6 +39,7 @@ impl Demo {
             policy: WarningPolicy::default(),
             rollups: Arc::default(),
             replica: Arc::default(),
+            anchor_key: Some(Arc::new(crate::anchors::AnchorKey::load(None, Some(dir), None).unwrap())),
         };
         Demo { state, store, _dir: data }
     }

@@ -12,6 +12,7 @@ use super::postgres::{PgOptions, PostgresStore};
 use super::sqlite::Synchronous;
 use super::{EventStore, StoreError};
 use crate::datadir::{DataDir, DataDirError};
+use ducha_events::chain::ChainHash;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -175,23 +176,42 @@ impl OpenedStore {
     }
 }
 
+/// The chain hash asked for by the deployment (`--chain-hash`, `DUCHA_CHAIN_HASH`, the `chain_hash`
+/// setting): what a new store is created with and what an existing one must have. One choice per
+/// process, made before any store is opened; None lets each store say.
+static CHAIN_HASH: std::sync::RwLock<Option<ChainHash>> = std::sync::RwLock::new(None);
+
+/// Sets the deployment's chain hash for every later [`open`].
+pub fn configure_chain_hash(alg: Option<ChainHash>) {
+    *CHAIN_HASH.write().unwrap_or_else(std::sync::PoisonError::into_inner) = alg;
+}
+
+/// The deployment's chain hash, if one was asked for.
+pub fn configured_chain_hash() -> Option<ChainHash> {
+    *CHAIN_HASH.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Opens the store at `location` for `access`.
 pub async fn open(location: &StoreLocation, access: Access) -> Result<OpenedStore, OpenError> {
+    let chain_hash = configured_chain_hash();
     match location {
         StoreLocation::Sqlite { dir, synchronous } => {
             let data_dir = match access {
                 Access::Write => DataDir::open_for_write(dir)?,
                 Access::Read => DataDir::open_for_read(dir)?,
             };
-            let store = data_dir.store(*synchronous)?;
+            let store = data_dir.store(*synchronous, chain_hash)?;
             Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: Some(data_dir) })
         }
         StoreLocation::Postgres { url } => {
-            let opts = PgOptions { read_only: access == Access::Read, ..PgOptions::default() };
+            let opts = PgOptions { read_only: access == Access::Read, chain_hash, ..PgOptions::default() };
             let store = Arc::new(PostgresStore::open(url, opts).await?);
             Ok(OpenedStore { store: store.clone(), location: location.clone(), postgres: Some(store), dir: None })
         }
         StoreLocation::KurrentDb { url } => {
+            if let Some(configured) = chain_hash.filter(|c| *c != ChainHash::Sha256) {
+                return Err(StoreError::ChainHashMismatch { stored: ChainHash::Sha256, configured }.into());
+            }
             let opts = KurrentOptions { read_only: access == Access::Read };
             let store = KurrentStore::open(url, opts).await?;
             Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: None })

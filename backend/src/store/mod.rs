@@ -15,6 +15,7 @@ pub mod validate;
 pub use location::{Access, OpenedStore, StoreLocation};
 
 use async_trait::async_trait;
+use ducha_events::chain::ChainHash;
 use ducha_events::envelope::{NewEvent, RecordedEvent};
 use ducha_events::ids::TenantId;
 use ducha_events::time::Timestamp;
@@ -77,6 +78,14 @@ pub enum StoreError {
     Unavailable(String),
     #[error("the store is shut down")]
     Closed,
+    /// The store's chains are hashed with `stored`; the configuration asks for `configured`. A store
+    /// keeps the hash it was created with.
+    #[error(
+        "事件存储的哈希链使用 {stored}，配置要求 {configured}；已有存储不能更换哈希算法（去掉 chain_hash / \
+         DUCHA_CHAIN_HASH 设置，或使用新的存储） / the store's chains use {stored}, the configuration asks for \
+         {configured}; a store keeps its chain hash"
+    )]
+    ChainHashMismatch { stored: ChainHash, configured: ChainHash },
 }
 
 /// An upper bound for reads ("as of").
@@ -112,6 +121,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically with an expected-version check, chaining each event into its tenant's
     /// hash chain. `occurred_at` is raised to the previous event's time if it would go backwards.
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// The hash function of this store's chains, fixed when the store was created.
+    fn chain_hash(&self) -> ChainHash;
 
     /// The stream's current version (0 if it does not exist).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;

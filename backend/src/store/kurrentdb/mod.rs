@@ -187,6 +187,12 @@ impl Drop for KurrentStore {
 
 #[async_trait]
 impl EventStore for KurrentStore {
+    /// Always SHA-256: nothing in a KurrentDB store records another choice yet (opening one with
+    /// SM3 configured is refused in [`crate::store::location::open`]).
+    fn chain_hash(&self) -> ducha_events::chain::ChainHash {
+        ducha_events::chain::ChainHash::Sha256
+    }
+
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);

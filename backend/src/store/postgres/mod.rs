@@ -31,6 +31,7 @@ use crate::store::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantH
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ducha_events::authz::Role;
+use ducha_events::chain::ChainHash;
 use ducha_events::envelope::{ActorRef, RecordedEvent};
 use ducha_events::ids::{TenantId, UserId};
 use ducha_events::time::{self, Timestamp};
@@ -56,11 +57,19 @@ pub struct PgOptions {
     pub poll_interval: Duration,
     /// Send and listen for `NOTIFY` (None: probe the server).
     pub notify: Option<bool>,
+    /// The chain hash a new store gets; for an existing one, the hash it must have.
+    pub chain_hash: Option<ChainHash>,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { read_only: false, pool_size: 16, poll_interval: Duration::from_millis(500), notify: None }
+        PgOptions {
+            read_only: false,
+            pool_size: 16,
+            poll_interval: Duration::from_millis(500),
+            notify: None,
+            chain_hash: None,
+        }
     }
 }
 
@@ -154,6 +163,7 @@ pub struct PostgresStore {
     head: watch::Sender<u64>,
     watcher: Mutex<Option<JoinHandle<()>>>,
     stats: std::sync::Arc<WriterStats>,
+    chain_hash: ChainHash,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -191,11 +201,11 @@ impl PostgresStore {
         };
         let (mut client, connection) = config.connect(NoTls).await.map_err(pg_err).map_err(ctx)?;
         let driver = tokio::spawn(connection);
-        if opts.read_only {
-            schema::check(&client).await.map_err(ctx)?;
+        let chain_hash = if opts.read_only {
+            schema::check(&client, opts.chain_hash).await.map_err(ctx)?
         } else {
-            schema::migrate(&mut client).await.map_err(ctx)?;
-        }
+            schema::migrate(&mut client, opts.chain_hash).await.map_err(ctx)?
+        };
         if let Ok(row) = client.query_one("SHOW fsync", &[]).await
             && row.get::<_, String>(0) == "off"
         {
@@ -224,7 +234,7 @@ impl PostgresStore {
             (None, None)
         } else {
             let (tx, rx) = mpsc::unbounded_channel();
-            let w = writer::Writer::new(config.clone(), head.clone(), notify, stats.clone());
+            let w = writer::Writer::new(config.clone(), head.clone(), notify, stats.clone(), chain_hash);
             (Some(tx), Some(tokio::spawn(w.run(rx))))
         };
         Ok(PostgresStore {
@@ -237,6 +247,7 @@ impl PostgresStore {
             head,
             watcher: Mutex::new(None),
             stats,
+            chain_hash,
         })
     }
 
@@ -410,6 +421,10 @@ fn sql_limit(limit: usize) -> i64 {
 
 #[async_trait]
 impl EventStore for PostgresStore {
+    fn chain_hash(&self) -> ChainHash {
+        self.chain_hash
+    }
+
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         if self.opts.read_only {
             return Err(StoreError::ReadOnly);

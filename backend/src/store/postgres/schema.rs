@@ -15,10 +15,11 @@
 
 use super::error::pg_err;
 use crate::store::StoreError;
+use ducha_events::chain::ChainHash;
 use tokio_postgres::{Client, GenericClient};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Written into `ducha_schema.application`.
 pub const APPLICATION: &str = "ducha";
 
@@ -133,7 +134,31 @@ CREATE TABLE recovery_codes (
 DROP TABLE revoked_tokens;
 "#;
 
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+/// Version 3 (issue 10): the chain's hash function, fixed when the store is created (NULL until
+/// [`migrate`] records it: SHA-256 for a store that already has events).
+pub const SCHEMA_V3: &str = r#"
+ALTER TABLE ducha_schema ADD COLUMN chain_hash text;
+"#;
+
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+/// The recorded chain hash (None: not recorded yet).
+async fn recorded_chain_hash(client: &impl GenericClient) -> Result<Option<ChainHash>, StoreError> {
+    let row = client.query_one("SELECT chain_hash FROM ducha_schema", &[]).await.map_err(pg_err)?;
+    match row.get::<_, Option<String>>(0) {
+        None => Ok(None),
+        Some(v) => ChainHash::parse(&v)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown chain hash {v:?} in ducha_schema"))),
+    }
+}
+
+fn check_configured(stored: ChainHash, configured: Option<ChainHash>) -> Result<ChainHash, StoreError> {
+    match configured {
+        Some(c) if c != stored => Err(StoreError::ChainHashMismatch { stored, configured: c }),
+        _ => Ok(stored),
+    }
+}
 
 /// What `ducha_schema` says, if the table exists: `(application, version)`.
 async fn recorded(client: &impl GenericClient) -> Result<Option<(String, u32)>, StoreError> {
@@ -185,8 +210,9 @@ fn check_known(application: &str, version: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates or upgrades the schema (read-write opens).
-pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+/// Creates or upgrades the schema (read-write opens) and settles the chain hash: as recorded, or
+/// recorded now (`configured` for a store without events, else SHA-256).
+pub async fn migrate(client: &mut Client, configured: Option<ChainHash>) -> Result<ChainHash, StoreError> {
     let tx = client.transaction().await.map_err(pg_err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE]).await.map_err(pg_err)?;
     let current = match recorded(&tx).await? {
@@ -220,11 +246,23 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         let version = i32::try_from(i + 1).unwrap_or(i32::MAX);
         tx.execute("UPDATE ducha_schema SET version = $1", &[&version]).await.map_err(pg_err)?;
     }
-    tx.commit().await.map_err(pg_err)
+    let alg = match recorded_chain_hash(&tx).await? {
+        Some(alg) => alg,
+        None => {
+            let empty: bool =
+                tx.query_one("SELECT NOT EXISTS (SELECT 1 FROM events)", &[]).await.map_err(pg_err)?.get(0);
+            let alg = if empty { configured.unwrap_or_default() } else { ChainHash::Sha256 };
+            tx.execute("UPDATE ducha_schema SET chain_hash = $1", &[&alg.code()]).await.map_err(pg_err)?;
+            alg
+        }
+    };
+    let alg = check_configured(alg, configured)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(alg)
 }
 
-/// Checks that the schema is there and current (read-only opens never migrate).
-pub async fn check(client: &Client) -> Result<(), StoreError> {
+/// Checks that the schema is there and current (read-only opens never migrate); the chain hash.
+pub async fn check(client: &Client, configured: Option<ChainHash>) -> Result<ChainHash, StoreError> {
     match recorded(client).await? {
         None => Err(StoreError::Io("the database holds no Ducha event store (no ducha_schema table)".into())),
         Some((app, version)) => {
@@ -234,7 +272,7 @@ pub async fn check(client: &Client) -> Result<(), StoreError> {
                     "schema {version} is older than {SCHEMA_VERSION}; open it once read-write to upgrade"
                 )));
             }
-            Ok(())
+            check_configured(recorded_chain_hash(client).await?.unwrap_or_default(), configured)
         }
     }
 }

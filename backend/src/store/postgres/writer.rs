@@ -25,7 +25,7 @@ use super::error::{is_connection_error, pg_err, unique_violation};
 use super::schema::LOCK_APPEND;
 use crate::store::validate::{check_expected, validate};
 use crate::store::{AppendOutcome, AppendRequest, ExpectedVersion, StoreError};
-use ducha_events::chain::{ChainFields, GENESIS, parse_hash};
+use ducha_events::chain::{ChainFields, ChainHash, GENESIS, parse_hash};
 use ducha_events::time;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -199,7 +199,12 @@ fn from_sql(v: i64, what: &str) -> Result<u64, StoreError> {
 
 /// Decides every request of the batch in order, later ones seeing earlier ones, from `cache` plus what
 /// the batch itself adds. `keys`: previous appends under the batch's idempotency keys (careful path).
-fn plan<'a>(cache: &Cache, reqs: &'a [&'a AppendRequest], keys: &HashMap<(String, String), KeyRow>) -> Plan<'a> {
+fn plan<'a>(
+    alg: ChainHash,
+    cache: &Cache,
+    reqs: &'a [&'a AppendRequest],
+    keys: &HashMap<(String, String), KeyRow>,
+) -> Plan<'a> {
     let mut p = Plan { last_position: cache.last_position, last_time: cache.last_time.clone(), ..Plan::default() };
     let mut batch_keys: HashMap<(&str, &str), KeyRow> = HashMap::new();
     for req in reqs {
@@ -254,7 +259,7 @@ fn plan<'a>(cache: &Cache, reqs: &'a [&'a AppendRequest], keys: &HashMap<(String
                 causation_id: causation.unwrap_or(""),
                 payload: &e.payload,
             };
-            let hash = fields.hash(&prev);
+            let hash = fields.hash_with(alg, &prev);
             let r = &mut p.rows;
             r.position.push(sql_int(p.last_position));
             r.tenant.push(tenant);
@@ -381,6 +386,8 @@ pub(super) struct Writer {
     /// Send `pg_notify` with each commit (off where the database has no LISTEN/NOTIFY).
     pub(super) notify: bool,
     pub(super) stats: std::sync::Arc<WriterStats>,
+    /// The store's chain hash (recorded in `ducha_schema`).
+    chain_hash: ChainHash,
     conn: Option<Conn>,
     cache: Cache,
 }
@@ -391,8 +398,9 @@ impl Writer {
         head: watch::Sender<u64>,
         notify: bool,
         stats: std::sync::Arc<WriterStats>,
+        chain_hash: ChainHash,
     ) -> Writer {
-        Writer { config, head, notify, stats, conn: None, cache: Cache::default() }
+        Writer { config, head, notify, stats, chain_hash, conn: None, cache: Cache::default() }
     }
 
     /// Ends when every sender is gone and the queue is drained.
@@ -494,7 +502,7 @@ impl Writer {
     }
 
     async fn fast(&mut self, reqs: &[&AppendRequest]) -> Attempt {
-        let plan = plan(&self.cache, reqs, &HashMap::new());
+        let plan = plan(self.chain_hash, &self.cache, reqs, &HashMap::new());
         // A version refused from the cache may only mean that another replica moved the stream:
         // only the careful path (reading under the lock) may refuse.
         if plan.results.iter().any(Result::is_err) {
@@ -589,7 +597,7 @@ impl Writer {
                 }
             }
         }
-        let plan = plan(&self.cache, &admitted, &keys);
+        let plan = plan(self.chain_hash, &self.cache, &admitted, &keys);
         let write = if plan.rows.position.is_empty() {
             // Nothing to insert: end the transaction that holds the lock.
             match &self.conn {
@@ -759,7 +767,7 @@ mod tests {
         let refs: Vec<&AppendRequest> = reqs.iter().collect();
         let mut cache = Cache { valid: true, last_position: 10, ..Cache::default() };
         cache.streams.insert("t1/k".into(), 0);
-        let p = plan(&cache, &refs, &HashMap::new());
+        let p = plan(ChainHash::Sha256, &cache, &refs, &HashMap::new());
         assert_eq!(p.results[0].as_ref().ok().map(|o| (o.first_position, o.last_position)), Some((11, 12)));
         assert!(matches!(p.results[1], Err(StoreError::WrongExpectedVersion { actual: 2, .. })));
         assert_eq!(p.results[2].as_ref().ok().map(|o| o.first_position), Some(13));
@@ -775,7 +783,13 @@ mod tests {
     #[test]
     fn the_fast_path_needs_a_known_stream_or_a_new_one() {
         let t = tenant("t1");
-        let mut w = Writer::new(tokio_postgres::Config::new(), watch::channel(0).0, true, Default::default());
+        let mut w = Writer::new(
+            tokio_postgres::Config::new(),
+            watch::channel(0).0,
+            true,
+            Default::default(),
+            ChainHash::Sha256,
+        );
         let new = request(&t, "n", ExpectedVersion::NoStream, vec![new_event("{}", t0())]);
         let any = request(&t, "n", ExpectedVersion::Any, vec![new_event("{}", t0())]);
         assert!(!w.fast_path_possible(&[&new]), "an invalid cache always goes the careful way");

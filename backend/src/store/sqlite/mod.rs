@@ -21,10 +21,11 @@ mod read;
 mod schema;
 mod writer;
 
-pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_VERSION, Synchronous};
+pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, Synchronous};
 
 use super::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
+use ducha_events::chain::ChainHash;
 use ducha_events::envelope::RecordedEvent;
 use ducha_events::ids::TenantId;
 use ducha_events::time::{self, Timestamp};
@@ -32,7 +33,7 @@ use read::{
     COLUMNS, ReadPool, db_err, decode_row, from_sql_int, int, query_events, query_head, sql_int, sql_limit, text,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use schema::{check_header, open_writer, user_version};
+use schema::{check_header, open_writer, read_chain_hash, settle_chain_hash, user_version};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -45,6 +46,9 @@ pub struct SqliteOptions {
     pub synchronous: Synchronous,
     /// Open for reading only: no writer thread, no lock, appends answer [`StoreError::ReadOnly`].
     pub read_only: bool,
+    /// The chain hash a new store gets; for an existing one, the hash it must have (else
+    /// [`StoreError::ChainHashMismatch`]). None: SHA-256 for a new store, whatever is recorded else.
+    pub chain_hash: Option<ChainHash>,
 }
 
 /// The writer connection's settings, as SQLite reports them (for tests and `ducha verify`).
@@ -66,6 +70,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
     head: watch::Sender<u64>,
+    chain_hash: ChainHash,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -89,7 +94,7 @@ impl SqliteStore {
             if !path.exists() {
                 return Err(StoreError::Io(format!("{}: no such database", path.display())));
             }
-            let head = readers.with(|conn| {
+            let (head, chain_hash) = readers.with(|conn| {
                 check_header(conn, path)?;
                 let version = user_version(conn)?;
                 if version < SCHEMA_VERSION {
@@ -98,7 +103,11 @@ impl SqliteStore {
                         path.display()
                     )));
                 }
-                query_head(conn)
+                let alg = read_chain_hash(conn)?.unwrap_or_default();
+                if let Some(c) = opts.chain_hash.filter(|c| *c != alg) {
+                    return Err(StoreError::ChainHashMismatch { stored: alg, configured: c });
+                }
+                Ok((query_head(conn)?, alg))
             })?;
             let (head, _) = watch::channel(head);
             return Ok(SqliteStore {
@@ -108,12 +117,14 @@ impl SqliteStore {
                 writer: Mutex::new(None),
                 readers,
                 head,
+                chain_hash,
             });
         }
 
         let lock_file = lock::take_lock(path)?;
         let conn = open_writer(path, opts.synchronous)?;
-        let state = WriterState::load(&conn)?;
+        let chain_hash = settle_chain_hash(&conn, opts.chain_hash)?;
+        let state = WriterState::load(&conn, chain_hash)?;
         let (head, _) = watch::channel(state.last_position);
         let (tx, rx) = mpsc::channel();
         let writer = Writer { conn, state, head: head.clone(), _lock: lock_file };
@@ -128,6 +139,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             readers,
             head,
+            chain_hash,
         })
     }
 
@@ -266,6 +278,10 @@ impl EventStore for SqliteStore {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append(req, tx))?;
         rx.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    fn chain_hash(&self) -> ChainHash {
+        self.chain_hash
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

@@ -3,13 +3,14 @@
 
 use super::read::db_err;
 use crate::store::StoreError;
-use rusqlite::{Connection, OpenFlags};
+use ducha_events::chain::ChainHash;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::time::Duration;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// `PRAGMA application_id` of a Ducha database ("DUCH"), so other SQLite files are not mistaken for one.
 pub const APPLICATION_ID: i32 = 0x4455_4348;
 
@@ -54,8 +55,63 @@ CREATE TABLE checkpoints (
 );
 ";
 
+/// Version 2: facts about the store itself, such as the chain's hash function (`chain_hash`),
+/// fixed when the store is created. A version-1 store's chains are SHA-256.
+pub const SCHEMA_V2: &str = "
+CREATE TABLE meta (
+    key             TEXT    PRIMARY KEY,
+    value           TEXT    NOT NULL
+) WITHOUT ROWID;
+";
+
 pub(super) fn migrations() -> rusqlite_migration::Migrations<'static> {
-    rusqlite_migration::Migrations::new(vec![rusqlite_migration::M::up(SCHEMA_V1)])
+    rusqlite_migration::Migrations::new(vec![
+        rusqlite_migration::M::up(SCHEMA_V1),
+        rusqlite_migration::M::up(SCHEMA_V2),
+    ])
+}
+
+/// The store's chain hash: as recorded; a store without a record is recorded now (`configured`
+/// when it has no events yet, else SHA-256, the only hash before the record existed). A configured
+/// hash that differs from the recorded one is refused: the chains cannot change their hash.
+pub(super) fn settle_chain_hash(conn: &Connection, configured: Option<ChainHash>) -> Result<ChainHash, StoreError> {
+    let recorded = read_chain_hash(conn)?;
+    let alg = match recorded {
+        Some(alg) => alg,
+        None => {
+            let empty: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0)).map_err(db_err)?;
+            let alg = if empty { configured.unwrap_or_default() } else { ChainHash::Sha256 };
+            conn.execute("INSERT INTO meta (key, value) VALUES ('chain_hash', ?1)", [alg.code()]).map_err(db_err)?;
+            alg
+        }
+    };
+    match configured {
+        Some(c) if c != alg => Err(StoreError::ChainHashMismatch { stored: alg, configured: c }),
+        _ => Ok(alg),
+    }
+}
+
+/// The recorded chain hash (None: not recorded yet, or a version-1 store).
+pub(super) fn read_chain_hash(conn: &Connection) -> Result<Option<ChainHash>, StoreError> {
+    let has_meta: bool = conn
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?;
+    if !has_meta {
+        return Ok(None);
+    }
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'chain_hash'", [], |r| r.get(0))
+        .optional()
+        .map_err(db_err)?;
+    match value {
+        None => Ok(None),
+        Some(v) => ChainHash::parse(&v)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown chain hash {v:?} recorded in meta"))),
+    }
 }
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).

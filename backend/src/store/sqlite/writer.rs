@@ -5,7 +5,7 @@ use super::WriterPragmas;
 use super::read::{COLUMNS, db_err, from_sql_int, int, query_head, sql_int, text};
 use crate::store::validate::{check_expected, validate};
 use crate::store::{AppendOutcome, AppendRequest, StoreError};
-use ducha_events::chain::{ChainFields, GENESIS, parse_hash};
+use ducha_events::chain::{ChainFields, ChainHash, GENESIS, parse_hash};
 use ducha_events::time;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
@@ -40,6 +40,8 @@ pub(super) enum Job {
 /// What the writer knows without asking the file.
 #[derive(Debug, Default)]
 pub(super) struct WriterState {
+    /// The store's chain hash (recorded in `meta`).
+    chain_hash: ChainHash,
     pub(super) last_position: u64,
     /// `occurred_at` of the last event ("" when empty): later events never go below it.
     last_time: String,
@@ -50,8 +52,8 @@ pub(super) struct WriterState {
 }
 
 impl WriterState {
-    pub(super) fn load(conn: &Connection) -> Result<WriterState, StoreError> {
-        let mut state = WriterState { last_position: query_head(conn)?, ..WriterState::default() };
+    pub(super) fn load(conn: &Connection, chain_hash: ChainHash) -> Result<WriterState, StoreError> {
+        let mut state = WriterState { chain_hash, last_position: query_head(conn)?, ..WriterState::default() };
         if state.last_position > 0 {
             state.last_time = conn
                 .query_row("SELECT occurred_at FROM events WHERE position = ?1", [sql_int(state.last_position)], |r| {
@@ -162,7 +164,7 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
             // The in-memory heads may describe rows that were rolled back.
-            match WriterState::load(&self.conn) {
+            match WriterState::load(&self.conn, self.state.chain_hash) {
                 Ok(state) => self.state = state,
                 Err(_) => self.state.streams.clear(),
             }
@@ -347,7 +349,7 @@ impl Writer {
                 causation_id: causation.unwrap_or(""),
                 payload: &e.payload,
             };
-            let hash = fields.hash(&prev);
+            let hash = fields.hash_with(self.state.chain_hash, &prev);
             let inserted = insert.execute(params![
                 sql_int(position),
                 tenant,
