@@ -130,7 +130,18 @@ pub struct CopyReport {
 ///
 /// Appends of one page are sent together (in order; the store commits them as groups), so a copy runs
 /// at the store's group-commit speed rather than one commit per event.
-pub async fn copy<F, T>(from: &F, to: &T, mut progress: impl FnMut(u64)) -> anyhow::Result<CopyReport>
+pub async fn copy<F, T>(from: &F, to: &T, progress: impl FnMut(u64)) -> anyhow::Result<CopyReport>
+where
+    F: EventStore + ?Sized,
+    T: EventStore + ?Sized,
+{
+    copy_upto(from, to, Upto::Head, progress).await
+}
+
+/// [`copy`] of the events up to `upto` only (a logical backup of a store that is being written:
+/// the copy stops at the position taken when it began). With `Upto::Position`, the target's chains
+/// are verified but not compared with the source's heads, which may have moved on.
+pub async fn copy_upto<F, T>(from: &F, to: &T, upto: Upto, mut progress: impl FnMut(u64)) -> anyhow::Result<CopyReport>
 where
     F: EventStore + ?Sized,
     T: EventStore + ?Sized,
@@ -152,7 +163,7 @@ where
     let mut copied = 0u64;
     let mut after = 0;
     loop {
-        let page = from.read_all(after, 5_000, Upto::Head).await?;
+        let page = from.read_all(after, 5_000, upto).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
         let mut requests = Vec::new();
@@ -198,11 +209,14 @@ where
         progress(copied);
     }
     // Every chain must verify in the target and end where it ends in the source.
-    let source: Vec<_> = from.tenants().await?;
     let target = crate::verify::verify_all(to).await?;
     if let Some(b) = target.first_break() {
         bail!("复制后的哈希链校验失败 / the copied chains do not verify: {b}");
     }
+    if upto != Upto::Head {
+        return Ok(CopyReport { events: copied, tenants: target.tenants.len() });
+    }
+    let source: Vec<_> = from.tenants().await?;
     let heads: std::collections::BTreeMap<_, _> =
         target.tenants.iter().map(|t| (t.tenant.clone(), (t.events, t.head_hash.clone()))).collect();
     for h in &source {

@@ -16,6 +16,7 @@
 pub mod anchors;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
