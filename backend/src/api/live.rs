@@ -295,7 +295,8 @@ mod tests {
         let district = DistrictId::parse("xxq").unwrap();
         let done = commands::tenant(&*state.store, &meta, &district, &tenant, add).await.unwrap();
         let position = done.outcome.last_position;
-        assert!(state.live.position() < position, "the model has not folded the event yet");
+        // The pump itself folds the model up to a frame before sending it (`catch_up_to`), and it
+        // may already have done so here; what matters is the order when the frame arrives.
 
         let frame = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
         let text = String::from_utf8_lossy(&frame).into_owned();
