@@ -28,26 +28,19 @@ macro_rules! event_store_conformance {
     // `$fresh` evaluates to a future of `Option<(store, guard)>`; `None` skips the case (the
     // backend's server is not there, and the fixture said so).
     (optional $fresh:expr) => {
-        $crate::event_store_conformance!(@cases_optional $fresh;
-            ordering,
-            paging_and_limits,
-            expected_version_races,
-            no_stream_and_any,
-            idempotency,
-            tenant_isolation,
-            invalid_appends_change_nothing,
-            text_round_trips,
-            as_of_reads,
-            occurred_at_never_goes_backwards,
-            chain_continuity,
-            subscribe_sees_new_head,
-            checkpoints,
-        );
+        $crate::event_store_conformance!(@each cases_optional $fresh);
     };
     // KurrentDB: without a server named at build time (`cfg(ducha_kurrentdb_server)`, set by
     // build.rs from `DUCHA_TEST_KURRENTDB_URL`) every case is ignored, with the reason shown.
     (kurrentdb $fresh:expr) => {
-        $crate::event_store_conformance!(@cases_kurrentdb $fresh;
+        $crate::event_store_conformance!(@each cases_kurrentdb $fresh);
+    };
+    ($fresh:expr) => {
+        $crate::event_store_conformance!(@each cases $fresh);
+    };
+    // The one list of cases, handed to the arm that generates the tests.
+    (@each $arm:ident $fresh:expr) => {
+        $crate::event_store_conformance!(@ $arm $fresh;
             ordering,
             paging_and_limits,
             expected_version_races,
@@ -78,23 +71,6 @@ macro_rules! event_store_conformance {
             $crate::store::conformance::$case(::std::sync::Arc::new(store)).await;
         }
     )*};
-    ($fresh:expr) => {
-        $crate::event_store_conformance!(@cases $fresh;
-            ordering,
-            paging_and_limits,
-            expected_version_races,
-            no_stream_and_any,
-            idempotency,
-            tenant_isolation,
-            invalid_appends_change_nothing,
-            text_round_trips,
-            as_of_reads,
-            occurred_at_never_goes_backwards,
-            chain_continuity,
-            subscribe_sees_new_head,
-            checkpoints,
-        );
-    };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $case() {
