@@ -94,7 +94,7 @@ fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix
                 subject: "意识形态工作".into(),
                 communities: communities.to_vec(),
                 team: vec![],
-                methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+                methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
                 checklist_id: None,
                 planned_start: day(year, 3, 1),
                 planned_end: day(year, 3, 30),

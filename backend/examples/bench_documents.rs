@@ -109,7 +109,7 @@ fn model(per_inspection: usize, total: usize) -> ReadModel {
                 subject: "意识形态工作".into(),
                 communities: (0..10).map(|c| id(format!("c{c}"))).collect(),
                 team: vec![],
-                methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+                methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
                 checklist_id: None,
                 planned_start: date(2023, 11, 1),
                 planned_end: date(2023, 11, 30),

@@ -123,7 +123,7 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
                 subject: "意识形态工作".into(),
                 communities: communities.clone(),
                 team: vec![TeamMember { user_id: inspector.clone(), leader: true }],
-                methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+                methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
                 checklist_id: Some(id("cl".into())),
                 planned_start: chrono::NaiveDate::from_ymd_opt(2023, 11, 1).unwrap_or_default(),
                 planned_end: chrono::NaiveDate::from_ymd_opt(2023, 11, 30).unwrap_or_default(),
@@ -132,7 +132,7 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
             InspectionStarted { started_on: chrono::NaiveDate::from_ymd_opt(2023, 11, 1).unwrap_or_default() }.into(),
         ];
         for c in &communities {
-            for method in [InspectionMethod::Meeting, InspectionMethod::DocumentReview] {
+            for method in [InspectionMethod::new("meeting"), InspectionMethod::new("document_review")] {
                 ev.push(
                     FieldworkRecorded {
                         community_id: c.clone(),

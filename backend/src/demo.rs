@@ -16,6 +16,7 @@ use ducha_events::ids::*;
 use ducha_events::inspection::InspectionCommand;
 use ducha_events::platform::PlatformCommand;
 use ducha_events::self_inspection::SelfInspectionCommand;
+use ducha_events::tenant::DEFAULT_CATEGORIES;
 use ducha_events::tenant::TenantCommand;
 use ducha_events::time::{Timestamp, shanghai};
 use ducha_events::users::UserCommand;
@@ -383,7 +384,9 @@ fn setup_tenant(
             Step::Tenant(t.clone(), TenantCommand::AddCommunity { community_id: id(c), name: (*n).to_owned() }),
         );
     }
-    for (i, (code, n)) in CATEGORIES.iter().enumerate() {
+    // A new tenant starts with the sample report's five categories; the demo adds its other ones.
+    let extra = CATEGORIES.iter().filter(|(code, _)| !DEFAULT_CATEGORIES.iter().any(|(c, _)| c == code));
+    for (i, (code, n)) in extra.enumerate() {
         plan.push(
             at(day, 30 + i as u32),
             admin,
@@ -496,7 +499,7 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
                 TeamMember { user_id: insp1.user_id.clone(), leader: true },
                 TeamMember { user_id: insp2.user_id.clone(), leader: false },
             ],
-            methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+            methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
             checklist_id: Some(id("ideology-2023")),
             planned_start: date(2023, 11, 6),
             planned_end: date(2023, 11, 30),
@@ -522,7 +525,7 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
             who,
             ins(InspectionCommand::RecordFieldwork {
                 community_id: id(c),
-                method: InspectionMethod::Meeting,
+                method: InspectionMethod::new("meeting"),
                 held_on: day,
                 participants: "社区党组织书记、意识形态工作联络员、党员代表".to_owned(),
                 notes: "座谈交流：听取社区落实意识形态工作责任制情况汇报，围绕理论学习、阵地管理、舆情研判逐项交流。"
@@ -534,7 +537,7 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
             who,
             ins(InspectionCommand::RecordFieldwork {
                 community_id: id(c),
-                method: InspectionMethod::DocumentReview,
+                method: InspectionMethod::new("document_review"),
                 held_on: day,
                 participants: "督查组".to_owned(),
                 notes: "查阅资料：理论学习记录、意识形态工作台账、舆情报告、自查报告。".to_owned(),
@@ -747,7 +750,11 @@ fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, spec: OtherSpec) {
                 subject: "意识形态工作".to_owned(),
                 communities: spec.communities.iter().map(|(c, _)| id(c)).collect(),
                 team: vec![TeamMember { user_id: inspector.user_id.clone(), leader: true }],
-                methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview, InspectionMethod::SiteVisit],
+                methods: vec![
+                    InspectionMethod::new("meeting"),
+                    InspectionMethod::new("document_review"),
+                    InspectionMethod::new("site_visit"),
+                ],
                 checklist_id: Some(id("ideology-2023")),
                 planned_start: start,
                 planned_end: date(year, month, 28),
@@ -761,7 +768,11 @@ fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, spec: OtherSpec) {
                 &inspector,
                 ins(InspectionCommand::RecordFieldwork {
                     community_id: id(c),
-                    method: if k % 2 == 0 { InspectionMethod::Meeting } else { InspectionMethod::SiteVisit },
+                    method: if k % 2 == 0 {
+                        InspectionMethod::new("meeting")
+                    } else {
+                        InspectionMethod::new("site_visit")
+                    },
                     held_on: day,
                     participants: "社区书记、联络员".to_owned(),
                     notes: "听取汇报，实地查看新时代文明实践站和宣传栏。".to_owned(),
@@ -772,7 +783,7 @@ fn other_subdistrict(plan: &mut Plan, platform_admin: &Actor, spec: OtherSpec) {
                 &inspector,
                 ins(InspectionCommand::RecordFieldwork {
                     community_id: id(c),
-                    method: InspectionMethod::DocumentReview,
+                    method: InspectionMethod::new("document_review"),
                     held_on: day,
                     participants: "督查组".to_owned(),
                     notes: "查阅学习记录和意识形态工作台账。".to_owned(),

@@ -42,6 +42,14 @@ request!(
     AddFindingCategoryRequest { code: String, name: String }
 );
 request!(
+    /// 新增督查方式 (e.g. code `letters_visits`, name 受理来信来访). Adding a retired code brings it back.
+    AddMethodRequest { code: String, name: String }
+);
+request!(
+    /// 督查方式或问题类别更名.
+    RenameTermRequest { name: String }
+);
+request!(
     /// 定义检查考核细则. Checklists are immutable; a new version gets a new id.
     DefineChecklistRequest { checklist_id: ChecklistId, title: String, items: Vec<ChecklistItem> }
 );

@@ -66,34 +66,60 @@ impl<'de> Deserialize<'de> for Points {
     }
 }
 
-/// 座谈交流 / 查阅资料 / 实地查看 / 个别访谈 / 问卷调查.
+/// An inspection method (督查方式), by its code in the tenant's own list of methods (座谈交流,
+/// 查阅资料, 听取汇报, …). Stored as the bare code, as the five built-in methods always were.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InspectionMethod {
-    Meeting,
-    DocumentReview,
-    SiteVisit,
-    Interview,
-    Questionnaire,
-}
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InspectionMethod(pub String);
 
 impl InspectionMethod {
-    pub const ALL: [InspectionMethod; 5] = [
-        InspectionMethod::Meeting,
-        InspectionMethod::DocumentReview,
-        InspectionMethod::SiteVisit,
-        InspectionMethod::Interview,
-        InspectionMethod::Questionnaire,
+    /// The five methods every tenant had before methods became tenant data; a tenant created
+    /// before then has exactly these (see the upcaster of `TenantCreated` v1).
+    pub const BUILTIN: [(&'static str, &'static str); 5] = [
+        ("meeting", "座谈交流"),
+        ("document_review", "查阅资料"),
+        ("site_visit", "实地查看"),
+        ("interview", "个别访谈"),
+        ("questionnaire", "问卷调查"),
     ];
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            InspectionMethod::Meeting => "座谈交流",
-            InspectionMethod::DocumentReview => "查阅资料",
-            InspectionMethod::SiteVisit => "实地查看",
-            InspectionMethod::Interview => "个别访谈",
-            InspectionMethod::Questionnaire => "问卷调查",
-        }
+
+    pub fn new(code: &str) -> Self {
+        InspectionMethod(code.to_owned())
+    }
+
+    /// The built-in methods as vocabulary entries.
+    pub fn builtin_terms() -> Vec<Term> {
+        Self::BUILTIN.iter().map(|(c, n)| Term::new(c, n)).collect()
+    }
+
+    pub fn code(&self) -> &str {
+        &self.0
+    }
+
+    /// The built-in name of a built-in code (the fallback when a tenant's own list has no entry).
+    pub fn builtin_name(&self) -> Option<&'static str> {
+        Self::BUILTIN.iter().find(|(c, _)| *c == self.0).map(|(_, n)| *n)
+    }
+}
+
+impl std::fmt::Display for InspectionMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A code and its Chinese name: an entry of a tenant's own vocabulary (methods, finding categories).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Term {
+    pub code: String,
+    pub name: String,
+}
+
+impl Term {
+    pub fn new(code: &str, name: &str) -> Self {
+        Term { code: code.to_owned(), name: name.to_owned() }
     }
 }
 
@@ -169,12 +195,16 @@ pub struct DistrictCreated {
 }
 
 /// The first event of a tenant's own stream; it also registers the tenant with its district.
+/// Schema v2 added the tenant's starting vocabulary: its inspection methods and finding categories
+/// (v1 tenants had the five built-in methods and no categories until they added some).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantCreated {
     pub tenant_id: TenantId,
     pub district_id: DistrictId,
     pub name: String,
+    pub methods: Vec<Term>,
+    pub categories: Vec<Term>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -192,11 +222,50 @@ pub struct CommunityRenamed {
 }
 
 /// Finding categories are tenant data (理论学习, 督查自查, 主体责任, 舆情研判, 队伍建设, …).
+/// Adding a retired code again brings it back.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingCategoryAdded {
     pub code: String,
     pub name: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingCategoryRenamed {
+    pub code: String,
+    pub name: String,
+}
+
+/// A retired category is kept (old findings keep their category and name) but new findings cannot
+/// use it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingCategoryRetired {
+    pub code: String,
+}
+
+/// Inspection methods are tenant data too (听取汇报, 个别访谈, 受理来信来访, 专题座谈会, …).
+/// Adding a retired code again brings it back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodAdded {
+    pub code: String,
+    pub name: String,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodRenamed {
+    pub code: String,
+    pub name: String,
+}
+
+/// A retired method stays in the plans and fieldwork that used it; new plans cannot choose it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodRetired {
+    pub code: String,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -429,6 +498,70 @@ pub struct FindingRecorded {
     pub severity: Severity,
 }
 
+// ---------------------------------------------------------------- an imported 整改台账 (issue 14)
+
+/// Where imported data came from: the file's SHA-256 and name, and the sheet and row (1-based, as
+/// Excel numbers them; 0 for what the whole file gave, such as an imported inspection).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedFrom {
+    pub file_sha256: String,
+    pub file_name: String,
+    pub sheet: String,
+    pub row: u32,
+}
+
+/// The source (来源) of imported ledger rows: an inspection held before Ducha, concluded as far as
+/// Ducha knows. First event of `{tenant}/inspection-{id}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionImported {
+    pub inspection_id: InspectionId,
+    pub year: i32,
+    pub title: String,
+    pub file: ImportedFrom,
+}
+
+/// A finding of an imported ledger row, on its inspection's stream (like `FindingRecorded`), with
+/// the date it was found on when the file says.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingImported {
+    pub finding_id: FindingId,
+    pub community_id: Option<CommunityId>,
+    pub category: String,
+    pub title: String,
+    pub description: String,
+    pub found_on: Option<NaiveDate>,
+    pub file: ImportedFrom,
+}
+
+/// The rectification of an imported ledger row as the file states it: its original business dates
+/// (assigned on, deadline, verified on) are data; the event's own time is the import's. First
+/// event of `{tenant}/finding-{id}`; follow-up continues from `status` like any other.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RectificationImported {
+    pub inspection_id: InspectionId,
+    pub status: crate::finding::RectificationStatus,
+    pub title: String,
+    pub measure: String,
+    pub responsible_unit: String,
+    pub leader: String,
+    pub person: String,
+    pub assigned_on: Option<NaiveDate>,
+    /// `None` only for a finding never assigned (待交办) or dismissed before assignment.
+    pub deadline: Option<NaiveDate>,
+    /// The deadline before extensions, when the file says it was extended.
+    pub original_deadline: Option<NaiveDate>,
+    pub latest_progress: Option<String>,
+    pub progress_count: u32,
+    /// Names of the evidence files the ledger lists (the files themselves are not in the ledger).
+    pub evidence_names: Vec<String>,
+    pub verified_on: Option<NaiveDate>,
+    pub file: ImportedFrom,
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InspectionConcluded {
@@ -616,10 +749,15 @@ macro_rules! domain_events {
 
 domain_events! {
     DistrictCreated = 1;
-    TenantCreated = 1;
+    TenantCreated = 2;
     CommunityAdded = 1;
     CommunityRenamed = 1;
     FindingCategoryAdded = 1;
+    FindingCategoryRenamed = 1;
+    FindingCategoryRetired = 1;
+    MethodAdded = 1;
+    MethodRenamed = 1;
+    MethodRetired = 1;
     ChecklistDefined = 1;
     UserCreated = 1;
     PasswordSet = 1;
@@ -652,6 +790,9 @@ domain_events! {
     ReminderIssued = 1;
     FindingDismissed = 1;
     SelfInspectionSubmitted = 1;
+    InspectionImported = 1;
+    FindingImported = 1;
+    RectificationImported = 1;
 }
 
 /// The upcasting hook: turns a payload of an older schema version into the next one, step by step,
@@ -668,6 +809,17 @@ pub fn upcast(
             return Ok(value);
         }
         match (event_type, version) {
+            // v1 tenants had the five built-in methods and no categories of their own.
+            ("TenantCreated", 1) => {
+                if let Some(obj) = value.as_object_mut() {
+                    let methods = InspectionMethod::BUILTIN
+                        .iter()
+                        .map(|(code, name)| serde_json::json!({ "code": code, "name": name }))
+                        .collect();
+                    obj.entry("methods").or_insert(serde_json::Value::Array(methods));
+                    obj.entry("categories").or_insert(serde_json::Value::Array(Vec::new()));
+                }
+            }
             // v1 (pre-release) had no title or severity: the title is the description's first
             // sentence, the severity "general".
             ("FindingRecorded", 1) => {
@@ -717,6 +869,21 @@ mod tests {
             }
             other => panic!("decoded to {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_v1_tenant_has_the_five_builtin_methods_and_no_categories() {
+        let v1 = r#"{"tenant_id":"t1","district_id":"d1","name":"XX街道"}"#;
+        let Event::TenantCreated(t) = Event::decode("TenantCreated", 1, v1).unwrap() else { panic!("not a tenant") };
+        let codes: Vec<&str> = t.methods.iter().map(|m| m.code.as_str()).collect();
+        assert_eq!(codes, ["meeting", "document_review", "site_visit", "interview", "questionnaire"]);
+        assert_eq!(t.methods[0].name, "座谈交流");
+        assert!(t.categories.is_empty());
+        // Built-in method codes are stored as they always were: bare strings.
+        let fw = r#"{"community_id":"c1","method":"site_visit","held_on":"2024-03-05","participants":"","notes":""}"#;
+        let Event::FieldworkRecorded(f) = Event::decode("FieldworkRecorded", 1, fw).unwrap() else { panic!() };
+        assert_eq!(f.method, InspectionMethod::new("site_visit"));
+        assert_eq!(f.method.builtin_name(), Some("实地查看"));
     }
 
     #[test]

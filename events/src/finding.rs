@@ -296,6 +296,21 @@ pub fn evolve_at(state: FindingState, e: &Event, occurred_at: &Timestamp) -> Fin
 
 fn apply(mut state: FindingState, e: &Event, on: Option<NaiveDate>) -> FindingState {
     match e {
+        // The state the imported ledger row states, with its own business dates.
+        Event::RectificationImported(p) => {
+            state.status = p.status;
+            state.inspection_id = Some(p.inspection_id.clone());
+            state.title = p.title.clone();
+            state.measure = p.measure.clone();
+            state.responsible_unit = p.responsible_unit.clone();
+            state.leader = p.leader.clone();
+            state.person = p.person.clone();
+            state.deadline = p.deadline;
+            state.assigned_on = p.assigned_on;
+            state.progress_reports = p.progress_count;
+            state.verified_on = p.verified_on;
+            state.extensions = u32::from(p.original_deadline.is_some_and(|o| Some(o) != p.deadline));
+        }
         Event::RectificationAssigned(p) => {
             state.status = RectificationStatus::Assigned;
             state.inspection_id = Some(p.inspection_id.clone());

@@ -279,7 +279,7 @@ pub fn decide(
             require_text("subject", subject, SUBJECT_MAX)?;
             check_communities(tenant, communities)?;
             check_team(tenant, &tenant_scope, team)?;
-            check_methods(methods)?;
+            check_methods(tenant, methods)?;
             if let Some(id) = checklist_id
                 && !tenant.checklists.contains_key(id)
             {
@@ -331,7 +331,10 @@ pub fn decide(
             require_recording(state, role, &cmd.actor.user_id)?;
             require_in_scope(state, community_id)?;
             if !state.methods.contains(method) {
-                return Err(DomainError::invalid("method", format!("“{}”不是本次督查计划的方式", method.name_zh())));
+                return Err(DomainError::invalid(
+                    "method",
+                    format!("“{}”不是本次督查计划的方式", method_name(tenant, method)),
+                ));
             }
             if *held_on > today {
                 return Err(DomainError::invalid("held_on", "日期不能晚于今天"));
@@ -340,7 +343,7 @@ pub fn decide(
             max_len("notes", notes, TEXT_MAX)?;
             FieldworkRecorded {
                 community_id: community_id.clone(),
-                method: *method,
+                method: method.clone(),
                 held_on: *held_on,
                 participants: participants.trim().to_owned(),
                 notes: notes.trim().to_owned(),
@@ -411,8 +414,12 @@ pub fn decide(
             if let Some(c) = community_id {
                 require_in_scope(state, c)?;
             }
-            if !tenant.categories.contains_key(category) {
-                return Err(not_found(format!("问题类别“{category}”")));
+            match tenant.categories.get(category) {
+                None => return Err(not_found(format!("问题类别“{category}”"))),
+                Some(c) if c.retired => {
+                    return Err(DomainError::invalid("category", format!("问题类别“{}”已停用", c.name)));
+                }
+                Some(_) => {}
             }
             require_text("title", title, TITLE_MAX)?;
             require_text("description", description, TEXT_MAX)?;
@@ -509,6 +516,26 @@ pub fn evolve(mut state: InspectionState, e: &Event) -> InspectionState {
             state.status = InspectionStatus::Concluded;
             state.assessment = Some(p.assessment.clone());
         }
+        // An imported source: concluded outside Ducha (its findings can still be followed up).
+        Event::InspectionImported(p) => {
+            state.status = InspectionStatus::Concluded;
+            state.inspection_id = Some(p.inspection_id.clone());
+            state.year = p.year;
+            state.title = p.title.clone();
+            state.assessment = Some(String::new());
+        }
+        Event::FindingImported(p) => {
+            state.findings.push(RecordedFinding {
+                finding_id: p.finding_id.clone(),
+                community_id: p.community_id.clone(),
+                category: p.category.clone(),
+                title: p.title.clone(),
+                severity: Severity::General,
+            });
+            if let Some(c) = &p.community_id {
+                state.count_record(c);
+            }
+        }
         _ => {}
     }
     state
@@ -597,17 +624,30 @@ fn check_team(tenant: &TenantState, tenant_scope: &Scope, team: &[TeamMember]) -
     Ok(())
 }
 
-fn check_methods(methods: &[InspectionMethod]) -> Result<(), DomainError> {
+/// A plan's methods: at least one, each once, each one of the tenant's usable methods.
+fn check_methods(tenant: &TenantState, methods: &[InspectionMethod]) -> Result<(), DomainError> {
     if methods.is_empty() {
         return Err(DomainError::invalid("methods", "至少选择一种督查方式"));
     }
     let mut seen = BTreeSet::new();
     for m in methods {
+        match tenant.methods.get(m.code()) {
+            None => return Err(DomainError::invalid("methods", format!("本街道没有督查方式“{m}”"))),
+            Some(t) if t.retired => {
+                return Err(DomainError::invalid("methods", format!("督查方式“{}”已停用", t.name)));
+            }
+            Some(_) => {}
+        }
         if !seen.insert(m) {
-            return Err(DomainError::invalid("methods", format!("督查方式“{}”重复", m.name_zh())));
+            return Err(DomainError::invalid("methods", format!("督查方式“{}”重复", method_name(tenant, m))));
         }
     }
     Ok(())
+}
+
+/// A method's name in this tenant (its code when the tenant never named it).
+fn method_name<'a>(tenant: &'a TenantState, m: &'a InspectionMethod) -> &'a str {
+    tenant.methods.get(m.code()).map_or(m.code(), |t| t.name.as_str())
 }
 
 /// A tenant like the sample report's (six communities, five finding categories, one checklist, a
@@ -615,13 +655,12 @@ fn check_methods(methods: &[InspectionMethod]) -> Result<(), DomainError> {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use super::*;
-    use crate::authz::{Actor, Grant};
+    use crate::authz::Actor;
     use crate::event::{
         ChecklistDefined, ChecklistItem, CommunityAdded, FindingCategoryAdded, RoleGranted, TenantCreated, UserCreated,
         UserDisabled,
     };
     use crate::time::Timestamp;
-    use crate::users::UserRecord;
 
     /// 2024-03-15 10:00 in Shanghai.
     pub const NOW: &str = "2024-03-15T02:00:00Z";
@@ -707,44 +746,9 @@ pub(crate) mod fixtures {
         ),
     ];
 
-    /// A fold over tenant-stream events, just enough for these tests (the real one is `tenant::evolve`).
+    /// The tenant aggregate's own fold.
     pub fn fold_tenant(events: Vec<Event>) -> TenantState {
-        events.into_iter().fold(TenantState::default(), |mut s, e| {
-            match e {
-                Event::TenantCreated(e) => {
-                    s.created = true;
-                    s.tenant_id = Some(e.tenant_id);
-                    s.district_id = Some(e.district_id);
-                    s.name = e.name;
-                }
-                Event::CommunityAdded(e) => {
-                    s.communities.insert(e.community_id, e.name);
-                }
-                Event::FindingCategoryAdded(e) => {
-                    s.categories.insert(e.code, e.name);
-                }
-                Event::ChecklistDefined(e) => {
-                    s.checklists.insert(e.checklist_id, Checklist { title: e.title, items: e.items });
-                }
-                Event::UserCreated(e) => {
-                    let record =
-                        UserRecord { username: e.username, display_name: e.display_name, ..UserRecord::default() };
-                    s.users.by_id.insert(e.user_id, record);
-                }
-                Event::RoleGranted(e) => {
-                    if let Some(user) = s.users.by_id.get_mut(&e.user_id) {
-                        user.grants.push(Grant { role: e.role, scope: e.scope });
-                    }
-                }
-                Event::UserDisabled(e) => {
-                    if let Some(user) = s.users.by_id.get_mut(&e.user_id) {
-                        user.disabled = true;
-                    }
-                }
-                _ => {}
-            }
-            s
-        })
+        events.iter().fold(TenantState::default(), crate::tenant::evolve)
     }
 
     fn user(events: &mut Vec<Event>, id: &str, name: &str, grant: Option<(Role, Scope)>) {
@@ -759,8 +763,16 @@ pub(crate) mod fixtures {
     /// 东风社区), `zhou` (community officer of 新华社区), `zhao` (no role), `other-admin` (admin of
     /// another sub-district).
     pub fn tenant() -> TenantState {
-        let mut events: Vec<Event> =
-            vec![TenantCreated { tenant_id: t(), district_id: d(), name: "XX街道".to_owned() }.into()];
+        let mut events: Vec<Event> = vec![
+            TenantCreated {
+                tenant_id: t(),
+                district_id: d(),
+                name: "XX街道".to_owned(),
+                methods: InspectionMethod::builtin_terms(),
+                categories: vec![],
+            }
+            .into(),
+        ];
         for (id, name) in COMMUNITIES {
             events.push(CommunityAdded { community_id: c(id), name: name.to_owned() }.into());
         }
@@ -819,7 +831,7 @@ pub(crate) mod fixtures {
             subject: "意识形态工作".to_owned(),
             communities: COMMUNITIES.iter().map(|(id, _)| c(id)).collect(),
             team: vec![member("zhang", true), member("li", false)],
-            methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+            methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
             checklist_id: Some(ChecklistId::parse("cl2023").unwrap()),
             planned_start: date("2024-03-01"),
             planned_end: date("2024-03-31"),
@@ -936,7 +948,7 @@ mod tests {
             InspectionCommand::ChangeScope { communities: vec![c("dongfeng"), c("xinhua"), c("chaoyang")] },
             InspectionCommand::ChangeTeam { team: vec![member("zhang", true)] },
             InspectionCommand::Start { started_on: date("2024-03-04") },
-            fieldwork("dongfeng", InspectionMethod::Meeting, "2024-03-05"),
+            fieldwork("dongfeng", InspectionMethod::new("meeting"), "2024-03-05"),
             deduction("dongfeng", "A1", 100),
             achievement("a9", None),
             InspectionCommand::RecordFinding {
@@ -1037,8 +1049,40 @@ mod tests {
     fn plan_methods_are_non_empty_and_distinct() {
         let tenant = tenant();
         assert_eq!(code(plan_with!(&tenant, |methods| methods.clear())), "invalid");
-        assert_eq!(code(plan_with!(&tenant, |methods| methods.push(InspectionMethod::Meeting))), "invalid");
-        assert_eq!(code(plan_with!(&tenant, |methods| *methods = InspectionMethod::ALL.to_vec())), "ok");
+        assert_eq!(code(plan_with!(&tenant, |methods| methods.push(InspectionMethod::new("meeting")))), "invalid");
+        assert_eq!(
+            code(plan_with!(&tenant, |methods| *methods =
+                InspectionMethod::BUILTIN.iter().map(|(c, _)| InspectionMethod::new(c)).collect())),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn plan_methods_come_from_the_tenants_own_list() {
+        let mut tenant = tenant();
+        let custom = InspectionMethod::new("letters_visits");
+        assert_eq!(code(plan_with!(&tenant, |methods| methods.push(custom.clone()))), "invalid", "not defined yet");
+        tenant = crate::tenant::evolve(
+            tenant,
+            &crate::event::MethodAdded { code: "letters_visits".into(), name: "受理来信来访".into() }.into(),
+        );
+        assert_eq!(code(plan_with!(&tenant, |methods| methods.push(custom.clone()))), "ok");
+        tenant = crate::tenant::evolve(tenant, &crate::event::MethodRetired { code: "letters_visits".into() }.into());
+        let r = plan_with!(&tenant, |methods| methods.push(custom.clone()));
+        assert!(
+            matches!(&r, Err(DomainError::Invalid { field, reason }) if field == "methods" && reason.contains("已停用")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn findings_cannot_use_a_retired_category() {
+        let tenant = tenant();
+        let started = started(&tenant);
+        let InspectionCommand::RecordFinding { category, .. } = record_finding(0) else { unreachable!() };
+        let tenant = crate::tenant::evolve(tenant, &crate::event::FindingCategoryRetired { code: category }.into());
+        let r = apply(&tenant, started, "zhang", record_finding(0));
+        assert!(matches!(&r, Err(DomainError::Invalid { field, .. }) if field == "category"), "{r:?}");
     }
 
     #[test]
@@ -1151,7 +1195,7 @@ mod tests {
     #[test]
     fn inspectors_record_only_on_their_team_admins_anywhere() {
         let tenant = tenant();
-        let body = fieldwork("dongfeng", InspectionMethod::Meeting, "2024-03-05");
+        let body = fieldwork("dongfeng", InspectionMethod::new("meeting"), "2024-03-05");
         assert_eq!(code(apply(&tenant, started(&tenant), "li", body.clone())), "ok");
         assert_eq!(code(apply(&tenant, started(&tenant), "wang", body.clone())), "not_on_team");
         assert_eq!(code(apply(&tenant, started(&tenant), "admin", body.clone())), "ok");
@@ -1169,16 +1213,20 @@ mod tests {
             InspectionCommand::ChangeScope { communities: vec![c("dongfeng"), c("xinhua")] },
         )
         .unwrap();
-        let ok =
-            apply(&tenant, scoped.clone(), "zhang", fieldwork("xinhua", InspectionMethod::DocumentReview, NOW_DATE))
-                .unwrap();
+        let ok = apply(
+            &tenant,
+            scoped.clone(),
+            "zhang",
+            fieldwork("xinhua", InspectionMethod::new("document_review"), NOW_DATE),
+        )
+        .unwrap();
         assert_eq!(ok.fieldwork_count, 1);
         assert_eq!(ok.records_by_community.get(&c("xinhua")), Some(&1));
-        let out = fieldwork("hongqi", InspectionMethod::Meeting, "2024-03-05");
+        let out = fieldwork("hongqi", InspectionMethod::new("meeting"), "2024-03-05");
         assert_eq!(code(apply(&tenant, scoped.clone(), "zhang", out)), "community_out_of_scope");
-        let unplanned = fieldwork("dongfeng", InspectionMethod::SiteVisit, "2024-03-05");
+        let unplanned = fieldwork("dongfeng", InspectionMethod::new("site_visit"), "2024-03-05");
         assert_eq!(code(apply(&tenant, scoped.clone(), "zhang", unplanned)), "invalid");
-        let future = fieldwork("dongfeng", InspectionMethod::Meeting, "2024-03-16");
+        let future = fieldwork("dongfeng", InspectionMethod::new("meeting"), "2024-03-16");
         assert_eq!(code(apply(&tenant, scoped, "zhang", future)), "invalid");
     }
 

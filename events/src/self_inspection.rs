@@ -86,7 +86,7 @@ pub fn evolve(mut state: SelfInspectionState, e: &Event) -> SelfInspectionState 
 mod tests {
     use super::*;
     use crate::authz::{Actor, Role, Scope};
-    use crate::event::{CommunityAdded, TenantCreated};
+    use crate::event::{CommunityAdded, InspectionMethod, TenantCreated};
     use crate::ids::{DistrictId, TenantId};
     use crate::users::fixtures::*;
 
@@ -104,7 +104,14 @@ mod tests {
     /// XX街道 with 东风社区 (c1) and 西山社区 (c2).
     fn tenant() -> TenantState {
         let events: Vec<Event> = vec![
-            TenantCreated { tenant_id: t1(), district_id: d1(), name: "XX街道".into() }.into(),
+            TenantCreated {
+                tenant_id: t1(),
+                district_id: d1(),
+                name: "XX街道".into(),
+                methods: InspectionMethod::builtin_terms(),
+                categories: vec![],
+            }
+            .into(),
             CommunityAdded { community_id: c("c1"), name: "东风社区".into() }.into(),
             CommunityAdded { community_id: c("c2"), name: "西山社区".into() }.into(),
         ];

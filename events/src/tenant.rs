@@ -9,8 +9,9 @@ use crate::aggregate::{Command, require_text};
 use crate::authz::{self, Action, Scope, Target};
 use crate::district::DistrictState;
 use crate::event::{
-    ChecklistDefined, ChecklistItem, CommunityAdded, CommunityRenamed, Event, FindingCategoryAdded, Points,
-    TenantCreated,
+    ChecklistDefined, ChecklistItem, CommunityAdded, CommunityRenamed, Event, FindingCategoryAdded,
+    FindingCategoryRenamed, FindingCategoryRetired, MethodAdded, MethodRenamed, MethodRetired, Points, TenantCreated,
+    Term,
 };
 use crate::ids::{ChecklistId, CommunityId, DistrictId, TenantId};
 use crate::users::{self, UserCommand, Users};
@@ -23,6 +24,40 @@ pub const CHECKLIST_TITLE_MAX: usize = 200;
 pub const CHECKLIST_ITEMS_MAX: usize = 200;
 pub const ITEM_CODE_MAX: usize = 32;
 pub const ITEM_TITLE_MAX: usize = 200;
+
+/// The inspection methods a new tenant starts with (its admin can add, rename and retire them).
+pub const DEFAULT_METHODS: [(&str, &str); 8] = [
+    ("listen_report", "听取汇报"),
+    ("meeting", "座谈交流"),
+    ("document_review", "查阅资料"),
+    ("site_visit", "实地查看"),
+    ("interview", "个别访谈"),
+    ("questionnaire", "问卷调查"),
+    ("letters_visits", "受理来信来访"),
+    ("forum", "专题座谈会"),
+];
+
+/// The finding categories a new tenant starts with: the five of the sample 督查报告's 存在主要问题.
+pub const DEFAULT_CATEGORIES: [(&str, &str); 5] = [
+    ("theory", "理论学习"),
+    ("self-check", "督查自查"),
+    ("responsibility", "主体责任"),
+    ("opinion", "舆情研判"),
+    ("staffing", "队伍建设"),
+];
+
+/// One entry of a tenant's vocabulary as the aggregate knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermState {
+    pub name: String,
+    pub retired: bool,
+}
+
+impl TermState {
+    fn active(name: &str) -> Self {
+        TermState { name: name.to_owned(), retired: false }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checklist {
@@ -39,13 +74,25 @@ pub struct TenantState {
     pub name: String,
     /// community id → name
     pub communities: BTreeMap<CommunityId, String>,
-    /// category code → name
-    pub categories: BTreeMap<String, String>,
+    /// category code → name (and whether it is retired)
+    pub categories: BTreeMap<String, TermState>,
+    /// inspection method code → name (and whether it is retired)
+    pub methods: BTreeMap<String, TermState>,
     pub checklists: BTreeMap<ChecklistId, Checklist>,
     pub users: Users,
 }
 
 impl TenantState {
+    /// Whether a finding may be filed under `code` now (it exists and is not retired).
+    pub fn category_usable(&self, code: &str) -> bool {
+        self.categories.get(code).is_some_and(|c| !c.retired)
+    }
+
+    /// Whether a new plan may choose the method `code` (it exists and is not retired).
+    pub fn method_usable(&self, code: &str) -> bool {
+        self.methods.get(code).is_some_and(|m| !m.retired)
+    }
+
     /// The authz target of the whole tenant; `None` before the tenant is created.
     pub fn target(&self) -> Option<Target> {
         Some(Target::tenant(self.district_id.as_ref()?, self.tenant_id.as_ref()?))
@@ -73,10 +120,30 @@ pub enum TenantCommand {
         community_id: CommunityId,
         name: String,
     },
-    /// A finding category (理论学习, 舆情研判, …); `code` is `[a-z0-9_-]{1,32}`.
+    /// A finding category (理论学习, 舆情研判, …); `code` is `[a-z0-9_-]{1,32}`. Adding a retired
+    /// code brings it back under the given name.
     AddFindingCategory {
         code: String,
         name: String,
+    },
+    RenameFindingCategory {
+        code: String,
+        name: String,
+    },
+    RetireFindingCategory {
+        code: String,
+    },
+    /// An inspection method (听取汇报, 个别访谈, …); codes as categories'.
+    AddMethod {
+        code: String,
+        name: String,
+    },
+    RenameMethod {
+        code: String,
+        name: String,
+    },
+    RetireMethod {
+        code: String,
     },
     /// A 检查考核细则. Checklists are immutable: a new version gets a new id.
     DefineChecklist {
@@ -118,7 +185,17 @@ pub fn decide(
             }
             require_text("name", name, NAME_MAX)?;
             let name = name.trim().to_owned();
-            Ok(vec![TenantCreated { tenant_id: tenant_id.clone(), district_id: district_id.clone(), name }.into()])
+            let terms = |list: &[(&str, &str)]| list.iter().map(|(c, n)| Term::new(c, n)).collect();
+            Ok(vec![
+                TenantCreated {
+                    tenant_id: tenant_id.clone(),
+                    district_id: district_id.clone(),
+                    name,
+                    methods: terms(&DEFAULT_METHODS),
+                    categories: terms(&DEFAULT_CATEGORIES),
+                }
+                .into(),
+            ])
         }
         TenantCommand::Users(c) => {
             let target = existing()?;
@@ -145,12 +222,45 @@ pub fn decide(
         }
         TenantCommand::AddFindingCategory { code, name } => {
             manage_tenant()?;
-            check_category_code(code)?;
-            if state.categories.contains_key(code) {
-                return Err(DomainError::AlreadyExists { what: format!("问题类别“{code}”") });
+            let name = add_term(&state.categories, "问题类别", code, name)?;
+            Ok(vec![FindingCategoryAdded { code: code.clone(), name }.into()])
+        }
+        TenantCommand::RenameFindingCategory { code, name } => {
+            manage_tenant()?;
+            Ok(rename_term(&state.categories, "问题类别", code, name)?
+                .map(|name| FindingCategoryRenamed { code: code.clone(), name }.into())
+                .into_iter()
+                .collect())
+        }
+        TenantCommand::RetireFindingCategory { code } => {
+            manage_tenant()?;
+            Ok(retire_term(&state.categories, "问题类别", code)?
+                .then(|| FindingCategoryRetired { code: code.clone() }.into())
+                .into_iter()
+                .collect())
+        }
+        TenantCommand::AddMethod { code, name } => {
+            manage_tenant()?;
+            let name = add_term(&state.methods, "督查方式", code, name)?;
+            Ok(vec![MethodAdded { code: code.clone(), name }.into()])
+        }
+        TenantCommand::RenameMethod { code, name } => {
+            manage_tenant()?;
+            Ok(rename_term(&state.methods, "督查方式", code, name)?
+                .map(|name| MethodRenamed { code: code.clone(), name }.into())
+                .into_iter()
+                .collect())
+        }
+        TenantCommand::RetireMethod { code } => {
+            manage_tenant()?;
+            let active = state.methods.values().filter(|m| !m.retired).count();
+            if state.methods.get(code).is_some_and(|m| !m.retired) && active == 1 {
+                return Err(DomainError::invalid("code", "至少保留一种可用的督查方式"));
             }
-            require_text("name", name, NAME_MAX)?;
-            Ok(vec![FindingCategoryAdded { code: code.clone(), name: name.trim().to_owned() }.into()])
+            Ok(retire_term(&state.methods, "督查方式", code)?
+                .then(|| MethodRetired { code: code.clone() }.into())
+                .into_iter()
+                .collect())
         }
         TenantCommand::DefineChecklist { checklist_id, title, items } => {
             manage_tenant()?;
@@ -173,6 +283,12 @@ pub fn evolve(mut state: TenantState, e: &Event) -> TenantState {
             state.tenant_id = Some(e.tenant_id.clone());
             state.district_id = Some(e.district_id.clone());
             state.name = e.name.clone();
+            for t in &e.methods {
+                state.methods.insert(t.code.clone(), TermState::active(&t.name));
+            }
+            for t in &e.categories {
+                state.categories.insert(t.code.clone(), TermState::active(&t.name));
+            }
         }
         Event::CommunityAdded(e) => {
             state.communities.insert(e.community_id.clone(), e.name.clone());
@@ -183,7 +299,30 @@ pub fn evolve(mut state: TenantState, e: &Event) -> TenantState {
             }
         }
         Event::FindingCategoryAdded(e) => {
-            state.categories.insert(e.code.clone(), e.name.clone());
+            state.categories.insert(e.code.clone(), TermState::active(&e.name));
+        }
+        Event::FindingCategoryRenamed(e) => {
+            if let Some(t) = state.categories.get_mut(&e.code) {
+                t.name.clone_from(&e.name);
+            }
+        }
+        Event::FindingCategoryRetired(e) => {
+            if let Some(t) = state.categories.get_mut(&e.code) {
+                t.retired = true;
+            }
+        }
+        Event::MethodAdded(e) => {
+            state.methods.insert(e.code.clone(), TermState::active(&e.name));
+        }
+        Event::MethodRenamed(e) => {
+            if let Some(t) = state.methods.get_mut(&e.code) {
+                t.name.clone_from(&e.name);
+            }
+        }
+        Event::MethodRetired(e) => {
+            if let Some(t) = state.methods.get_mut(&e.code) {
+                t.retired = true;
+            }
         }
         Event::ChecklistDefined(e) => {
             state
@@ -210,6 +349,49 @@ fn grantable(state: &TenantState, scope: &Scope) -> Result<(), DomainError> {
             }
         }
         _ => Err(DomainError::invalid("scope", "街道账号只能授予本街道或本街道社区范围的角色")),
+    }
+}
+
+/// Adding a code: new, or retired (then it comes back). Returns the trimmed name.
+fn add_term(terms: &BTreeMap<String, TermState>, what: &str, code: &str, name: &str) -> Result<String, DomainError> {
+    check_category_code(code)?;
+    if terms.get(code).is_some_and(|t| !t.retired) {
+        return Err(DomainError::AlreadyExists { what: format!("{what}“{code}”") });
+    }
+    require_text("name", name, NAME_MAX)?;
+    let name = name.trim();
+    if let Some((other, _)) = terms.iter().find(|(c, t)| !t.retired && c.as_str() != code && t.name == name) {
+        return Err(DomainError::invalid("name", format!("名称“{name}”已被{what}“{other}”使用")));
+    }
+    Ok(name.to_owned())
+}
+
+/// Renaming: `None` when the name is unchanged (nothing to record).
+fn rename_term(
+    terms: &BTreeMap<String, TermState>,
+    what: &str,
+    code: &str,
+    name: &str,
+) -> Result<Option<String>, DomainError> {
+    let Some(current) = terms.get(code) else {
+        return Err(DomainError::NotFound { what: format!("{what}“{code}”") });
+    };
+    require_text("name", name, NAME_MAX)?;
+    let name = name.trim();
+    if current.name == name {
+        return Ok(None);
+    }
+    if let Some((other, _)) = terms.iter().find(|(c, t)| !t.retired && c.as_str() != code && t.name == name) {
+        return Err(DomainError::invalid("name", format!("名称“{name}”已被{what}“{other}”使用")));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// Retiring: `false` when it already is (nothing to record).
+fn retire_term(terms: &BTreeMap<String, TermState>, what: &str, code: &str) -> Result<bool, DomainError> {
+    match terms.get(code) {
+        None => Err(DomainError::NotFound { what: format!("{what}“{code}”") }),
+        Some(t) => Ok(!t.retired),
     }
 }
 
@@ -288,7 +470,7 @@ mod tests {
         let events = run(&state, a, body).unwrap();
         events.iter().fold(state, evolve)
     }
-    /// XX街道 with one community (东风社区), one category and one checklist.
+    /// XX街道 with one community (东风社区), the default vocabulary and one checklist.
     fn tenant() -> TenantState {
         let s = step(
             TenantState::default(),
@@ -296,7 +478,6 @@ mod tests {
             TenantCommand::Create { tenant_id: t("t1"), name: "XX街道".into() },
         );
         let s = step(s, &admin(), TenantCommand::AddCommunity { community_id: c("c1"), name: "东风社区".into() });
-        let s = step(s, &admin(), TenantCommand::AddFindingCategory { code: "theory".into(), name: "理论学习".into() });
         step(s, &admin(), define("k1", items(&[("1", 10)])))
     }
     fn items(spec: &[(&str, u32)]) -> Vec<ChecklistItem> {
@@ -388,7 +569,12 @@ mod tests {
         let bodies = [
             TenantCommand::AddCommunity { community_id: c("c2"), name: "西山社区".into() },
             TenantCommand::RenameCommunity { community_id: c("c1"), name: "东风新村社区".into() },
-            TenantCommand::AddFindingCategory { code: "opinion".into(), name: "舆情研判".into() },
+            TenantCommand::AddFindingCategory { code: "culture".into(), name: "文化阵地".into() },
+            TenantCommand::RenameFindingCategory { code: "theory".into(), name: "理论武装".into() },
+            TenantCommand::RetireFindingCategory { code: "theory".into() },
+            TenantCommand::AddMethod { code: "hearing".into(), name: "听证会".into() },
+            TenantCommand::RenameMethod { code: "meeting".into(), name: "座谈会".into() },
+            TenantCommand::RetireMethod { code: "meeting".into() },
             define("k2", items(&[("1", 5)])),
         ];
         for body in bodies {
@@ -429,16 +615,87 @@ mod tests {
     #[test]
     fn finding_categories_have_unique_slug_codes() {
         let s = tenant();
-        assert_eq!(s.categories["theory"], "理论学习");
+        assert_eq!(s.categories["theory"].name, "理论学习");
         let add = |code: &str, name: &str| TenantCommand::AddFindingCategory { code: code.into(), name: name.into() };
         assert_eq!(code(run(&s, &admin(), add("theory", "理论学习"))).0, "already_exists");
         for bad in ["", "Theory", "舆情", "public opinion", "a/b", &"x".repeat(33)] {
             assert_eq!(code(run(&s, &admin(), add(bad, "舆情研判"))), ("invalid", Some("code".into())), "{bad:?}");
         }
-        assert_eq!(code(run(&s, &admin(), add("opinion", ""))), ("invalid", Some("name".into())));
-        for good in ["opinion", "staff_2", "self-check", &"x".repeat(32)] {
-            assert!(run(&s, &admin(), add(good, "舆情研判")).is_ok(), "{good:?}");
+        assert_eq!(code(run(&s, &admin(), add("culture", ""))), ("invalid", Some("name".into())));
+        for good in ["culture", "staff_2", "self-check-2", &"x".repeat(32)] {
+            assert!(run(&s, &admin(), add(good, "文化阵地")).is_ok(), "{good:?}");
         }
+        // A name already used by another active category would make two rows of the report alike.
+        assert_eq!(code(run(&s, &admin(), add("culture", "舆情研判"))), ("invalid", Some("name".into())));
+    }
+
+    #[test]
+    fn a_new_tenant_starts_with_the_default_methods_and_categories() {
+        let s = tenant();
+        let methods: Vec<(&str, &str)> = DEFAULT_METHODS.to_vec();
+        for (code, name) in methods {
+            assert_eq!(s.methods[code], TermState::active(name), "{code}");
+        }
+        assert_eq!(s.methods.len(), DEFAULT_METHODS.len());
+        let cats: Vec<&str> = s.categories.values().map(|t| t.name.as_str()).collect();
+        for (_, name) in DEFAULT_CATEGORIES {
+            assert!(cats.contains(&name), "{name}");
+        }
+        assert_eq!(s.categories.len(), 5);
+    }
+
+    #[test]
+    fn methods_are_added_renamed_and_retired_by_the_tenant_admin() {
+        let s = tenant();
+        let add = |code: &str, name: &str| TenantCommand::AddMethod { code: code.into(), name: name.into() };
+        let s = step(s, &admin(), add("hearing", "听证会"));
+        assert!(s.method_usable("hearing"));
+        assert_eq!(code(run(&s, &admin(), add("hearing", "听证"))).0, "already_exists");
+        assert_eq!(code(run(&s, &admin(), add("Bad Code", "听证"))), ("invalid", Some("code".into())));
+        assert_eq!(code(run(&s, &admin(), add("x2", "听证会"))), ("invalid", Some("name".into())));
+        // Only the tenant's administrators manage its vocabulary.
+        let officer = actor(
+            "zhao",
+            &[(
+                Role::CommunityOfficer,
+                Scope::Community { district_id: d("d1"), tenant_id: t("t1"), community_id: c("c1") },
+            )],
+        );
+        assert_eq!(code(run(&s, &officer, add("x3", "其他"))).0, "forbidden");
+
+        let rename = |code: &str, name: &str| TenantCommand::RenameMethod { code: code.into(), name: name.into() };
+        let s = step(s, &admin(), rename("hearing", "专题听证会"));
+        assert_eq!(s.methods["hearing"].name, "专题听证会");
+        assert!(run(&s, &admin(), rename("hearing", "专题听证会")).unwrap().is_empty(), "unchanged name: no event");
+        assert_eq!(code(run(&s, &admin(), rename("nope", "无"))).0, "not_found");
+
+        let retire = |code: &str| TenantCommand::RetireMethod { code: code.into() };
+        let s = step(s, &admin(), retire("hearing"));
+        assert!(!s.method_usable("hearing"));
+        assert_eq!(s.methods["hearing"].name, "专题听证会", "a retired method keeps its name");
+        assert!(run(&s, &admin(), retire("hearing")).unwrap().is_empty(), "retired twice: no event");
+        // Adding it again brings it back.
+        let s = step(s, &admin(), add("hearing", "听证会"));
+        assert!(s.method_usable("hearing"));
+        // The last usable method cannot be retired.
+        let mut s = s;
+        let codes: Vec<String> = s.methods.keys().cloned().collect();
+        for code in &codes[1..] {
+            s = step(s, &admin(), retire(code));
+        }
+        assert_eq!(code(run(&s, &admin(), retire(&codes[0]))), ("invalid", Some("code".into())));
+    }
+
+    #[test]
+    fn categories_are_renamed_and_retired() {
+        let s = tenant();
+        let s =
+            step(s, &admin(), TenantCommand::RenameFindingCategory { code: "theory".into(), name: "理论武装".into() });
+        assert_eq!(s.categories["theory"].name, "理论武装");
+        let s = step(s, &admin(), TenantCommand::RetireFindingCategory { code: "theory".into() });
+        assert!(!s.category_usable("theory"));
+        let r = run(&s, &admin(), TenantCommand::RetireFindingCategory { code: "nope".into() });
+        assert_eq!(code(r).0, "not_found");
     }
 
     #[test]

@@ -14,6 +14,19 @@ pub fn id(value: &str) -> Option<&'static str> {
     }
 }
 
+/// A method or category code: the domain's `[a-z0-9_-]{1,32}`.
+pub fn term_code(value: &str) -> Option<&'static str> {
+    let v = value.trim();
+    if v.is_empty() {
+        Some("请填写代码")
+    } else if v.len() > 32 || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        Some("代码只能包含小写英文字母、数字、“-”和“_”，最多 32 个字符")
+    } else {
+        None
+    }
+}
+
 /// A name shown to people (社区名称, 姓名, 标题…).
 pub fn name(value: &str) -> Option<&'static str> {
     let v = value.trim();
@@ -66,6 +79,16 @@ pub fn checklist_items(text: &str) -> Result<Vec<(String, String, u32)>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn term_codes_are_the_domains() {
+        assert_eq!(term_code("letters_visits"), None);
+        assert_eq!(term_code("self-check"), None);
+        assert!(term_code("").is_some());
+        assert!(term_code("Theory").is_some());
+        assert!(term_code("来访").is_some());
+        assert!(term_code(&"x".repeat(33)).is_some());
+    }
 
     #[test]
     fn ids_and_names() {

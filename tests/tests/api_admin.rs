@@ -352,3 +352,93 @@ fn district_users_are_managed_by_the_system_and_security_administrators() {
     problem(&s.get("/api/v1/me", Some(&token)), 401);
     problem(&s.get("/api/v1/districts/nod/users", Some(&sys)), 404);
 }
+
+/// Issue 14: inspection methods are the sub-district's own (added, renamed, retired), used by
+/// plans and fieldwork and printed by name; a new tenant starts with the default methods and the
+/// sample report's five categories.
+#[test]
+fn sub_district_admins_manage_their_own_inspection_methods() {
+    let s = Server::demo();
+    let root = s.login("admin");
+    // A new tenant's starting vocabulary.
+    expect(
+        &post(&s, "/api/v1/districts/xxq/tenants", &root, &[], &json!({"tenant_id": "newjd", "name": "新街道"})),
+        201,
+    );
+    let fresh = expect(&s.get("/api/v1/tenants/newjd", Some(&root)), 200);
+    let methods = ids(&fresh["methods"], "name");
+    for name in ["听取汇报", "座谈交流", "查阅资料", "实地查看", "个别访谈", "受理来信来访", "专题座谈会"]
+    {
+        assert!(methods.contains(&name.to_owned()), "{name} in {methods:?}");
+    }
+    assert_eq!(ids(&fresh["categories"], "name"), ["理论学习", "督查自查", "主体责任", "舆情研判", "队伍建设"]);
+
+    const T: &str = "/api/v1/tenants/xxjd";
+    let admin = s.login("xx-admin");
+    let r = post(&s, &format!("{T}/methods"), &admin, &[], &json!({"code": "hearing", "name": "听证会"}));
+    expect(&r, 201);
+    assert_eq!(r.header("location"), Some(format!("{T}/methods/hearing").as_str()));
+    assert_eq!(expect(&s.get(&format!("{T}/methods/hearing"), Some(&admin)), 200)["name"], "听证会");
+    // Bad input: a clear 422 naming the field, nothing appended.
+    let head = s.head_position();
+    let p = problem(&post(&s, &format!("{T}/methods"), &admin, &[], &json!({"code": "听证", "name": "x"})), 422);
+    assert_eq!(p["field"], "code");
+    let p =
+        problem(&post(&s, &format!("{T}/methods"), &admin, &[], &json!({"code": "hearing2", "name": "座谈交流"})), 422);
+    assert_eq!(p["field"], "name");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("座谈交流")), "{p}");
+    problem(&post(&s, &format!("{T}/methods"), &admin, &[], &json!({"code": "hearing", "name": "又一个"})), 409);
+    problem(&post(&s, &format!("{T}/methods/nope/rename"), &admin, &[], &json!({"name": "无"})), 404);
+    let inspector = s.login("xx-duchazu1");
+    problem(&post(&s, &format!("{T}/methods"), &inspector, &[], &json!({"code": "zz", "name": "x"})), 403);
+    assert_eq!(s.head_position(), head, "refused writes append nothing");
+
+    // A plan with the new method; fieldwork with it; its name in the detail and the report.
+    let day = chrono::Local::now().date_naive() - chrono::Days::new(1);
+    let plan = json!({
+        "year": chrono::Datelike::year(&day),
+        "title": "听证会方式督查",
+        "subject": "意识形态工作",
+        "communities": ["dongfeng"],
+        "team": [{"user_id": "xx-duchazu1", "leader": true}],
+        "methods": ["hearing", "meeting"],
+        "planned_start": day.to_string(),
+        "planned_end": (day + chrono::Days::new(10)).to_string(),
+    });
+    let id = expect(&post(&s, &format!("{T}/inspections"), &admin, &[], &plan), 201)["id"].as_str().unwrap().to_owned();
+    let base = format!("{T}/inspections/{id}");
+    expect(&post(&s, &format!("{base}/start"), &admin, &[], &json!({"started_on": day})), 200);
+    let fieldwork =
+        json!({"community_id": "dongfeng", "method": "hearing", "held_on": day, "participants": "", "notes": "听证"});
+    expect(&post(&s, &format!("{base}/fieldwork"), &inspector, &[], &fieldwork), 200);
+    let d = expect(&s.get(&base, Some(&admin)), 200);
+    assert_eq!(d["method_names"], json!(["听证会", "座谈交流"]));
+
+    // Renamed: the detail and the report say the new name; retired: new plans cannot choose it.
+    expect(&post(&s, &format!("{T}/methods/hearing/rename"), &admin, &[], &json!({"name": "专题听证会"})), 200);
+    let d = expect(&s.get(&base, Some(&admin)), 200);
+    assert_eq!(d["method_names"][0], "专题听证会");
+    assert_eq!(d["fieldwork"][0]["records"][0]["method_name"], "专题听证会");
+    let report = s.get(&format!("{base}/report?format=txt"), Some(&admin));
+    assert_eq!(report.status, 200, "{}", report.text());
+    assert!(report.text().contains("通过专题听证会、座谈交流等方式进行"), "{}", report.text());
+    assert!(report.text().contains("专题听证会1次"), "{}", report.text());
+    expect(&post(&s, &format!("{T}/methods/hearing/retire"), &admin, &[], &json!({})), 200);
+    let list = expect(&s.get(&format!("{T}/methods"), Some(&admin)), 200);
+    let hearing = list.as_array().unwrap().iter().find(|m| m["code"] == "hearing").cloned().unwrap();
+    assert_eq!(hearing["retired"], true);
+    let p = problem(&post(&s, &format!("{T}/inspections"), &admin, &[], &plan), 422);
+    assert_eq!(p["field"], "methods");
+    // The inspection that used it still shows it by name.
+    assert_eq!(expect(&s.get(&base, Some(&admin)), 200)["method_names"][0], "专题听证会");
+    // Adding the code again brings it back.
+    expect(&post(&s, &format!("{T}/methods"), &admin, &[], &json!({"code": "hearing", "name": "听证会"})), 201);
+    expect(&post(&s, &format!("{T}/inspections"), &admin, &[], &plan), 201);
+
+    // Categories are renamed and retired the same way.
+    expect(&post(&s, &format!("{T}/categories/staffing/rename"), &admin, &[], &json!({"name": "队伍建设与培训"})), 200);
+    expect(&post(&s, &format!("{T}/categories/staffing/retire"), &admin, &[], &json!({})), 200);
+    let cats = expect(&s.get(&format!("{T}/categories"), Some(&admin)), 200);
+    let staffing = cats.as_array().unwrap().iter().find(|c| c["code"] == "staffing").cloned().unwrap();
+    assert_eq!((staffing["name"].as_str(), staffing["retired"].as_bool()), (Some("队伍建设与培训"), Some(true)));
+}

@@ -450,7 +450,7 @@ async fn empty_inspections_long_texts_and_characters_outside_the_bmp_give_valid_
         subject: "意识形态工作".to_owned(),
         communities: vec![ducha_events::ids::CommunityId::parse("dongfeng").unwrap()],
         team: vec![TeamMember { user_id: UserId::parse("xx-admin").unwrap(), leader: true }],
-        methods: vec![InspectionMethod::SiteVisit],
+        methods: vec![InspectionMethod::new("site_visit")],
         checklist_id: None,
         planned_start: today,
         planned_end: today,

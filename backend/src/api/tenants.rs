@@ -4,7 +4,10 @@
 //! - `GET /tenants/{tenant_id}`: name, district and everything below, from the directory;
 //! - `GET|POST /tenants/{tenant_id}/communities`, `GET /tenants/{tenant_id}/communities/{community_id}`,
 //!   `POST /tenants/{tenant_id}/communities/{community_id}/rename`;
-//! - `GET|POST /tenants/{tenant_id}/categories`, `GET /tenants/{tenant_id}/categories/{code}`;
+//! - `GET|POST /tenants/{tenant_id}/categories`, `GET /tenants/{tenant_id}/categories/{code}`,
+//!   `POST /tenants/{tenant_id}/categories/{code}/rename|retire`;
+//! - `GET|POST /tenants/{tenant_id}/methods`, `GET /tenants/{tenant_id}/methods/{code}`,
+//!   `POST /tenants/{tenant_id}/methods/{code}/rename|retire` (督查方式);
 //! - `GET|POST /tenants/{tenant_id}/checklists`, `GET /tenants/{tenant_id}/checklists/{checklist_id}`.
 //!
 //! Writes go to the tenant aggregate (`{tenant}/tenant`), whose version is the `ETag` of the
@@ -20,11 +23,12 @@ use crate::api::state::{AppState, ModelView};
 use crate::commands;
 use actix_web::{HttpResponse, get, post, web};
 use ducha_events::api::{
-    AddCommunityRequest, AddFindingCategoryRequest, CommandAccepted, DefineChecklistRequest, RenameCommunityRequest,
+    AddCommunityRequest, AddFindingCategoryRequest, AddMethodRequest, CommandAccepted, DefineChecklistRequest,
+    RenameCommunityRequest, RenameTermRequest,
 };
 use ducha_events::authz::{Action, authorize};
 use ducha_events::ids::{ChecklistId, CommunityId, DistrictId, TenantId, stream};
-use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry, TenantEntry};
+use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry, TenantEntry, TermEntry};
 use ducha_events::tenant::TenantCommand;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -39,6 +43,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_categories)
         .service(get_category)
         .service(add_category)
+        .service(rename_category)
+        .service(retire_category)
+        .service(list_methods)
+        .service(get_method)
+        .service(add_method)
+        .service(rename_method)
+        .service(retire_method)
         .service(list_checklists)
         .service(get_checklist)
         .service(define_checklist);
@@ -68,6 +79,17 @@ pub struct CategoryPath {
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
+pub struct MethodPath {
+    /// The sub-district (tenant) id, e.g. `xxjd`.
+    #[param(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub tenant_id: TenantId,
+    /// The method code, e.g. `meeting` (座谈交流).
+    #[param(pattern = "^[a-z0-9_-]{1,32}$")]
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ChecklistPath {
     /// The sub-district (tenant) id, e.g. `xxjd`.
     #[param(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
@@ -90,8 +112,10 @@ pub struct TenantView {
     pub district_name: String,
     /// In the order they were added.
     pub communities: Vec<CommunityEntry>,
-    /// In the order they were added.
+    /// In the order they were added, retired ones included (marked).
     pub categories: Vec<CategoryEntry>,
+    /// The inspection methods (督查方式), in the order they were added, retired ones included.
+    pub methods: Vec<TermEntry>,
     pub checklists: Vec<ChecklistEntry>,
     /// The tenant aggregate's version (also the `ETag`): send it as `If-Match` to change the above.
     pub version: u64,
@@ -191,6 +215,7 @@ pub async fn get_tenant(
             district_name,
             communities: e.communities.clone(),
             categories: e.categories.clone(),
+            methods: e.methods.clone(),
             checklists: e.checklists.clone(),
             version,
         })
@@ -352,15 +377,162 @@ pub async fn add_category(
 ) -> Result<HttpResponse, ApiError> {
     let t = path.into_inner().tenant_id;
     let body = body.into_inner();
-    // The code goes into the Location path: only the codes the domain accepts do.
-    let location = body
-        .code
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        .then(|| format!("/api/v1/tenants/{t}/categories/{}", body.code));
+    let location = code_location(&t, "categories", &body.code);
     let cmd = TenantCommand::AddFindingCategory { code: body.code.clone(), name: body.name.clone() };
-    let location = location.unwrap_or_else(|| format!("/api/v1/tenants/{t}/categories"));
     run(&state, &write, t, &body, cmd, body.code.clone(), Some(location)).await
+}
+
+/// 问题类别更名.
+#[utoipa::path(
+    tag = "tenants",
+    params(CategoryPath),
+    request_body = RenameTermRequest,
+    responses((status = 200, description = "已更名 / renamed", body = CommandAccepted,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[post("/tenants/{tenant_id}/categories/{code}/rename")]
+pub async fn rename_category(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<CategoryPath>,
+    body: web::Json<RenameTermRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let CategoryPath { tenant_id: t, code } = path.into_inner();
+    let body = body.into_inner();
+    let cmd = TenantCommand::RenameFindingCategory { code: code.clone(), name: body.name.clone() };
+    run(&state, &write, t, &body, cmd, code, None).await
+}
+
+/// 停用问题类别: findings filed under it keep it; new findings cannot use it. Adding the code again
+/// brings it back.
+#[utoipa::path(
+    tag = "tenants",
+    params(CategoryPath),
+    responses((status = 200, description = "已停用 / retired", body = CommandAccepted,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[post("/tenants/{tenant_id}/categories/{code}/retire")]
+pub async fn retire_category(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<CategoryPath>,
+) -> Result<HttpResponse, ApiError> {
+    let CategoryPath { tenant_id: t, code } = path.into_inner();
+    let cmd = TenantCommand::RetireFindingCategory { code: code.clone() };
+    run(&state, &write, t, &(), cmd, code, None).await
+}
+
+// ------------------------------------------------------------------ inspection methods
+
+/// The sub-district's inspection methods (督查方式), in the order they were added; retired ones are
+/// marked (plans and fieldwork that used them still show their names).
+#[utoipa::path(
+    tag = "tenants",
+    params(TenantPath, AsOfParams),
+    responses((status = 200, description = "督查方式 / inspection methods", body = Vec<TermEntry>,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[get("/tenants/{tenant_id}/methods")]
+pub async fn list_methods(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<TenantPath>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let t = path.into_inner().tenant_id;
+    let view = read_tenant(&state, &who, &t, &as_of).await?;
+    answer(view, &t, |e, _| Ok(e.methods.clone()))
+}
+
+/// One inspection method.
+#[utoipa::path(
+    tag = "tenants",
+    params(MethodPath, AsOfParams),
+    responses((status = 200, description = "督查方式 / the method", body = TermEntry,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[get("/tenants/{tenant_id}/methods/{code}")]
+pub async fn get_method(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    path: web::Path<MethodPath>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let MethodPath { tenant_id: t, code } = path.into_inner();
+    let view = read_tenant(&state, &who, &t, &as_of).await?;
+    answer(view, &t, |e, _| {
+        e.methods.iter().find(|x| x.code == code).cloned().ok_or_else(|| ApiError::not_found("该督查方式", "method"))
+    })
+}
+
+/// 新增督查方式 (code `[a-z0-9_-]{1,32}`, e.g. `letters_visits` 受理来信来访).
+#[utoipa::path(
+    tag = "tenants",
+    params(TenantPath),
+    request_body = AddMethodRequest,
+    responses((status = 201, description = "督查方式已添加 / method added", body = CommandAccepted,
+               headers(("Location" = String, description = "the new method"),
+                       ("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[post("/tenants/{tenant_id}/methods")]
+pub async fn add_method(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<TenantPath>,
+    body: web::Json<AddMethodRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let t = path.into_inner().tenant_id;
+    let body = body.into_inner();
+    let location = code_location(&t, "methods", &body.code);
+    let cmd = TenantCommand::AddMethod { code: body.code.clone(), name: body.name.clone() };
+    run(&state, &write, t, &body, cmd, body.code.clone(), Some(location)).await
+}
+
+/// 督查方式更名 (plans, fieldwork and reports show the new name).
+#[utoipa::path(
+    tag = "tenants",
+    params(MethodPath),
+    request_body = RenameTermRequest,
+    responses((status = 200, description = "已更名 / renamed", body = CommandAccepted,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[post("/tenants/{tenant_id}/methods/{code}/rename")]
+pub async fn rename_method(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<MethodPath>,
+    body: web::Json<RenameTermRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let MethodPath { tenant_id: t, code } = path.into_inner();
+    let body = body.into_inner();
+    let cmd = TenantCommand::RenameMethod { code: code.clone(), name: body.name.clone() };
+    run(&state, &write, t, &body, cmd, code, None).await
+}
+
+/// 停用督查方式: plans that chose it keep it; new plans cannot. At least one method stays usable.
+#[utoipa::path(
+    tag = "tenants",
+    params(MethodPath),
+    responses((status = 200, description = "已停用 / retired", body = CommandAccepted,
+               headers(("ETag" = String, description = "the tenant aggregate's version"))))
+)]
+#[post("/tenants/{tenant_id}/methods/{code}/retire")]
+pub async fn retire_method(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<MethodPath>,
+) -> Result<HttpResponse, ApiError> {
+    let MethodPath { tenant_id: t, code } = path.into_inner();
+    let cmd = TenantCommand::RetireMethod { code: code.clone() };
+    run(&state, &write, t, &(), cmd, code, None).await
+}
+
+/// The Location of a new category or method: the code goes into the path only when it is one the
+/// domain accepts (otherwise the command is refused anyway).
+fn code_location(t: &TenantId, kind: &str, code: &str) -> String {
+    let ok = !code.is_empty()
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok { format!("/api/v1/tenants/{t}/{kind}/{code}") } else { format!("/api/v1/tenants/{t}/{kind}") }
 }
 
 // ------------------------------------------------------------------ checklists

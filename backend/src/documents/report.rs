@@ -100,9 +100,10 @@ fn introduction(d: &InspectionDetail) -> String {
     let counts: Vec<String> = d
         .methods
         .iter()
-        .filter_map(|m| {
+        .zip(&d.method_names)
+        .filter_map(|(m, name)| {
             let n = d.fieldwork.iter().flat_map(|g| &g.records).filter(|r| r.method == *m).count();
-            (n > 0).then(|| format!("{}{n}次", m.name_zh()))
+            (n > 0).then(|| format!("{name}{n}次"))
         })
         .collect();
     if !counts.is_empty() {

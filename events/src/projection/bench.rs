@@ -28,7 +28,7 @@ fn finding_events(t: &str, n: usize, out: &mut Vec<(RecordedEvent, Event)>) {
                 subject: "意识形态工作".into(),
                 communities: COMMUNITIES.iter().map(|(c, _)| cid(c)).collect(),
                 team: vec![TeamMember { user_id: uid("insp1"), leader: true }],
-                methods: vec![InspectionMethod::Meeting],
+                methods: vec![InspectionMethod::new("meeting")],
                 checklist_id: None,
                 planned_start: date("2023-11-20"),
                 planned_end: date("2023-11-30"),

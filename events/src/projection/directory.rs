@@ -23,11 +23,32 @@ pub struct CommunityEntry {
     pub name: String,
 }
 
+/// An entry of a tenant's vocabulary: a finding category or an inspection method. A retired entry
+/// stays (what used it keeps its name) but new work cannot choose it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CategoryEntry {
+pub struct TermEntry {
     pub code: String,
     pub name: String,
+    #[serde(default)]
+    pub retired: bool,
+}
+
+pub type CategoryEntry = TermEntry;
+
+/// Adds (or brings back under a new name) an entry, keeping the order entries were first added in.
+fn add_term(list: &mut Vec<TermEntry>, code: &str, name: &str) {
+    match list.iter_mut().find(|x| x.code == code) {
+        Some(x) => {
+            x.name = name.to_owned();
+            x.retired = false;
+        }
+        None => list.push(TermEntry { code: code.to_owned(), name: name.to_owned(), retired: false }),
+    }
+}
+
+fn term_mut<'a>(list: &'a mut [TermEntry], code: &str) -> Option<&'a mut TermEntry> {
+    list.iter_mut().find(|x| x.code == code)
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -54,6 +75,9 @@ pub struct TenantEntry {
     pub name: String,
     pub communities: Vec<CommunityEntry>,
     pub categories: Vec<CategoryEntry>,
+    /// The tenant's inspection methods (督查方式), retired ones included.
+    #[serde(default)]
+    pub methods: Vec<TermEntry>,
     pub checklists: Vec<ChecklistEntry>,
 }
 
@@ -64,6 +88,15 @@ impl TenantEntry {
     /// The category's name, or its code when the tenant never named it.
     pub fn category_name<'a>(&'a self, code: &'a str) -> &'a str {
         self.categories.iter().find(|c| c.code == code).map_or(code, |c| c.name.as_str())
+    }
+    /// The method's name, or its built-in name, or its code.
+    pub fn method_name<'a>(&'a self, m: &'a crate::event::InspectionMethod) -> &'a str {
+        self.methods
+            .iter()
+            .find(|x| x.code == m.code())
+            .map(|x| x.name.as_str())
+            .or(m.builtin_name())
+            .unwrap_or(m.code())
     }
     pub fn checklist(&self, id: &ChecklistId) -> Option<&ChecklistEntry> {
         self.checklists.iter().find(|c| &c.checklist_id == id)
@@ -193,6 +226,12 @@ impl Directory {
                 entry.tenant_id = Some(t.tenant_id.clone());
                 entry.district_id = Some(t.district_id.clone());
                 entry.name.clone_from(&t.name);
+                for m in &t.methods {
+                    add_term(&mut entry.methods, &m.code, &m.name);
+                }
+                for c in &t.categories {
+                    add_term(&mut entry.categories, &c.code, &c.name);
+                }
             }
             Event::CommunityAdded(c) => {
                 let communities = &mut self.tenant_mut(e).communities;
@@ -208,11 +247,26 @@ impl Directory {
                     x.name.clone_from(&c.name);
                 }
             }
-            Event::FindingCategoryAdded(c) => {
-                let categories = &mut self.tenant_mut(e).categories;
-                match categories.iter_mut().find(|x| x.code == c.code) {
-                    Some(x) => x.name.clone_from(&c.name),
-                    None => categories.push(CategoryEntry { code: c.code.clone(), name: c.name.clone() }),
+            Event::FindingCategoryAdded(c) => add_term(&mut self.tenant_mut(e).categories, &c.code, &c.name),
+            Event::FindingCategoryRenamed(c) => {
+                if let Some(x) = term_mut(&mut self.tenant_mut(e).categories, &c.code) {
+                    x.name.clone_from(&c.name);
+                }
+            }
+            Event::FindingCategoryRetired(c) => {
+                if let Some(x) = term_mut(&mut self.tenant_mut(e).categories, &c.code) {
+                    x.retired = true;
+                }
+            }
+            Event::MethodAdded(m) => add_term(&mut self.tenant_mut(e).methods, &m.code, &m.name),
+            Event::MethodRenamed(m) => {
+                if let Some(x) = term_mut(&mut self.tenant_mut(e).methods, &m.code) {
+                    x.name.clone_from(&m.name);
+                }
+            }
+            Event::MethodRetired(m) => {
+                if let Some(x) = term_mut(&mut self.tenant_mut(e).methods, &m.code) {
+                    x.retired = true;
                 }
             }
             Event::ChecklistDefined(c) => {

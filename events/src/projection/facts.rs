@@ -86,6 +86,9 @@ pub struct InspectionFacts {
     /// Reports issued, in order. `default`: checkpoints written before reports existed had none.
     #[serde(default)]
     pub issued_reports: Vec<IssuedReportFact>,
+    /// Set for the source of an imported 整改台账 (issue 14).
+    #[serde(default)]
+    pub imported: Option<ImportedFrom>,
 }
 
 impl InspectionFacts {
@@ -163,6 +166,9 @@ pub struct FindingFacts {
     pub status: RectificationStatus,
     pub rectification: Option<RectificationFacts>,
     pub dismissal: Option<Dismissal>,
+    /// Set when the finding came from an imported 整改台账: which file, sheet and row.
+    #[serde(default)]
+    pub imported: Option<ImportedFrom>,
 }
 
 impl FindingFacts {
@@ -179,6 +185,7 @@ impl FindingFacts {
             status: RectificationStatus::Unassigned,
             rectification: None,
             dismissal: None,
+            imported: None,
         })
     }
 
@@ -261,6 +268,7 @@ impl TenantFacts {
                     achievements: Vec::new(),
                     findings: Vec::new(),
                     issued_reports: Vec::new(),
+                    imported: None,
                 };
                 match self.inspection_index.get(p.inspection_id.as_str()) {
                     Some(&i) => {
@@ -298,7 +306,7 @@ impl TenantFacts {
                 if let Some(i) = self.inspection_mut(e) {
                     i.fieldwork.push(FieldworkFact {
                         community_id: f.community_id.clone(),
-                        method: f.method,
+                        method: f.method.clone(),
                         held_on: f.held_on,
                         participants: f.participants.clone(),
                         notes: f.notes.clone(),
@@ -350,6 +358,106 @@ impl TenantFacts {
                 }
             }
             Event::FindingRecorded(f) => self.record_finding(e, f),
+            Event::InspectionImported(p) => {
+                if self.inspection_index.contains_key(p.inspection_id.as_str()) {
+                    return true;
+                }
+                let start = NaiveDate::from_ymd_opt(p.year, 1, 1).unwrap_or_default();
+                self.inspection_index.insert(p.inspection_id.as_str().to_owned(), self.inspections.len());
+                self.inspections.push(InspectionFacts {
+                    inspection_id: p.inspection_id.clone(),
+                    year: p.year,
+                    title: p.title.clone(),
+                    subject: String::new(),
+                    communities: Vec::new(),
+                    team: Vec::new(),
+                    methods: Vec::new(),
+                    checklist_id: None,
+                    planned_start: start,
+                    planned_end: start,
+                    started_on: None,
+                    conclusion: Some(Conclusion {
+                        assessment: String::new(),
+                        summary: String::new(),
+                        concluded_on: None,
+                    }),
+                    fieldwork: Vec::new(),
+                    deductions: Vec::new(),
+                    achievements: Vec::new(),
+                    findings: Vec::new(),
+                    issued_reports: Vec::new(),
+                    imported: Some(p.file.clone()),
+                });
+            }
+            Event::FindingImported(f) => {
+                let recorded = FindingRecorded {
+                    finding_id: f.finding_id.clone(),
+                    community_id: f.community_id.clone(),
+                    category: f.category.clone(),
+                    title: f.title.clone(),
+                    description: f.description.clone(),
+                    severity: Severity::General,
+                };
+                self.record_finding(e, &recorded);
+                if let Some(&i) = self.finding_index.get(f.finding_id.as_str()) {
+                    let facts = &mut self.findings[i];
+                    facts.imported = Some(f.file.clone());
+                    if f.found_on.is_some() {
+                        facts.recorded_on = f.found_on;
+                    }
+                }
+            }
+            Event::RectificationImported(a) => {
+                let today = local_date_of(&e.occurred_at);
+                let mut newly_linked = false;
+                if let Some(f) = self.finding_mut(e) {
+                    if f.inspection_id.is_none() {
+                        f.inspection_id = Some(a.inspection_id.clone());
+                        newly_linked = true;
+                    }
+                    f.status = a.status;
+                    if a.status == RectificationStatus::Dismissed {
+                        f.dismissal = Some(Dismissal { reason: String::new(), dismissed_on: None });
+                    }
+                    f.rectification = a.deadline.map(|deadline| {
+                        let assigned_on = a.assigned_on.or(f.recorded_on).or(today).unwrap_or(deadline).min(deadline);
+                        RectificationFacts {
+                            title: a.title.clone(),
+                            measure: a.measure.clone(),
+                            responsible_unit: a.responsible_unit.clone(),
+                            leader: a.leader.clone(),
+                            person: a.person.clone(),
+                            assigned_on,
+                            original_deadline: a.original_deadline.unwrap_or(deadline),
+                            deadline,
+                            extensions: u32::from(a.original_deadline.is_some_and(|o| o != deadline)),
+                            progress_count: a.progress_count,
+                            latest_progress: a.latest_progress.clone(),
+                            last_progress_on: None,
+                            evidence: a
+                                .evidence_names
+                                .iter()
+                                .map(|n| EvidenceRef {
+                                    sha256: String::new(),
+                                    filename: n.clone(),
+                                    content_type: String::new(),
+                                    size: 0,
+                                })
+                                .collect(),
+                            submitted_on: None,
+                            returns: 0,
+                            reminders: 0,
+                            verified_on: a.verified_on,
+                        }
+                    });
+                    if f.imported.is_none() {
+                        f.imported = Some(a.file.clone());
+                    }
+                }
+                if newly_linked {
+                    self.link_finding_to_inspection(e);
+                }
+            }
             Event::RectificationAssigned(a) => {
                 let on = local_date_of(&e.occurred_at);
                 let mut newly_linked = false;

@@ -177,8 +177,8 @@ impl ReadModel {
             .collect();
         for w in &i.fieldwork {
             let view = FieldworkView {
-                method: w.method,
-                method_name: w.method.name_zh().to_owned(),
+                method: w.method.clone(),
+                method_name: entry.map_or(w.method.code(), |t| t.method_name(&w.method)).to_owned(),
                 held_on: w.held_on,
                 participants: w.participants.clone(),
                 notes: w.notes.clone(),
@@ -264,7 +264,7 @@ impl ReadModel {
             title: i.title.clone(),
             subject: i.subject.clone(),
             methods: i.methods.clone(),
-            method_names: i.methods.iter().map(|m| m.name_zh().to_owned()).collect(),
+            method_names: i.methods.iter().map(|m| entry.map_or(m.code(), |t| t.method_name(m)).to_owned()).collect(),
             scope: i.communities.iter().map(|c| community(Some(c))).collect(),
             team: i
                 .team

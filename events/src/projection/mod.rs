@@ -33,7 +33,8 @@ pub(crate) mod testkit;
 pub use audit::{ActorView, AuditLog, AuditSummary, StreamSummary, TypeCount};
 pub use dashboard::{CategoryCount, MonthTrend, StatusCount, TenantDashboard, WarningCounts};
 pub use directory::{
-    CategoryEntry, ChecklistEntry, CommunityEntry, Directory, DistrictEntry, OwnerScope, TenantEntry, UserEntry,
+    CategoryEntry, ChecklistEntry, CommunityEntry, Directory, DistrictEntry, OwnerScope, TenantEntry, TermEntry,
+    UserEntry,
 };
 pub use facts::{
     AchievementFact, Conclusion, DeductionFact, Dismissal, FieldworkFact, FindingFacts, InspectionFacts,

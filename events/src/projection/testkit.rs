@@ -154,7 +154,18 @@ pub fn sample_log() -> Vec<(RecordedEvent, Event)> {
     // ---- t1
     let t1 = Scope::Tenant { district_id: did("d1"), tenant_id: tid("t1") };
     let ts = "t1/tenant";
-    log.push(ev("t1", ts, at0, TenantCreated { tenant_id: tid("t1"), district_id: did("d1"), name: "XX街道".into() }));
+    log.push(ev(
+        "t1",
+        ts,
+        at0,
+        TenantCreated {
+            tenant_id: tid("t1"),
+            district_id: did("d1"),
+            name: "XX街道".into(),
+            methods: InspectionMethod::builtin_terms(),
+            categories: vec![],
+        },
+    ));
     for (id, name) in COMMUNITIES {
         log.push(ev("t1", ts, at0, CommunityAdded { community_id: cid(id), name: name.into() }));
     }
@@ -202,7 +213,7 @@ pub fn sample_log() -> Vec<(RecordedEvent, Event)> {
                 TeamMember { user_id: uid("insp1"), leader: true },
                 TeamMember { user_id: uid("insp2"), leader: false },
             ],
-            methods: vec![InspectionMethod::Meeting, InspectionMethod::DocumentReview],
+            methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
             checklist_id: Some(ChecklistId::parse("cl1").unwrap()),
             planned_start: date("2023-11-20"),
             planned_end: date("2023-11-30"),
@@ -214,7 +225,7 @@ pub fn sample_log() -> Vec<(RecordedEvent, Event)> {
         "2023-11-20T02:00:00.000000Z",
         FieldworkRecorded {
             community_id: cid("c1"),
-            method: InspectionMethod::Meeting,
+            method: InspectionMethod::new("meeting"),
             held_on: date("2023-11-20"),
             participants: "社区党支部书记、委员".into(),
             notes: "座谈交流".into(),
@@ -225,7 +236,7 @@ pub fn sample_log() -> Vec<(RecordedEvent, Event)> {
         "2023-11-21T02:00:00.000000Z",
         FieldworkRecorded {
             community_id: cid("c2"),
-            method: InspectionMethod::DocumentReview,
+            method: InspectionMethod::new("document_review"),
             held_on: date("2023-11-21"),
             participants: "社区宣传委员".into(),
             notes: "查阅意识形态工作台账".into(),
@@ -373,7 +384,18 @@ pub fn tenant_two() -> Vec<(RecordedEvent, Event)> {
     let mut log = Vec::new();
     let at0 = "2024-01-01T00:00:00.000000Z";
     let ts = "t2/tenant";
-    log.push(ev("t2", ts, at0, TenantCreated { tenant_id: tid("t2"), district_id: did("d1"), name: "YY街道".into() }));
+    log.push(ev(
+        "t2",
+        ts,
+        at0,
+        TenantCreated {
+            tenant_id: tid("t2"),
+            district_id: did("d1"),
+            name: "YY街道".into(),
+            methods: InspectionMethod::builtin_terms(),
+            categories: vec![],
+        },
+    ));
     log.push(ev("t2", ts, at0, CommunityAdded { community_id: cid("k1"), name: "朝阳社区".into() }));
     log.push(ev("t2", ts, at0, FindingCategoryAdded { code: "theory".into(), name: "理论学习".into() }));
     log.push(ev(
@@ -400,7 +422,7 @@ pub fn tenant_two() -> Vec<(RecordedEvent, Event)> {
             subject: "意识形态工作".into(),
             communities: vec![cid("k1")],
             team: vec![],
-            methods: vec![InspectionMethod::SiteVisit],
+            methods: vec![InspectionMethod::new("site_visit")],
             checklist_id: Some(ChecklistId::parse("cl1").unwrap()),
             planned_start: date("2024-02-10"),
             planned_end: date("2024-02-20"),

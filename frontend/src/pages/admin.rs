@@ -10,7 +10,7 @@ use crate::problem::ApiError;
 use crate::state::use_app;
 use crate::validate;
 use ducha_events::api::GrantView;
-use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry};
+use ducha_events::projection::{ChecklistEntry, CommunityEntry, TermEntry};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
@@ -241,7 +241,151 @@ fn Communities(tenant: String) -> impl IntoView {
     }
 }
 
-// ---------------------------------------------------------------------- 问题类别 · 考核细则
+// ---------------------------------------------------------------------- 督查方式 · 问题类别 · 考核细则
+
+/// Which of a tenant's vocabularies a [`Vocabulary`] edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VocabularyKind {
+    Methods,
+    Categories,
+}
+
+impl VocabularyKind {
+    fn path(self) -> &'static str {
+        match self {
+            VocabularyKind::Methods => "methods",
+            VocabularyKind::Categories => "categories",
+        }
+    }
+    fn noun(self) -> &'static str {
+        match self {
+            VocabularyKind::Methods => "督查方式",
+            VocabularyKind::Categories => "问题类别",
+        }
+    }
+    fn placeholders(self) -> (&'static str, &'static str) {
+        match self {
+            VocabularyKind::Methods => ("如 letters_visits", "如 受理来信来访"),
+            VocabularyKind::Categories => ("如 theory", "如 理论学习"),
+        }
+    }
+}
+
+/// A tenant's inspection methods or finding categories: the list (retired ones marked), add,
+/// rename and retire; adding a retired code again brings it back.
+#[component]
+fn Vocabulary(tenant: String, kind: VocabularyKind) -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let base = format!("/tenants/{tenant}/{}", kind.path());
+    let b = base.clone();
+    let base = StoredValue::new(base);
+    let list = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_versioned::<Vec<TermEntry>>(&b)
+    });
+    let version = move || list.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
+    let (code, name, err, busy) =
+        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (c, n) = (code.get_untracked().trim().to_owned(), name.get_untracked().trim().to_owned());
+        if let Some(m) = validate::term_code(&c) {
+            return err.set(Some(local_error("code", m)));
+        }
+        if let Some(m) = validate::name(&n) {
+            return err.set(Some(local_error("name", m)));
+        }
+        submit(base.get_value(), json!({ "code": c, "name": n }), version(), err, busy, reload, move || {
+            code.set(String::new());
+            name.set(String::new());
+            reload.update(|r| *r += 1);
+        });
+    };
+    let (row_err, row_busy) = (RwSignal::new(None), RwSignal::new(false));
+    let rename = move |c: String, n: String| {
+        if let Some(m) = validate::name(&n) {
+            return row_err.set(Some(local_error("name", m)));
+        }
+        let path = format!("{}/{c}/rename", base.get_value());
+        submit(path, json!({ "name": n }), version(), row_err, row_busy, reload, move || reload.update(|r| *r += 1));
+    };
+    let retire = move |c: String| {
+        let path = format!("{}/{c}/retire", base.get_value());
+        submit(path, json!({}), version(), row_err, row_busy, reload, move || reload.update(|r| *r += 1));
+    };
+    let restore = move |c: String, n: String| {
+        submit(base.get_value(), json!({ "code": c, "name": n }), version(), row_err, row_busy, reload, move || {
+            reload.update(|r| *r += 1)
+        });
+    };
+    let noun = kind.noun();
+    let can_write = crate::state::writable();
+    let (code_hint, name_hint) = kind.placeholders();
+    let testid = kind.path();
+    view! {
+        <h2>{noun}</h2>
+        {move || loaded(list.get(), move |(items, _)| {
+            if items.is_empty() {
+                view! { <Empty message="还没有条目" hint="请在下方新增。"/> }.into_any()
+            } else {
+                let rows = items.into_iter().map(|t| {
+                    let new_name = RwSignal::new(t.name.clone());
+                    let (c1, c2, c3) = (t.code.clone(), t.code.clone(), t.code.clone());
+                    let old = t.name.clone();
+                    let status = if t.retired { "已停用" } else { "在用" };
+                    let retired = t.retired;
+                    view! {
+                        <tr data-testid=format!("{testid}-row") data-code=t.code.clone() class:retired=t.retired>
+                            <td>{t.code.clone()}</td>
+                            <td>{t.name.clone()}</td>
+                            <td data-testid="term-status">{status}</td>
+                            <td class="row-actions">
+                                <Show when=move || can_write.get()>
+                                    <input type="text" data-testid="term-new-name" prop:value=move || new_name.get()
+                                        on:input=move |ev| new_name.set(event_target_value(&ev))/>
+                                    <button type="button" data-testid="action-rename" disabled=move || row_busy.get()
+                                        on:click={
+                                            let c = c1.clone();
+                                            move |_| rename(c.clone(), new_name.get_untracked().trim().to_owned())
+                                        }>"更名"</button>
+                                    {
+                                        let (c2, c3, old) = (c2.clone(), c3.clone(), old.clone());
+                                        if retired {
+                                            view! { <button type="button" data-testid="action-restore" disabled=move || row_busy.get()
+                                                on:click=move |_| restore(c3.clone(), old.clone())>"恢复"</button> }.into_any()
+                                        } else {
+                                            view! { <button type="button" data-testid="action-retire" disabled=move || row_busy.get()
+                                                on:click=move |_| retire(c2.clone())>"停用"</button> }.into_any()
+                                        }
+                                    }
+                                </Show>
+                            </td>
+                        </tr>
+                    }
+                }).collect_view();
+                view! {
+                    <table class="table" data-testid=format!("{testid}-table")>
+                        <thead><tr><th>"代码"</th><th>"名称"</th><th>"状态"</th><th></th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                }.into_any()
+            }
+        })}
+        {form_error(row_err, &[])}
+        <Writable>
+            <form class="admin-form" data-testid=format!("{testid}-form") novalidate=true on:submit=add>
+                <h3>{format!("新增{noun}")}</h3>
+                <div class="form-row">
+                    <Field label="代码" name="code" value=code err=err placeholder=code_hint/>
+                    <Field label="名称" name="name" value=name err=err placeholder=name_hint/>
+                </div>
+                {form_error(err, &["code", "name"])}
+                {submit_button(if kind == VocabularyKind::Methods { "action-add-method" } else { "action-add-category" }, "新增", busy)}
+            </form>
+        </Writable>
+    }
+}
 
 /// `ChecklistsPage`, for the sub-district's admin (and the platform admin) only.
 #[component]
@@ -254,38 +398,14 @@ pub fn ChecklistsPage(tenant: String) -> impl IntoView {
 fn Checklists(tenant: String) -> impl IntoView {
     let st = use_app();
     let reload = RwSignal::new(0u32);
-    let cat_path = format!("/tenants/{tenant}/categories");
     let cl_path = format!("/tenants/{tenant}/checklists");
-    let (cp, lp) = (cat_path.clone(), cl_path.clone());
-    let (cat_path, cl_path) = (StoredValue::new(cat_path), StoredValue::new(cl_path));
-    let categories = LocalResource::new(move || {
-        let _ = reload.get();
-        st.api.get_versioned::<Vec<CategoryEntry>>(&cp)
-    });
+    let lp = cl_path.clone();
+    let cl_path = StoredValue::new(cl_path);
     let checklists = LocalResource::new(move || {
         let _ = reload.get();
         st.api.get_versioned::<Vec<ChecklistEntry>>(&lp)
     });
     let version = move || checklists.get().and_then(|r| r.ok()).and_then(|(_, v)| v);
-
-    // 新增问题类别
-    let (code, cname, cerr, cbusy) =
-        (RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(None), RwSignal::new(false));
-    let add_category = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let (c, n) = (code.get_untracked().trim().to_owned(), cname.get_untracked().trim().to_owned());
-        if let Some(m) = validate::id(&c) {
-            return cerr.set(Some(local_error("code", m)));
-        }
-        if let Some(m) = validate::name(&n) {
-            return cerr.set(Some(local_error("name", m)));
-        }
-        submit(cat_path.get_value(), json!({ "code": c, "name": n }), version(), cerr, cbusy, reload, move || {
-            code.set(String::new());
-            cname.set(String::new());
-            reload.update(|r| *r += 1);
-        });
-    };
 
     // 定义考核细则
     let (clid, title, items, lerr, lbusy) = (
@@ -331,29 +451,9 @@ fn Checklists(tenant: String) -> impl IntoView {
 
     view! {
         <section class="page admin" data-page="checklists">
-            <header class="page-head"><h1>"问题类别与考核细则"</h1></header>
-            <h2>"问题类别"</h2>
-            {move || loaded(categories.get(), |(list, _)| {
-                if list.is_empty() {
-                    view! { <Empty message="还没有问题类别" hint="请在下方新增问题类别（如 理论学习、阵地管理），记录问题时按类别归档。"/> }.into_any()
-                } else {
-                    let rows = list.into_iter().map(|c| view! {
-                        <tr data-testid="categories-row"><td>{c.code}</td><td>{c.name}</td></tr>
-                    }).collect_view();
-                    view! { <table class="table" data-testid="categories-table"><thead><tr><th>"代码"</th><th>"类别名称"</th></tr></thead><tbody>{rows}</tbody></table> }.into_any()
-                }
-            })}
-            <Writable>
-                <form class="admin-form" data-testid="categories-form" novalidate=true on:submit=add_category>
-                    <h3>"新增问题类别"</h3>
-                    <div class="form-row">
-                        <Field label="类别代码" name="code" value=code err=cerr placeholder="如 theory"/>
-                        <Field label="类别名称" name="name" value=cname err=cerr placeholder="如 理论学习"/>
-                    </div>
-                    {form_error(cerr, &["code", "name"])}
-                    {submit_button("action-add-category", "新增类别", cbusy)}
-                </form>
-            </Writable>
+            <header class="page-head"><h1>"督查方式、问题类别与考核细则"</h1></header>
+            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Methods/>
+            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Categories/>
             <h2>"检查考核细则"</h2>
             {move || loaded(checklists.get(), |(list, _)| {
                 if list.is_empty() {

@@ -10,7 +10,7 @@ use crate::format;
 use crate::inspection_form::{self as check, FieldError};
 use crate::pages::inspections::{
     FormState, TenantView, UserView, checkbox_group, eligible_users, field_error, form_error, has_role, in_order,
-    method_code, method_of, submit_button, team_of, team_picker, today,
+    submit_button, team_of, team_picker, today,
 };
 use crate::problem::ApiError;
 use crate::route::Route;
@@ -20,7 +20,7 @@ use ducha_events::api::{
     ChangeScopeRequest, ChangeTeamRequest, CommandAccepted, ConcludeInspectionRequest, RecordAchievementRequest,
     RecordDeductionRequest, RecordFieldworkRequest, RecordFindingRequest, StartInspectionRequest,
 };
-use ducha_events::event::{Figure, Points, Severity};
+use ducha_events::event::{Figure, InspectionMethod, Points, Severity};
 use ducha_events::inspection::InspectionStatus;
 use ducha_events::projection::InspectionDetail;
 use leptos::prelude::*;
@@ -586,8 +586,10 @@ const FIELDWORK_FIELDS: &[&str] = &["community_id", "method", "held_on", "partic
 fn fieldwork_form(ctx: Ctx) -> impl IntoView {
     let form = FormState::new();
     let community = select_signal(ctx.scope().first().map(|c| c.0.clone()).unwrap_or_default());
-    let methods = ctx.d.with_value(|d| d.methods.clone());
-    let method = select_signal(methods.first().map(|m| method_code(*m).to_owned()).unwrap_or_default());
+    let methods: Vec<(String, String)> = ctx
+        .d
+        .with_value(|d| d.methods.iter().zip(&d.method_names).map(|(m, n)| (m.code().to_owned(), n.clone())).collect());
+    let method = select_signal(methods.first().map(|m| m.0.clone()).unwrap_or_default());
     let held_on = RwSignal::new(format::date(ctx.today));
     let participants = RwSignal::new(String::new());
     let notes = RwSignal::new(String::new());
@@ -595,7 +597,10 @@ fn fieldwork_form(ctx: Ctx) -> impl IntoView {
         ev.prevent_default();
         let body = (|| -> Result<RecordFieldworkRequest, FieldError> {
             let community_id = community_id(&community.get_untracked())?;
-            let method = method_of(&method.get_untracked()).ok_or(("method", "请选择督查方式".to_owned()))?;
+            let method = Some(method.get_untracked())
+                .filter(|m| !m.is_empty())
+                .map(|m| InspectionMethod::new(&m))
+                .ok_or(("method", "请选择督查方式".to_owned()))?;
             let held_on = check::past_date("held_on", "日期", &held_on.get_untracked(), ctx.today)?;
             let participants = check::optional("participants", "参加人员", &participants.get_untracked(), 200)?;
             let notes = check::required("notes", "记录内容", &notes.get_untracked(), 2000)?;
@@ -614,7 +619,7 @@ fn fieldwork_form(ctx: Ctx) -> impl IntoView {
                 <label>"方式"
                     <select name="method" data-testid="field-method" prop:value=move || method.get()
                         on:change=move |ev| method.set(event_target_value(&ev))>
-                        {methods.iter().map(|m| view! { <option value=method_code(*m)>{m.name_zh()}</option> }).collect_view()}
+                        {methods.iter().map(|(code, name)| view! { <option value=code.clone()>{name.clone()}</option> }).collect_view()}
                     </select>
                     {field_error(form, "method")}
                 </label>

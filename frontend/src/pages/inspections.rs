@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use ducha_events::api::{CommandAccepted, GrantView, PlanInspectionRequest};
 use ducha_events::event::{InspectionMethod, TeamMember};
 use ducha_events::inspection::InspectionStatus;
-use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry};
+use ducha_events::projection::{CategoryEntry, ChecklistEntry, CommunityEntry, TermEntry};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Deserialize;
@@ -28,6 +28,8 @@ pub struct TenantView {
     pub name: String,
     pub communities: Vec<CommunityEntry>,
     pub categories: Vec<CategoryEntry>,
+    #[serde(default)]
+    pub methods: Vec<TermEntry>,
     pub checklists: Vec<ChecklistEntry>,
 }
 
@@ -262,18 +264,9 @@ pub fn eligible_users(users: &[UserView], tenant: &str) -> Vec<(String, String)>
     users.iter().filter(|u| u.eligible(tenant)).map(|u| (u.user_id.clone(), u.display_name.clone())).collect()
 }
 
-pub fn method_code(m: InspectionMethod) -> &'static str {
-    match m {
-        InspectionMethod::Meeting => "meeting",
-        InspectionMethod::DocumentReview => "document_review",
-        InspectionMethod::SiteVisit => "site_visit",
-        InspectionMethod::Interview => "interview",
-        InspectionMethod::Questionnaire => "questionnaire",
-    }
-}
-
-pub fn method_of(code: &str) -> Option<InspectionMethod> {
-    InspectionMethod::ALL.into_iter().find(|m| method_code(*m) == code)
+/// The methods a new plan may choose: the tenant's usable ones, as (code, name).
+pub fn usable_methods(tv: &TenantView) -> Vec<(String, String)> {
+    tv.methods.iter().filter(|m| !m.retired).map(|m| (m.code.clone(), m.name.clone())).collect()
 }
 
 // ------------------------------------------------------------------ the list
@@ -415,9 +408,16 @@ fn plan_form(st: AppState, tenant: String, tv: TenantView, users: Vec<UserView>)
     let team_opts = eligible_users(&users, &tenant);
     let chosen_t = RwSignal::new(Vec::<String>::new());
     let leader = RwSignal::new(String::new());
-    let methods: Vec<(String, String)> =
-        InspectionMethod::ALL.iter().map(|m| (method_code(*m).to_owned(), m.name_zh().to_owned())).collect();
-    let chosen_m = RwSignal::new(vec!["meeting".to_owned(), "document_review".to_owned()]);
+    let methods = usable_methods(&tv);
+    // The sample report's two methods when the tenant still has them, else its first one.
+    let preferred: Vec<String> = ["meeting", "document_review"]
+        .iter()
+        .filter(|c| methods.iter().any(|(m, _)| m == *c))
+        .map(|c| (*c).to_owned())
+        .collect();
+    let preferred =
+        if preferred.is_empty() { methods.iter().take(1).map(|(c, _)| c.clone()).collect() } else { preferred };
+    let chosen_m = RwSignal::new(preferred);
     let checklist = RwSignal::new(tv.checklists.first().map(|c| c.checklist_id.to_string()).unwrap_or_default());
     let start = RwSignal::new(format::date(now));
     let end = RwSignal::new(String::new());
@@ -452,7 +452,7 @@ fn plan_form(st: AppState, tenant: String, tv: TenantView, users: Vec<UserView>)
                 subject,
                 communities: cs.into_iter().filter_map(|c| c.try_into().ok()).collect(),
                 team: team_of(&team, &leader.get_untracked()),
-                methods: ms.iter().filter_map(|m| method_of(m)).collect(),
+                methods: ms.iter().map(|m| InspectionMethod::new(m)).collect(),
                 checklist_id: (!checklist_id.is_empty()).then(|| checklist_id.try_into().ok()).flatten(),
                 planned_start,
                 planned_end,
