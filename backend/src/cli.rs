@@ -200,6 +200,9 @@ pub enum Cmd {
     Ledger(crate::documents::cli::LedgerArgs),
     /// Write a district's 通报: sub-districts ranked by score, completion and timeliness.
     Circular(crate::documents::cli::CircularArgs),
+    /// Import an existing 整改台账 (XLSX) into a sub-district: every row becomes a finding and its
+    /// rectification with their original dates; nothing is written unless the whole file is valid.
+    ImportLedger(crate::ledger_import::ImportLedgerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -513,6 +516,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Circular(args) => {
             crate::documents::cli::circular(&location, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ImportLedger(args) => {
+            crate::ledger_import::cli(&location, args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -25,6 +25,7 @@ pub mod demo;
 pub mod documents;
 pub mod exchange;
 pub mod jobs;
+pub mod ledger_import;
 pub mod password;
 pub mod projector;
 pub mod render;

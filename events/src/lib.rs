@@ -27,6 +27,7 @@ pub mod event;
 pub mod finding;
 pub mod ids;
 pub mod inspection;
+pub mod ledger_import;
 pub mod platform;
 pub mod projection;
 pub mod security;

@@ -293,7 +293,7 @@ fn the_ledger_workbook_reads_back_with_openpyxl() {
     let rows = sheet["rows"].as_array().unwrap();
     let title = rows[0][0].as_str().unwrap();
     assert!(title.starts_with("XX街道整改台账（截至") && title.contains('年'), "{title}");
-    assert_eq!(sheet["merged"], serde_json::json!(["A1:O1"]));
+    assert_eq!(sheet["merged"], serde_json::json!(["A1:Q1"]));
     let headers: Vec<&str> = rows[1].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(
         headers,
@@ -312,12 +312,14 @@ fn the_ledger_workbook_reads_back_with_openpyxl() {
             "完成情况",
             "佐证材料",
             "销号日期",
-            "预警"
+            "预警",
+            "发现日期",
+            "交办日期"
         ]
     );
     assert_eq!(sheet["max_row"], 2 + 5, "title, header and the five findings");
     assert_eq!(sheet["freeze_panes"], "A3");
-    assert_eq!(sheet["auto_filter"], "A2:O7");
+    assert_eq!(sheet["auto_filter"], "A2:Q7");
     assert!(sheet["widths"]["E"].as_f64().unwrap() >= 40.0, "存在问题 is wide enough for Chinese text");
     assert!(book["created"].as_str().is_some());
     let first = rows[2].as_array().unwrap();

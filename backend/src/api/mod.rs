@@ -49,6 +49,7 @@ pub mod findings;
 pub mod health;
 pub mod inspections;
 pub mod ledger;
+pub mod ledger_import;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
@@ -81,6 +82,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     dashboard::configure(cfg);
     documents::configure(cfg);
     ledger::configure(cfg);
+    ledger_import::configure(cfg);
     scorecards::configure(cfg);
     districts::configure(cfg);
     audit::configure(cfg);

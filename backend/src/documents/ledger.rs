@@ -11,20 +11,27 @@ use ducha_events::projection::{
 };
 use rust_xlsxwriter::{Color, Format, FormatPattern, Workbook};
 
-/// The workbook's columns: the ledger's fourteen and 预警.
-pub const COLUMNS: [&str; 15] = {
-    let mut all = [""; 15];
+/// The workbook's columns: the ledger's fourteen, 预警, and the two dates a re-import needs to give
+/// the same warnings (发现日期, 交办日期; see `ducha import-ledger`).
+pub const COLUMNS: [&str; 17] = {
+    let mut all = [""; 17];
     let mut n = 0;
     while n < LEDGER_COLUMNS.len() {
         all[n] = LEDGER_COLUMNS[n];
         n += 1;
     }
     all[14] = "预警";
+    all[15] = "发现日期";
+    all[16] = "交办日期";
     all
 };
 
 /// Column widths in Excel's units (a Chinese character is about two).
-const WIDTHS: [f64; 15] = [6.0, 24.0, 10.0, 10.0, 48.0, 48.0, 10.0, 14.0, 10.0, 14.0, 36.0, 10.0, 24.0, 12.0, 7.0];
+const WIDTHS: [f64; 17] =
+    [6.0, 24.0, 10.0, 10.0, 48.0, 48.0, 10.0, 14.0, 10.0, 14.0, 36.0, 10.0, 24.0, 12.0, 7.0, 12.0, 12.0];
+
+/// The column of 预警.
+const WARNING_COL: u16 = 14;
 
 /// The fill of a warning level (红黄蓝绿灯).
 pub fn warning_color(level: WarningLevel) -> u32 {
@@ -83,9 +90,12 @@ pub fn xlsx(
             sheet.write_string_with_format(row, 1 + c as u16, cell_text(text), format)?;
         }
         match r.warning.and_then(|w| warn.iter().find(|(l, _)| *l == w)) {
-            Some((_, format)) => sheet.write_string_with_format(row, last_col, &r.warning_name, format)?,
-            None => sheet.write_string_with_format(row, last_col, "", &f.center)?,
+            Some((_, format)) => sheet.write_string_with_format(row, WARNING_COL, &r.warning_name, format)?,
+            None => sheet.write_string_with_format(row, WARNING_COL, "", &f.center)?,
         };
+        let date = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+        sheet.write_string_with_format(row, WARNING_COL + 1, date(r.found_on), &f.center)?;
+        sheet.write_string_with_format(row, WARNING_COL + 2, date(r.assigned_on), &f.center)?;
     }
     let last_row = 1 + page.rows.len() as u32;
     sheet.set_freeze_panes(2, 0)?;

@@ -138,6 +138,12 @@ pub struct LedgerRow {
     pub warning: Option<WarningLevel>,
     /// 红/黄/蓝/绿, empty without a level.
     pub warning_name: String,
+    /// 发现日期: when the finding was recorded (or, for an imported one, found).
+    pub found_on: Option<NaiveDate>,
+    /// 交办日期: when the rectification was assigned.
+    pub assigned_on: Option<NaiveDate>,
+    /// Whether the row came from an imported 整改台账.
+    pub imported: bool,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -255,6 +261,9 @@ fn row<'a>(
         verified_on: r.and_then(|r| r.verified_on).filter(|_| f.status == RectificationStatus::Verified),
         warning,
         warning_name: warning.map(|w| w.name_zh().to_owned()).unwrap_or_default(),
+        found_on: f.recorded_on,
+        assigned_on: r.map(|r| r.assigned_on),
+        imported: f.imported.is_some(),
     }
 }
 
