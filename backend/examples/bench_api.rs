@@ -159,7 +159,14 @@ async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
         let t: TenantId = id(format!("t{k:03}"));
         let communities: Vec<CommunityId> = (0..10).map(|c| id(format!("c{c:02}"))).collect();
         let mut tenant_events: Vec<Event> = vec![
-            TenantCreated { tenant_id: t.clone(), district_id: district.clone(), name: format!("第{k}街道") }.into(),
+            TenantCreated {
+                tenant_id: t.clone(),
+                district_id: district.clone(),
+                name: format!("第{k}街道"),
+                methods: InspectionMethod::builtin_terms(),
+                categories: vec![],
+            }
+            .into(),
         ];
         for (n, c) in communities.iter().enumerate() {
             tenant_events.push(CommunityAdded { community_id: c.clone(), name: format!("第{n}社区") }.into());

@@ -74,7 +74,14 @@ fn model(per_inspection: usize, total: usize) -> ReadModel {
     push(
         t,
         format!("{t}/tenant"),
-        TenantCreated { tenant_id: id(t.into()), district_id: id("d1".into()), name: "XX街道".into() }.into(),
+        TenantCreated {
+            tenant_id: id(t.into()),
+            district_id: id("d1".into()),
+            name: "XX街道".into(),
+            methods: InspectionMethod::builtin_terms(),
+            categories: vec![],
+        }
+        .into(),
     );
     for c in 0..10 {
         push(

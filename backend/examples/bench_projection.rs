@@ -80,8 +80,16 @@ fn tenant_log(t: &TenantId, district: &DistrictId, target: u64) -> Vec<(String, 
     let mut out: Vec<(String, Vec<Event>)> = Vec::new();
     let mut n = 0u64;
     let communities: Vec<CommunityId> = (0..10).map(|c| id(format!("c{c:02}"))).collect();
-    let mut tenant_events: Vec<Event> =
-        vec![TenantCreated { tenant_id: t.clone(), district_id: district.clone(), name: format!("{t}街道") }.into()];
+    let mut tenant_events: Vec<Event> = vec![
+        TenantCreated {
+            tenant_id: t.clone(),
+            district_id: district.clone(),
+            name: format!("{t}街道"),
+            methods: InspectionMethod::builtin_terms(),
+            categories: vec![],
+        }
+        .into(),
+    ];
     for (k, c) in communities.iter().enumerate() {
         tenant_events.push(CommunityAdded { community_id: c.clone(), name: format!("第{k}社区") }.into());
     }

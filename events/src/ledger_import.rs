@@ -400,9 +400,9 @@ pub fn parse_date(cell: &Cell) -> Result<Option<NaiveDate>, String> {
             Ok(NaiveDate::from_ymd_opt(1899, 12, 30).and_then(|d| d.checked_add_days(chrono::Days::new(*n as u64))))
         }
         Cell::Number(_) => Err(format!("“{}”不是日期", cell.text())),
+        Cell::Text(t) if t.trim().is_empty() => Ok(None),
         Cell::Text(t) => parse_date_text(t.trim()).map(Some).ok_or_else(|| format!("“{}”不是日期", t.trim())),
     }
-    .and_then(|d| if cell.is_empty() { Ok(None) } else { Ok(d) })
 }
 
 fn parse_date_text(t: &str) -> Option<NaiveDate> {
