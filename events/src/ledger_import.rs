@@ -158,6 +158,71 @@ pub struct ImportColumn {
     pub column: String,
 }
 
+// ---------------------------------------------------------------- the API's answer (shared with the web app)
+
+/// How many of each would be, or were, created.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCounts {
+    /// Sources (来源) new to the sub-district, kept as imported inspections.
+    pub inspections: usize,
+    pub findings: usize,
+    pub rectifications: usize,
+}
+
+/// One row as it would be imported.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportPreviewRow {
+    pub row: u32,
+    pub finding_id: String,
+    pub source: String,
+    pub community: String,
+    pub category: String,
+    pub title: String,
+    pub status: RectificationStatus,
+    pub status_name: String,
+    pub deadline: Option<NaiveDate>,
+}
+
+/// What an import did or would do.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerImportReport {
+    pub dry_run: bool,
+    /// Whether anything was written.
+    pub imported: bool,
+    pub file_name: String,
+    pub file_sha256: String,
+    pub sheet: String,
+    /// Excel's row number of the headings (0: none found).
+    pub header_row: u32,
+    /// The columns read, by field.
+    pub columns: Vec<ImportColumn>,
+    /// Every heading of the sheet, for choosing a mapping.
+    pub headings: Vec<String>,
+    /// Every field a mapping can name, with the heading Ducha's own ledger uses.
+    pub fields: Vec<FieldInfo>,
+    pub rows_read: usize,
+    /// Created (or, in a dry run, to be created).
+    pub created: ImportCounts,
+    /// Rows the sub-district already has (imported before): skipped.
+    pub already_imported: usize,
+    pub problems: Vec<ImportProblem>,
+    /// The rows to import (the first 500).
+    pub preview: Vec<ImportPreviewRow>,
+    /// The log position of the last event written (send as `min_position` to read it back).
+    pub last_position: Option<u64>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldInfo {
+    pub field: Field,
+    pub heading: String,
+    pub required: bool,
+}
+
 /// One row to bring in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedRow {

@@ -218,8 +218,21 @@ impl Api {
     /// `POST /api/v1{path}` as `multipart/form-data` with one part named `file` (the browser sets
     /// the boundary); the answer's JSON body.
     pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: &web_sys::File) -> Result<T, ApiError> {
+        self.upload_with(path, file, &[]).await
+    }
+
+    /// Like [`Api::upload`], with more (text) parts after the file.
+    pub async fn upload_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file: &web_sys::File,
+        parts: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
         let form = web_sys::FormData::new().map_err(js_error)?;
         form.append_with_blob_and_filename("file", file, &file.name()).map_err(js_error)?;
+        for (name, value) in parts {
+            form.append_with_str(name, value).map_err(js_error)?;
+        }
         let response = self.raw("POST", &format!("{BASE}{path}"), &[], Some(form.into())).await?;
         let text = JsFuture::from(response.text().map_err(js_error)?).await.map_err(js_error)?;
         parse(&text.as_string().unwrap_or_default())

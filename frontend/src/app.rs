@@ -147,6 +147,7 @@ fn Page(me: MeResponse) -> impl IntoView {
             Route::Audit => view! { <AuditPage/> }.into_any(),
             Route::AuditTenant { tenant } => view! { <AuditPage tenant=tenant/> }.into_any(),
             Route::Ledger { tenant } => view! { <crate::pages::LedgerPage tenant=tenant/> }.into_any(),
+            Route::LedgerImport { tenant } => view! { <crate::pages::LedgerImportPage tenant=tenant/> }.into_any(),
             Route::Finding { tenant, inspection, finding } => {
                 view! { <crate::pages::FindingPage tenant=tenant inspection=inspection finding=finding/> }.into_any()
             }

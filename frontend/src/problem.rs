@@ -47,6 +47,17 @@ impl ApiError {
     }
 
     /// The request did not reach the server or got no answer.
+    /// A problem the browser found itself (status 0), with the field at fault.
+    pub fn local(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 0,
+            code: "invalid_input".into(),
+            title: "请检查填写的内容".into(),
+            detail: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
     pub fn network(why: &str) -> ApiError {
         ApiError {
             status: 0,

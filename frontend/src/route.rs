@@ -31,6 +31,10 @@ pub enum Route {
     Ledger {
         tenant: String,
     },
+    /// `/tenants/{t}/ledger-import`: importing an existing 整改台账 (sub-district admins).
+    LedgerImport {
+        tenant: String,
+    },
     /// `/tenants/{t}/inspections/{i}/findings/{f}`: one finding and its rectification (整改).
     Finding {
         tenant: String,
@@ -108,6 +112,7 @@ impl Route {
             ["tenants", id, page] if is_id(id) => match *page {
                 "inspections" => Route::Inspections { tenant: t(id) },
                 "ledger" => Route::Ledger { tenant: t(id) },
+                "ledger-import" => Route::LedgerImport { tenant: t(id) },
                 "communities" => Route::Communities { tenant: t(id) },
                 "checklists" => Route::Checklists { tenant: t(id) },
                 "users" => Route::Users { tenant: t(id) },
@@ -133,6 +138,7 @@ impl Route {
             Route::Inspections { tenant } => format!("/tenants/{tenant}/inspections"),
             Route::Inspection { tenant, inspection } => format!("/tenants/{tenant}/inspections/{inspection}"),
             Route::Ledger { tenant } => format!("/tenants/{tenant}/ledger"),
+            Route::LedgerImport { tenant } => format!("/tenants/{tenant}/ledger-import"),
             Route::Finding { tenant, inspection, finding } => {
                 format!("/tenants/{tenant}/inspections/{inspection}/findings/{finding}")
             }
@@ -162,6 +168,7 @@ impl Route {
             Route::Inspections { .. } => "督查",
             Route::Inspection { .. } => "督查详情",
             Route::Ledger { .. } => "整改台账",
+            Route::LedgerImport { .. } => "导入整改台账",
             Route::Finding { .. } => "问题整改",
             Route::Communities { .. } => "社区",
             Route::Checklists { .. } => "考核细则",
@@ -184,6 +191,7 @@ impl Route {
     pub fn nav_id(&self) -> &'static str {
         match self {
             Route::Inspection { .. } => "inspections",
+            Route::LedgerImport { .. } => "ledger",
             other => other.page_id(),
         }
     }
@@ -197,6 +205,7 @@ impl Route {
             Route::Inspections { .. } => "inspections",
             Route::Inspection { .. } => "inspection",
             Route::Ledger { .. } => "ledger",
+            Route::LedgerImport { .. } => "ledger-import",
             Route::Finding { .. } => "finding",
             Route::Communities { .. } => "communities",
             Route::Checklists { .. } => "checklists",

@@ -53,6 +53,45 @@ pub fn repo_root() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Workbooks read and changed by openpyxl (an independent reader), for the ledger import tests.
+// ---------------------------------------------------------------------------------------------
+
+/// The data rows (from row 3) of a ledger workbook, as openpyxl reads them.
+pub fn ledger_rows(bytes: &[u8]) -> Vec<Vec<serde_json::Value>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.xlsx");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/documents/read_document.py"))
+        .arg("xlsx")
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "reader: {}", String::from_utf8_lossy(&out.stderr));
+    let book: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = book["sheets"][0]["rows"].as_array().cloned().unwrap_or_default();
+    rows.into_iter().skip(2).map(|r| r.as_array().cloned().unwrap_or_default()).collect()
+}
+
+/// A copy of `bytes` with cells changed by openpyxl (`[(cell, value)]`, e.g. `("C3", "无此社区")`).
+pub fn edit_xlsx(bytes: &[u8], edits: &[(&str, &str)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.xlsx"), dir.path().join("out.xlsx"));
+    std::fs::write(&src, bytes).unwrap();
+    let script = "import json,sys,openpyxl\nwb=openpyxl.load_workbook(sys.argv[1])\nws=wb.active\n\
+                  for c,v in json.loads(sys.argv[3]): ws[c]=v\nwb.save(sys.argv[2])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&src)
+        .arg(&dst)
+        .arg(serde_json::to_string(edits).unwrap())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "openpyxl: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(&dst).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
 // A live `ducha serve` on a free loopback port, and a dependency-free HTTP/1.1 client for it.
 // ---------------------------------------------------------------------------------------------
 

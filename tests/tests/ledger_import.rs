@@ -5,9 +5,8 @@
 //! audit trail naming the file's SHA-256 and the importer, follow-up on an imported finding, and
 //! `ducha import-ledger`.
 
-use ducha_tests::{Response, Server, ducha, repo_root};
+use ducha_tests::{Response, Server, ducha, edit_xlsx as edited, ledger_rows as rows_of};
 use serde_json::{Value, json};
-use std::process::Command;
 
 const BOUNDARY: &str = "----ducha-ledger-import-boundary";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -48,41 +47,6 @@ fn import(
 fn expect(r: &Response, status: u16) -> Value {
     assert_eq!(r.status, status, "{}", r.text());
     r.json()
-}
-
-/// The data rows (from row 3) of a ledger workbook, as openpyxl reads them.
-fn rows_of(bytes: &[u8]) -> Vec<Vec<Value>> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.xlsx");
-    std::fs::write(&path, bytes).unwrap();
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/documents/read_document.py"))
-        .arg("xlsx")
-        .arg(&path)
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "reader: {}", String::from_utf8_lossy(&out.stderr));
-    let book: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = book["sheets"][0]["rows"].as_array().cloned().unwrap_or_default();
-    rows.into_iter().skip(2).map(|r| r.as_array().cloned().unwrap_or_default()).collect()
-}
-
-/// A copy of `bytes` with cells changed by openpyxl (`[(cell, value)]`, e.g. `("C3", "无此社区")`).
-fn edited(bytes: &[u8], edits: &[(&str, &str)]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, dst) = (dir.path().join("in.xlsx"), dir.path().join("out.xlsx"));
-    std::fs::write(&src, bytes).unwrap();
-    let script = "import json,sys,openpyxl\nwb=openpyxl.load_workbook(sys.argv[1])\nws=wb.active\n\
-                  for c,v in json.loads(sys.argv[3]): ws[c]=v\nwb.save(sys.argv[2])\n";
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&src)
-        .arg(&dst)
-        .arg(serde_json::to_string(edits).unwrap())
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "openpyxl: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(&dst).unwrap()
 }
 
 /// A sub-district with XX街道's communities and categories, so its ledger can be imported.

@@ -17,8 +17,7 @@ use actix_multipart::form::tempfile::TempFile;
 use actix_multipart::form::text::Text;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, post, web};
-use ducha_events::finding::RectificationStatus;
-use ducha_events::ledger_import::{Field, ImportColumn, ImportProblem, Mapping};
+use ducha_events::ledger_import::{Field, FieldInfo, ImportCounts, ImportPreviewRow, LedgerImportReport, Mapping};
 use ducha_events::projection::WHOLE_SUBDISTRICT;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -53,65 +52,6 @@ pub struct LedgerImportUpload {
 pub struct ImportQuery {
     /// `true` (the default): only check the file and answer what would be created; `false`: import.
     pub dry_run: Option<bool>,
-}
-
-/// How many of each would be, or were, created.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
-pub struct ImportCounts {
-    /// Sources (来源) new to the sub-district, kept as imported inspections.
-    pub inspections: usize,
-    pub findings: usize,
-    pub rectifications: usize,
-}
-
-/// One row as it would be imported.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ImportPreviewRow {
-    pub row: u32,
-    pub finding_id: String,
-    pub source: String,
-    pub community: String,
-    pub category: String,
-    pub title: String,
-    pub status: RectificationStatus,
-    pub status_name: String,
-    pub deadline: Option<chrono::NaiveDate>,
-}
-
-/// What an import did or would do.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct LedgerImportReport {
-    pub dry_run: bool,
-    /// Whether anything was written.
-    pub imported: bool,
-    pub file_name: String,
-    pub file_sha256: String,
-    pub sheet: String,
-    /// Excel's row number of the headings (0: none found).
-    pub header_row: u32,
-    /// The columns read, by field.
-    pub columns: Vec<ImportColumn>,
-    /// Every heading of the sheet, for choosing a mapping.
-    pub headings: Vec<String>,
-    /// Every field a mapping can name, with the heading Ducha's own ledger uses.
-    pub fields: Vec<FieldInfo>,
-    pub rows_read: usize,
-    /// Created (or, in a dry run, to be created).
-    pub created: ImportCounts,
-    /// Rows the sub-district already has (imported before): skipped.
-    pub already_imported: usize,
-    pub problems: Vec<ImportProblem>,
-    /// The rows to import (the first 500).
-    pub preview: Vec<ImportPreviewRow>,
-    /// The log position of the last event written (send as `min_position` to read it back).
-    pub last_position: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FieldInfo {
-    pub field: Field,
-    pub heading: String,
-    pub required: bool,
 }
 
 /// 422 `import_invalid`: the problem document with the whole report.

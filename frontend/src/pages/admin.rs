@@ -54,13 +54,7 @@ const TENANT_ROLES: [(&str, &str); 4] = [
 type FormError = RwSignal<Option<ApiError>>;
 
 fn local_error(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: 0,
-        code: "invalid_input".into(),
-        title: "请检查填写的内容".into(),
-        detail: message.into(),
-        field: Some(field.into()),
-    }
+    ApiError::local(field, message)
 }
 
 /// A labelled input named like the API's field (`field-<name>`), with the error for that field
@@ -273,10 +267,11 @@ impl VocabularyKind {
 
 /// A tenant's inspection methods or finding categories: the list (retired ones marked), add,
 /// rename and retire; adding a retired code again brings it back.
+/// `reload` is shared with the page: every list of the tenant aggregate reloads after a write, so
+/// each keeps the current version for `If-Match`.
 #[component]
-fn Vocabulary(tenant: String, kind: VocabularyKind) -> impl IntoView {
+fn Vocabulary(tenant: String, kind: VocabularyKind, reload: RwSignal<u32>) -> impl IntoView {
     let st = use_app();
-    let reload = RwSignal::new(0u32);
     let base = format!("/tenants/{tenant}/{}", kind.path());
     let b = base.clone();
     let base = StoredValue::new(base);
@@ -452,8 +447,8 @@ fn Checklists(tenant: String) -> impl IntoView {
     view! {
         <section class="page admin" data-page="checklists">
             <header class="page-head"><h1>"督查方式、问题类别与考核细则"</h1></header>
-            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Methods/>
-            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Categories/>
+            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Methods reload=reload/>
+            <Vocabulary tenant=tenant.clone() kind=VocabularyKind::Categories reload=reload/>
             <h2>"检查考核细则"</h2>
             {move || loaded(checklists.get(), |(list, _)| {
                 if list.is_empty() {

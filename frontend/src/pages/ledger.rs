@@ -99,6 +99,16 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
         <section class="page" data-page="ledger">
             <div class="page-head">
                 <h1>"整改台账" <crate::live::LiveIndicator/></h1>
+                {
+                    let import = Route::LedgerImport { tenant: tenant.clone() }.path();
+                    let t = tenant.clone();
+                    let st = use_app();
+                    move || {
+                        let import = import.clone();
+                        crate::pages::inspections::has_role(st, "subdistrict_admin", &t)
+                            .then(|| view! { <Link to=import testid="action-import-ledger">"导入台账"</Link> })
+                    }
+                }
                 <button type="button" class="primary" data-testid="action-export-ledger" on:click=export
                     disabled=move || exporting.get() title="按当前筛选条件导出 Excel">
                     {move || if exporting.get() { "正在导出…" } else { "导出Excel" }}
