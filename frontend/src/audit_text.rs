@@ -11,6 +11,11 @@ pub fn event_type_zh(event_type: &str) -> &str {
         "CommunityAdded" => "新增社区",
         "CommunityRenamed" => "社区更名",
         "FindingCategoryAdded" => "新增问题类别",
+        "FindingCategoryRenamed" => "问题类别更名",
+        "FindingCategoryRetired" => "停用问题类别",
+        "MethodAdded" => "新增督查方式",
+        "MethodRenamed" => "督查方式更名",
+        "MethodRetired" => "停用督查方式",
         "ChecklistDefined" => "制定考核细则",
         "UserCreated" => "创建用户",
         "PasswordSet" => "设置密码",
@@ -37,8 +42,22 @@ pub fn event_type_zh(event_type: &str) -> &str {
         "ReminderIssued" => "催办",
         "FindingDismissed" => "撤销问题",
         "SelfInspectionSubmitted" => "提交自查报告",
+        "InspectionImported" => "导入台账来源",
+        "FindingImported" => "导入问题",
+        "RectificationImported" => "导入整改情况",
         other => other,
     }
+}
+
+/// For an imported event (its payload has `file`): `导入自 台账.xlsx（SHA-256 0123456789…）第3行`.
+pub fn imported_from(payload_text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(payload_text).ok()?;
+    let f = v.get("file")?;
+    let name = f.get("file_name")?.as_str()?;
+    let sha = f.get("file_sha256")?.as_str()?;
+    let row = f.get("row").and_then(|r| r.as_u64()).filter(|r| *r > 0);
+    let at = row.map(|r| format!("第{r}行")).unwrap_or_default();
+    Some(format!("导入自 {name}（SHA-256 {}）{at}", short_hash(sha)))
 }
 
 /// The first 10 hex digits of a hash, then `…` (the full one goes in a `title`).
@@ -161,6 +180,14 @@ pub fn circular_file_name(district_name: &str, year: Option<i32>, ext: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_events_name_their_file() {
+        let p = r#"{"status":"assigned","file":{"file_sha256":"0123456789abcdef","file_name":"台账.xlsx","sheet":"整改台账","row":3}}"#;
+        assert_eq!(imported_from(p).as_deref(), Some("导入自 台账.xlsx（SHA-256 0123456789…）第3行"));
+        assert_eq!(imported_from(r#"{"text":"x"}"#), None);
+        assert_eq!(event_type_zh("RectificationImported"), "导入整改情况");
+    }
 
     #[test]
     fn events_and_streams_read_in_chinese() {

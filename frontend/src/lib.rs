@@ -26,6 +26,7 @@
 pub mod audit_text;
 pub mod chart;
 pub mod format;
+pub mod import_mapping;
 pub mod inspection_form;
 pub mod problem;
 pub mod rectify;

@@ -343,6 +343,7 @@ fn timeline(p: EventPage, cursors: RwSignal<Vec<u64>>, tenant: String, bad: Opti
                     <td title=e.event_type.clone()>
                         <details>
                             <summary>{event_type_zh(&e.event_type).to_owned()}</summary>
+                            {crate::audit_text::imported_from(&e.payload_text).map(|note| view! { <small class="imported" data-testid="audit-imported">{note}</small> })}
                             <pre class="payload">{e.payload_text.clone()}</pre>
                         </details>
                     </td>
