@@ -13,6 +13,18 @@ fn methods_and_ledger_import_in_the_browser() {
     let page = browser.new_page();
     page.login(&server.base_url(), "xx-admin", "ducha-demo");
 
+    // Chart labels are readable at 1366×768: every text of every chart renders at 12 px or more
+    // (its font size times the chart's scale).
+    page.goto(&format!("{}/tenants/xxjd", server.base_url()));
+    page.wait_for("svg.chart text.label");
+    let smallest = page.eval(
+        "Math.min(...Array.from(document.querySelectorAll('svg.chart')).flatMap(svg => { \
+           const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; \
+           return Array.from(svg.querySelectorAll('text')).map(t => parseFloat(getComputedStyle(t).fontSize) * scale); }))",
+    );
+    let smallest = smallest.as_f64().expect("a number");
+    assert!(smallest >= 12.0, "chart text renders at {smallest:.1} px");
+
     // 督查方式: the defaults are listed; add one, retire it, bring it back.
     page.goto(&format!("{}/tenants/xxjd/checklists", server.base_url()));
     page.wait_for("[data-testid=methods-row][data-code=meeting]");
