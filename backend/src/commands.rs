@@ -195,6 +195,24 @@ async fn append<S: EventStore + ?Sized>(
     }
 }
 
+/// A command sent again with the `Idempotency-Key` of an append that happened (its answer lost,
+/// say, to a crash) is that append, not a new decision: deciding again on the state it produced
+/// could refuse it ("already exists") although it succeeded. The same key on another stream is
+/// refused as reused.
+async fn replayed<S: EventStore + ?Sized>(
+    store: &S,
+    meta: &Meta,
+    tenant: &TenantId,
+    stream: &str,
+) -> Result<Option<Executed>, CommandError> {
+    let Some(key) = &meta.idempotency_key else { return Ok(None) };
+    match store.idempotent(tenant, key).await? {
+        Some((used, outcome)) if used == stream => Ok(Some(Executed { outcome, events: 0 })),
+        Some((used, _)) => Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream: used }.into()),
+        None => Ok(None),
+    }
+}
+
 /// Checks the client's expected version against the loaded one before deciding.
 fn check_expected(meta: &Meta, stream: &str, version: u64) -> Result<(), CommandError> {
     match meta.expected_version {
@@ -216,6 +234,11 @@ macro_rules! run {
         let role = acting_role(&$meta.actor, &$target);
         let mut attempt = 0;
         loop {
+            if attempt == 0
+                && let Some(done) = replayed($store, $meta, $tenant, &stream).await?
+            {
+                break Ok(done);
+            }
             let ($version, events): (u64, Vec<Event>) = $decide;
             check_expected($meta, &stream, $version)?;
             if let Some(done) = append($store, $meta, $tenant, stream.clone(), $version, role, events).await? {

@@ -128,6 +128,10 @@ pub struct Config {
     /// How often every tenant's chain head is anchored (signed), in seconds; 0 = only on demand
     /// (`ducha anchor`).
     pub anchor_interval_seconds: u64,
+    /// SQLite only: the most pages (4 KiB each) the event database may grow to (`PRAGMA
+    /// max_page_count`); writes beyond answer 503 `storage_full`, as on a full disk. A disk budget;
+    /// takes effect at start. Unset: no limit but the disk.
+    pub sqlite_max_page_count: Option<u64>,
 }
 
 impl Default for Config {
@@ -169,6 +173,7 @@ impl Default for Config {
             anchor_key_file: None,
             anchor_algorithm: None,
             anchor_interval_seconds: 3600,
+            sqlite_max_page_count: None,
         }
     }
 }
@@ -211,6 +216,7 @@ pub const KEYS: &[&str] = &[
     "anchor_key_file",
     "anchor_algorithm",
     "anchor_interval_seconds",
+    "sqlite_max_page_count",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.
@@ -278,6 +284,9 @@ impl Config {
             return bad(
                 "security_audit_retention_days 不能少于 180 天（等保要求），只能调大 / at least 180 days, configurable only upward",
             );
+        }
+        if self.sqlite_max_page_count == Some(0) {
+            return bad("sqlite_max_page_count 必须大于 0 / must be positive");
         }
         if self.login_lock_after == 0 || self.login_ip_lock_after == 0 {
             return bad("login_lock_after 与 login_ip_lock_after 必须大于 0 / must be positive");

@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod datadir;

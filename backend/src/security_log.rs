@@ -112,7 +112,7 @@ pub async fn record<S: EventStore + ?Sized>(store: &S, entry: Entry) -> Result<u
         payload.request_id.clone()
     };
     let event = Event::from(payload);
-    let at: Timestamp = chrono::Utc::now();
+    let at: Timestamp = crate::clock::now();
     let new = NewEvent::from_event(&event, uuid::Uuid::now_v7().to_string(), at, recorder(), correlation, None);
     let outcome = store
         .append(AppendRequest {

@@ -78,10 +78,12 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     // for the replicas' state (KurrentDB without `server_state`), or a bad `server_state`.
     server_state::home::check(location, config.server_state.as_deref())?;
     init_logging(&config)?;
+    crate::clock::warn_if_offset();
     // The file's `chain_hash`, unless the flag or the environment said already (they win).
     if store::location::configured_chain_hash().is_none() {
         store::location::configure_chain_hash(config.chain_hash);
     }
+    store::sqlite::set_max_page_count(config.sqlite_max_page_count);
 
     let opened = store::location::open(location, Access::Write).await?;
     let home =

@@ -101,6 +101,8 @@ pub struct Server {
     /// `127.0.0.1:PORT`
     pub addr: String,
     pub data_dir: tempfile::TempDir,
+    /// `--store URL` (None: the data directory's SQLite store).
+    store: Option<String>,
 }
 
 impl Server {
@@ -132,49 +134,35 @@ impl Server {
     }
 
     fn launch(data_dir: tempfile::TempDir, store: Option<&str>, demo: bool, env: &[(&str, &str)]) -> Server {
-        use std::io::BufRead;
-        let log = std::fs::File::create(data_dir.path().join("serve.log")).expect("log file");
-        let mut cmd = Command::new(ducha_bin());
-        cmd.arg("--data-dir").arg(data_dir.path());
-        if let Some(url) = store {
-            cmd.arg("--store").arg(url);
-        }
-        cmd.args(["--synchronous", "off", "serve", "--listen", "127.0.0.1:0"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(log);
-        if demo {
-            cmd.arg("--demo");
-        }
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DUCHA_") {
-                cmd.env_remove(k);
+        let (child, addr) = spawn_serve(data_dir.path(), store, demo, env);
+        Server { child, addr, data_dir, store: store.map(str::to_owned) }
+    }
+
+    /// Kills the server with SIGKILL (if it still runs) and starts `ducha serve` again in the same
+    /// data directory (same store), without the demo, with `env`; `addr` is the new address.
+    pub fn restart(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        let (child, addr) = spawn_serve(self.data_dir.path(), self.store.as_deref(), false, env);
+        self.child = child;
+        self.addr = addr;
+    }
+
+    /// Sends SIGTERM and waits (at most 60 s) for the process to exit; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
             }
-        }
-        cmd.env("DUCHA_LOG_LEVEL", "warn").env("DUCHA_WORKERS", "2");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start ducha serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let mut addr = None;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                addr = Some(a.trim().to_owned());
-                break;
+            if std::time::Instant::now() > deadline {
+                self.kill();
+                panic!("ducha serve did not stop within 60 s of SIGTERM:\n{}", self.log());
             }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(data_dir.path().join("serve.log")).unwrap_or_default();
-            panic!("ducha serve did not start:\n{log}");
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr, data_dir }
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -343,6 +331,54 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `ducha --data-dir DIR [--store URL] --synchronous off serve --listen 127.0.0.1:0 [--demo]`
+/// (standard error appended to `DIR/serve.log`) and waits for its `listening on` line.
+fn spawn_serve(dir: &Path, store: Option<&str>, demo: bool, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.log")).expect("log file");
+    let mut cmd = Command::new(ducha_bin());
+    cmd.arg("--data-dir").arg(dir);
+    if let Some(url) = store {
+        cmd.arg("--store").arg(url);
+    }
+    cmd.args(["--synchronous", "off", "serve", "--listen", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log);
+    if demo {
+        cmd.arg("--demo");
+    }
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DUCHA_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("DUCHA_LOG_LEVEL", "warn").env("DUCHA_WORKERS", "2");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start ducha serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            addr = Some(a.trim().to_owned());
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        panic!("ducha serve did not start:\n{log}");
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
 }
 
 /// Reads from a raw connection until `needle` shows up (or `within` passes); whether it did.

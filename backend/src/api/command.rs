@@ -132,7 +132,7 @@ impl FromRequest for Write {
 impl Write {
     /// The command metadata: actor with current grants, now, correlation = request id.
     pub fn meta(&self) -> Meta {
-        let mut meta = Meta::new(self.who.actor.clone(), chrono::Utc::now());
+        let mut meta = Meta::new(self.who.actor.clone(), crate::clock::now());
         meta.correlation_id = Some(self.request_id.0.clone());
         meta.idempotency_key = self.key.0.clone();
         meta.expected_version = self.if_match.0;
@@ -232,10 +232,11 @@ impl Write {
             meta.gate = Some(crate::commands::Gate::new(move || {
                 let (store, entry) = (store.clone(), entry.clone());
                 Box::pin(async move {
-                    crate::security_log::record(&*store, entry)
-                        .await
-                        .map(drop)
-                        .map_err(|e| CommandError::Gate(e.to_string()))
+                    crate::security_log::record(&*store, entry).await.map(drop).map_err(|e| match e {
+                        // A full disk is said as such (503 storage_full), not as an audit failure.
+                        crate::store::StoreError::StorageFull(_) => CommandError::Store(e),
+                        e => CommandError::Gate(e.to_string()),
+                    })
                 })
             }));
         }

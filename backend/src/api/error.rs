@@ -191,6 +191,21 @@ impl ApiError {
         e
     }
 
+    /// The storage cannot grow (a full disk, volume or quota, or SQLite's `max_page_count`): 503
+    /// `storage_full`. Nothing of the request was written; reads keep working.
+    pub fn storage_full(detail_en: impl Into<String>) -> Self {
+        let detail_en = detail_en.into();
+        tracing::error!(error = %detail_en, "storage full: a write was refused");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_full",
+            "存储空间已满，本次操作未保存；查询不受影响，请稍后再试或联系管理员清理磁盘空间",
+            "storage full: nothing was saved; reads still work; retry once space is freed",
+        );
+        e.retry_after = Some(60);
+        e
+    }
+
     /// The generic problem for a bare error status produced outside our handlers (unknown route,
     /// wrong method, a payload error of a plain extractor).
     pub fn for_status(status: StatusCode) -> Self {
@@ -252,6 +267,7 @@ impl ApiError {
             StoreError::Locked | StoreError::Closed | StoreError::ReadOnly | StoreError::Unavailable(_) => {
                 Self::unavailable(err.to_string())
             }
+            StoreError::StorageFull(m) => Self::storage_full(m),
             StoreError::InvalidAppend(_)
             | StoreError::Corrupt(_)
             | StoreError::NewerSchema { .. }
@@ -358,6 +374,7 @@ impl From<crate::server_state::StateError> for ApiError {
     fn from(e: crate::server_state::StateError) -> Self {
         match e {
             crate::server_state::StateError::Unavailable(m) => Self::unavailable(m),
+            crate::server_state::StateError::Full(m) => Self::storage_full(m),
             crate::server_state::StateError::Io(m) => Self::internal(m),
         }
     }
@@ -485,6 +502,12 @@ mod tests {
         let e = ApiError::from_store(StoreError::Io("disk on fire at /secret/path".into()), false);
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.problem().detail_en.contains("secret"));
+        let e = ApiError::from_store(StoreError::StorageFull("database or disk is full at /secret".into()), false);
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_full", Some(60))
+        );
+        assert!(e.problem().detail.contains("存储空间已满") && !e.problem().detail_en.contains("secret"));
     }
 
     #[test]

@@ -152,6 +152,15 @@ fn multipart_error(err: actix_web::Error, limit: u64) -> ApiError {
             "请以 multipart/form-data 上传附件（字段 file）",
             "upload the file as multipart/form-data (field `file`)",
         ),
+        // The upload is spooled to a temporary file first: a full temporary folder is a full disk.
+        Some(M::Field { source, .. })
+            if source.as_error::<actix_multipart::form::tempfile::TempFileError>().is_some_and(|t| {
+                matches!(t, actix_multipart::form::tempfile::TempFileError::FileIo(e)
+                    if crate::server_state::evidence_fs::is_full(e))
+            }) =>
+        {
+            ApiError::storage_full(format!("evidence upload spool: {source}"))
+        }
         Some(M::MissingField(_)) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",

@@ -20,8 +20,14 @@ pub struct Health {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `not_ready`.
+    /// `ready`, `degraded` (ready for reads, but writes are refused: see `storage`) or `not_ready`.
     pub status: String,
+    /// `ok`, or `full`: the last write failed for want of space (503 `storage_full`) and none has
+    /// succeeded since. Reads keep working, so a full store is `degraded`, not `not_ready`.
+    pub storage: String,
+    /// What is full, as the store or the evidence folder said it (with `storage: full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_detail: Option<String>,
     /// Whether the event store answered.
     pub store: bool,
     /// Last global position in the store (when it answered).
@@ -48,7 +54,8 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: 200 when the store answers and the read model is at most `ready_max_lag` events
-/// behind; 503 otherwise.
+/// behind; 503 otherwise. A full disk keeps it 200 with `status: degraded` and `storage: full`:
+/// reads still work, and taking the only replica out of service would stop them too.
 #[utoipa::path(tag = "ops", security(()), responses(
     (status = 200, description = "就绪 / ready", body = Readiness),
     (status = 503, description = "未就绪 / not ready", body = Readiness),
@@ -59,8 +66,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let projected = state.live.position();
     let lag = head.map(|h| h.saturating_sub(projected));
     let ready = state.live.is_loaded() && lag.is_some_and(|l| l <= state.config.ready_max_lag);
+    let full = state.store.storage_full().or_else(|| state.server.evidence.storage_full());
+    let status = match (ready, &full) {
+        (false, _) => "not_ready",
+        (true, Some(_)) => "degraded",
+        (true, None) => "ready",
+    };
     let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" }.into(),
+        status: status.into(),
+        storage: if full.is_some() { "full" } else { "ok" }.into(),
+        storage_detail: full,
         store: head.is_some(),
         head,
         projected,
@@ -89,9 +104,14 @@ fn store_kind(described: &str) -> &'static str {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let head = state.store.head().await.ok();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(head, state.live.position()))
+    let mut body = state.metrics.render(head, state.live.position());
+    let full = state.store.storage_full().is_some() || state.server.evidence.storage_full().is_some();
+    body.push_str(&format!(
+        "# HELP ducha_storage_full 1 while writes are refused for want of space (503 storage_full).\n\
+         # TYPE ducha_storage_full gauge\nducha_storage_full {}\n",
+        u8::from(full)
+    ));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }
 
 #[cfg(test)]

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct FsEvidence {
     root: PathBuf,
+    /// Why the last upload failed for want of space, until one is stored again.
+    full: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl FsEvidence {
     pub fn new(root: &Path) -> FsEvidence {
-        FsEvidence { root: root.to_owned() }
+        FsEvidence { root: root.to_owned(), full: std::sync::Arc::default() }
     }
 
     /// `<root>/<tenant>/ab/cdef…` (callers pass a validated tenant id and a 64-hex-digit hash).
@@ -27,7 +29,15 @@ impl FsEvidence {
 }
 
 fn io(e: std::io::Error) -> StateError {
+    if is_full(&e) {
+        return StateError::Full(format!("evidence storage: {e}"));
+    }
     StateError::Io(format!("evidence storage: {e}"))
+}
+
+/// ENOSPC (no space left on the device) or EDQUOT (over the quota).
+pub(crate) fn is_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 fn meta_path(file: &Path) -> PathBuf {
@@ -63,21 +73,26 @@ fn put_blocking(final_path: &Path, sha256: &str, meta: &EvidenceMeta, source: &P
     let dir = final_path.parent().ok_or_else(|| StateError::Io("evidence path has no folder".into()))?;
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
+    let meta_tmp = dir.join(format!(".meta-{}", uuid::Uuid::now_v7()));
     let result = (|| {
         std::fs::copy(source, &tmp).map_err(io)?;
         std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
-        // A missing or damaged copy is (re)placed by the good bytes.
-        std::fs::rename(&tmp, final_path).map_err(io)?;
+        // The description first: a file is never left without it (a full disk fails here, before
+        // the file is in place).
         let meta_file = meta_path(final_path);
         if !meta_file.exists() {
             let bytes = serde_json::to_vec(meta).map_err(|e| StateError::Io(e.to_string()))?;
-            let meta_tmp = dir.join(format!(".meta-{}", uuid::Uuid::now_v7()));
             std::fs::write(&meta_tmp, bytes).map_err(io)?;
+            std::fs::File::open(&meta_tmp).and_then(|f| f.sync_all()).map_err(io)?;
             std::fs::rename(&meta_tmp, &meta_file).map_err(io)?;
         }
+        // A missing or damaged copy is (re)placed by the good bytes.
+        std::fs::rename(&tmp, final_path).map_err(io)?;
         Ok(true)
     })();
+    // Whatever failed (a full disk mid-copy), no temporary file is left behind.
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&meta_tmp);
     result
 }
 
@@ -95,7 +110,21 @@ impl EvidenceStore for FsEvidence {
         }
         let (path, sha, meta, source) =
             (self.file_path(tenant, sha256), sha256.to_owned(), meta.clone(), file.to_owned());
-        blocking(move || put_blocking(&path, &sha, &meta, &source)).await
+        let result = blocking(move || put_blocking(&path, &sha, &meta, &source)).await;
+        let mut full = self.full.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Err(StateError::Full(m)) => {
+                tracing::error!(error = %m, "the evidence folder is full: uploads are refused until space is freed");
+                *full = Some(m.clone());
+            }
+            Ok(_) => *full = None,
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn storage_full(&self) -> Option<String> {
+        self.full.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     async fn get(&self, tenant: &str, sha256: &str) -> Result<Option<(Vec<u8>, Option<EvidenceMeta>)>, StateError> {

@@ -35,6 +35,9 @@ pub enum StateError {
     Unavailable(String),
     #[error("shared server state: {0}")]
     Io(String),
+    /// The disk (or volume, or quota) is full: nothing was written (503 `storage_full`).
+    #[error("shared server state: storage full: {0}")]
+    Full(String),
 }
 
 /// A stored first answer to a command sent with an `Idempotency-Key`.
@@ -223,6 +226,12 @@ pub trait EvidenceStore: Send + Sync {
     async fn has(&self, tenant: &str, sha256: &str, size: u64) -> Result<bool, StateError>;
     /// Every stored file as `(tenant, sha256)` (for copying a deployment's evidence elsewhere).
     async fn list(&self) -> Result<Vec<(String, String)>, StateError>;
+
+    /// Why uploads are refused for want of space (the last one failed with [`StateError::Full`]
+    /// and none has been stored since); `None` otherwise.
+    fn storage_full(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Leases for work that must run on one replica at a time (checkpoints, later reminders).

@@ -15,6 +15,7 @@ use tokio_postgres::types::ToSql;
 fn pg_err(e: tokio_postgres::Error) -> StateError {
     match crate::store::postgres::error::pg_err(e) {
         crate::store::StoreError::Unavailable(m) => StateError::Unavailable(m),
+        crate::store::StoreError::StorageFull(m) => StateError::Full(m),
         other => StateError::Io(other.to_string()),
     }
 }

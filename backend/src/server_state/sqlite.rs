@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub const FILE: &str = "api.db";
 
 fn db_err(e: rusqlite::Error) -> StateError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        return StateError::Full(format!("{FILE}: {e}"));
+    }
     StateError::Io(format!("{FILE}: {e}"))
 }
 
@@ -178,18 +181,27 @@ impl Sessions for SqliteState {
         if let Some((seen, reason)) = store {
             let j = jti.to_owned();
             let reason = reason.to_owned();
-            self.blocking(move |c| match seen {
-                Some(seen) => {
-                    c.execute("UPDATE sessions SET last_seen_ms = ?2 WHERE jti = ?1", params![j, seen]).map(drop)
+            let stored = self
+                .blocking(move |c| match seen {
+                    Some(seen) => {
+                        c.execute("UPDATE sessions SET last_seen_ms = ?2 WHERE jti = ?1", params![j, seen]).map(drop)
+                    }
+                    None => c
+                        .execute(
+                            "UPDATE sessions SET ended_ms = ?2, ended_reason = ?3 WHERE jti = ?1 AND ended_ms IS NULL",
+                            params![j, now_ms, reason],
+                        )
+                        .map(drop),
+                })
+                .await;
+            match stored {
+                // Noting "still active" is best effort: on a full disk, reads must keep working
+                // (the time is kept in memory and written with a later touch).
+                Err(StateError::Full(m)) if seen.is_some() => {
+                    tracing::warn!(error = %m, "cannot note the session's activity: storage full");
                 }
-                None => c
-                    .execute(
-                        "UPDATE sessions SET ended_ms = ?2, ended_reason = ?3 WHERE jti = ?1 AND ended_ms IS NULL",
-                        params![j, now_ms, reason],
-                    )
-                    .map(drop),
-            })
-            .await?;
+                other => other?,
+            }
         }
         Ok(status)
     }

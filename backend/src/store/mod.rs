@@ -72,6 +72,11 @@ pub enum StoreError {
     ReadOnly,
     #[error("storage error: {0}")]
     Io(String),
+    /// The storage cannot grow: the disk (or the volume, or the quota, or SQLite's
+    /// `max_page_count`) is full. Nothing of the failed append was written; retry once space is
+    /// freed. SQLITE_FULL, ENOSPC/EDQUOT, PostgreSQL's 53100 `disk_full`.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// The store cannot be reached right now (a database server down, a connection lost); retrying
     /// later may succeed. An append that failed this way may or may not have been committed.
     #[error("the event store is unavailable: {0}")]
@@ -173,4 +178,19 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Where the store is, for messages and logs (never with a password).
     fn describe(&self) -> String;
+
+    /// The append that used idempotency `key` in `tenant`, if one did: its stream and its outcome
+    /// (with `deduplicated: true`). A command with a key asks this before deciding, so that a retry
+    /// of a write that happened (its answer lost to a crash) is answered as that write rather than
+    /// decided again on the state it produced (which could refuse it, e.g. "already exists").
+    /// `None` from a backend that cannot tell; the append itself still deduplicates.
+    async fn idempotent(&self, _tenant: &TenantId, _key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        Ok(None)
+    }
+
+    /// Why appends are refused for want of space (the last append failed with
+    /// [`StoreError::StorageFull`] and none has succeeded since); `None` otherwise.
+    fn storage_full(&self) -> Option<String> {
+        None
+    }
 }

@@ -277,6 +277,14 @@ impl EventStore for KurrentStore {
     fn describe(&self) -> String {
         self.shared.shown.clone()
     }
+
+    async fn idempotent(&self, tenant: &TenantId, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        Ok(self
+            .shared
+            .index()
+            .key(tenant.as_str(), key)
+            .map(|row| (row.stream.clone(), AppendOutcome { deduplicated: true, ..row.outcome })))
+    }
 }
 
 #[cfg(test)]

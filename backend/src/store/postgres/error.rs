@@ -33,7 +33,7 @@ pub fn pg_err(e: tokio_postgres::Error) -> StoreError {
         "28P01" | "28000" => StoreError::Unavailable(format!("PostgreSQL refused the login: {message}")),
         "3D000" => StoreError::Io(format!("PostgreSQL: {message} (create the database first)")),
         "42501" => StoreError::Io(format!("PostgreSQL: permission denied: {message}")),
-        "53100" => StoreError::Io(format!("PostgreSQL: disk full: {message}")),
+        "53100" => StoreError::StorageFull(format!("PostgreSQL: disk full: {message}")),
         "25006" => StoreError::ReadOnly,
         c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => {
             StoreError::Unavailable(format!("PostgreSQL: {message}"))

@@ -164,6 +164,8 @@ pub struct PostgresStore {
     watcher: Mutex<Option<JoinHandle<()>>>,
     stats: std::sync::Arc<WriterStats>,
     chain_hash: ChainHash,
+    /// Why the last append failed for want of space (53100), until one succeeds.
+    full: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -248,6 +250,7 @@ impl PostgresStore {
             watcher: Mutex::new(None),
             stats,
             chain_hash,
+            full: Mutex::new(None),
         })
     }
 
@@ -434,7 +437,38 @@ impl EventStore for PostgresStore {
             Some(jobs) => jobs.send((req, tx)).map_err(|_| StoreError::Closed)?,
             None => return Err(StoreError::Closed),
         }
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        let result = rx.await.unwrap_or(Err(StoreError::Closed));
+        match &result {
+            Err(StoreError::StorageFull(m)) => *lock(&self.full) = Some(m.clone()),
+            Ok(o) if !o.deduplicated => *lock(&self.full) = None,
+            _ => {}
+        }
+        result
+    }
+
+    async fn idempotent(&self, tenant: &TenantId, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT stream, first_position, last_position, stream_version FROM idempotency \
+                 WHERE tenant = $1 AND key = $2",
+                &[&tenant.as_str(), &key],
+            )
+            .await?;
+        rows.first()
+            .map(|r| {
+                let outcome = AppendOutcome {
+                    first_position: from_sql_int(r.get(1), "first_position")?,
+                    last_position: from_sql_int(r.get(2), "last_position")?,
+                    stream_version: from_sql_int(r.get(3), "stream_version")?,
+                    deduplicated: true,
+                };
+                Ok((r.get::<_, String>(0), outcome))
+            })
+            .transpose()
+    }
+
+    fn storage_full(&self) -> Option<String> {
+        lock(&self.full).clone()
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {

@@ -21,7 +21,7 @@ mod read;
 mod schema;
 mod writer;
 
-pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, Synchronous};
+pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, Synchronous, set_max_page_count};
 
 use super::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
@@ -71,6 +71,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     head: watch::Sender<u64>,
     chain_hash: ChainHash,
+    /// Set by the writer while appends fail for want of space (see [`EventStore::storage_full`]).
+    full: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -118,6 +120,7 @@ impl SqliteStore {
                 readers,
                 head,
                 chain_hash,
+                full: Arc::default(),
             });
         }
 
@@ -127,7 +130,8 @@ impl SqliteStore {
         let state = WriterState::load(&conn, chain_hash)?;
         let (head, _) = watch::channel(state.last_position);
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { conn, state, head: head.clone(), _lock: lock_file };
+        let full: Arc<Mutex<Option<String>>> = Arc::default();
+        let writer = Writer { conn, state, head: head.clone(), full: full.clone(), _lock: lock_file };
         let handle = std::thread::Builder::new()
             .name("ducha-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -140,6 +144,7 @@ impl SqliteStore {
             readers,
             head,
             chain_hash,
+            full,
         })
     }
 
@@ -405,6 +410,36 @@ impl EventStore for SqliteStore {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+
+    async fn idempotent(&self, tenant: &TenantId, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        let (tenant, key) = (tenant.as_str().to_owned(), key.to_owned());
+        self.read(move |conn| {
+            let row: Option<(String, i64, i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT stream, first_position, last_position, stream_version FROM idempotency \
+                     WHERE tenant = ?1 AND key = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&tenant, &key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
+                })
+                .map_err(db_err)?;
+            row.map(|(stream, first, last, version)| {
+                let outcome = AppendOutcome {
+                    first_position: from_sql_int(first, "first_position")?,
+                    last_position: from_sql_int(last, "last_position")?,
+                    stream_version: from_sql_int(version, "stream_version")?,
+                    deduplicated: true,
+                };
+                Ok((stream, outcome))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    fn storage_full(&self) -> Option<String> {
+        lock(&self.full).clone()
     }
 
     async fn save_checkpoint(&self, name: &str, position: u64, data: Vec<u8>) -> Result<(), StoreError> {

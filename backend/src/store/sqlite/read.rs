@@ -39,6 +39,8 @@ pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
             ErrorCode::DatabaseCorrupt => return StoreError::Corrupt(e.to_string()),
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return StoreError::Locked,
             ErrorCode::ReadOnly => return StoreError::ReadOnly,
+            // The database or its WAL cannot grow: the disk (ENOSPC) or `max_page_count`.
+            ErrorCode::DiskFull => return StoreError::StorageFull(e.to_string()),
             _ => {}
         }
     }

@@ -174,6 +174,18 @@ pub(super) fn check_header(conn: &Connection, path: &Path) -> Result<(), StoreEr
     Ok(())
 }
 
+/// SQLite's `max_page_count` for the writer (0: SQLite's default, practically unlimited). Set from
+/// the `sqlite_max_page_count` setting before the store is opened.
+static MAX_PAGE_COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Caps the size of the database file the writer may grow to, in pages (`PRAGMA max_page_count`,
+/// pages of 4 KiB by default); SQLite raises a cap below the current size to that size. Appends
+/// that need more space fail with [`StoreError::StorageFull`], as on a full disk. For a disk
+/// budget, and for tests of a full disk. Applies to stores opened afterwards.
+pub fn set_max_page_count(pages: Option<u64>) {
+    MAX_PAGE_COUNT.store(pages.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(super) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     let ctx = with_path(path);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -197,6 +209,15 @@ pub(super) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, 
         rusqlite_migration::Error::RusqliteError { err, .. } => ctx(db_err(err)),
         other => ctx(StoreError::Io(format!("schema migration failed: {other}"))),
     })?;
+    let max_pages = MAX_PAGE_COUNT.load(std::sync::atomic::Ordering::Relaxed);
+    if max_pages > 0 {
+        let pages = i64::try_from(max_pages).unwrap_or(i64::MAX);
+        let set: i64 = conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))
+            .map_err(db_err)
+            .map_err(&ctx)?;
+        tracing::info!(requested = pages, effective = set, "SQLite max_page_count");
+    }
     Ok(conn)
 }
 

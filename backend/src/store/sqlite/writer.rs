@@ -95,6 +95,8 @@ pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) state: WriterState,
     pub(super) head: watch::Sender<u64>,
+    /// Why appends fail for want of space, until one commits again (`storage_full`).
+    pub(super) full: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     /// Held while the writer lives; released when it exits.
     pub(super) _lock: File,
 }
@@ -158,6 +160,25 @@ impl Writer {
             && let Err(e) = self.conn.execute_batch("COMMIT").map_err(db_err)
         {
             fatal = Some(e);
+        }
+        let mut full = fatal.iter().chain(pending.iter().filter_map(|p| match p {
+            Pending::Append(_, Err(e)) => Some(e),
+            Pending::Checkpoint(_, Err(e)) => Some(e),
+            _ => None,
+        }));
+        let full = full.find_map(|e| match e {
+            StoreError::StorageFull(m) => Some(m.clone()),
+            _ => None,
+        });
+        let wrote = fatal.is_none()
+            && pending.iter().any(|p| {
+                matches!(p, Pending::Append(_, Ok(o)) if !o.deduplicated) || matches!(p, Pending::Checkpoint(_, Ok(())))
+            });
+        if let Some(m) = full {
+            tracing::error!(error = %m, "the event store is full: appends are refused until space is freed");
+            *super::lock(&self.full) = Some(m);
+        } else if wrote && super::lock(&self.full).take().is_some() {
+            tracing::warn!("the event store has space again: appends succeed");
         }
         if let Some(err) = fatal {
             if !self.conn.is_autocommit() {
@@ -254,7 +275,14 @@ impl Writer {
                 Ok(outcome)
             }
             Err(err) => {
+                // SQLITE_FULL (and some I/O errors) roll the whole transaction back: then the
+                // batch is lost, and it is the original error every request of it gets.
+                if self.conn.is_autocommit() {
+                    *fatal = Some(err.clone());
+                    return Err(err);
+                }
                 if let Err(e) = self.conn.execute_batch("ROLLBACK TO req; RELEASE req").map_err(db_err) {
+                    let e = if matches!(err, StoreError::StorageFull(_)) { err } else { e };
                     *fatal = Some(e.clone());
                     return Err(e);
                 }

@@ -1,0 +1,302 @@
+//! A full disk: a write answers 503 `storage_full` (problem+json, Chinese, `Retry-After`) and
+//! leaves nothing behind, reads keep working, `/readyz` says `degraded` with `storage: full`, and
+//! writes work again once there is space.
+//!
+//! Two ways to fill it:
+//! - SQLite's `max_page_count` (`DUCHA_SQLITE_MAX_PAGE_COUNT`): the database may not grow. Runs
+//!   everywhere. Space "returns" by restarting without the cap (the setting is read at start).
+//! - A real full filesystem: a small tmpfs mounted by the test (we run as root), holding the store
+//!   and the evidence folder, filled up with a file; then the file is deleted and the same process
+//!   writes again. Where `mount` is refused (an unprivileged CI), the test says why and stops.
+
+use ducha_tests::{Response, Server, ducha_ok, try_http};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+const FINDING: &str = "/api/v1/tenants/xxjd/inspections/2023-ideology/findings/xx-2023-f4";
+const USERS: &str = "/api/v1/tenants/xxjd/users";
+
+fn post(addr: &str, token: &str, path: &str, key: &str, body: &Value) -> Response {
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", key),
+        ("X-Request-Id", key),
+    ];
+    try_http(addr, "POST", path, &headers, Some(body.to_string().as_bytes())).expect("answer")
+}
+
+fn remind(addr: &str, token: &str, key: &str) -> Response {
+    post(addr, token, &format!("{FINDING}/remind"), key, &json!({ "message": format!("磁盘测试催办 {key}") }))
+}
+
+/// The answer is a 503 `storage_full` problem with a Chinese title and detail and `Retry-After`.
+fn assert_storage_full(r: &Response, what: &str) {
+    assert_eq!(r.status, 503, "{what}: {}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{what}");
+    let p = r.json();
+    assert_eq!(p["code"], "storage_full", "{what}: {p}");
+    assert_eq!(p["type"], "urn:ducha:problem:storage_full", "{what}");
+    assert_eq!(p["title"], "服务暂不可用", "{what}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("存储空间已满")), "{what}: {p}");
+    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!(retry > 0, "{what}");
+}
+
+/// Business events (not the security audit log's) of a correlation id (the request's
+/// `X-Request-Id`) in a store file, read by Python's sqlite3.
+fn events_of(db: &Path, correlation: &str) -> u64 {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys;c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);\
+             print(c.execute(\"select count(*) from events where correlation_id=? and tenant not in ('_security','_anchors')\",(sys.argv[2],)).fetchone()[0])",
+        ])
+        .arg(db)
+        .arg(correlation)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "reading {}: {}", db.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("count")
+}
+
+fn readyz(addr: &str) -> (u16, Value) {
+    let r = try_http(addr, "GET", "/readyz", &[], None).expect("readyz");
+    (r.status, r.json())
+}
+
+/// Writes reminders until one is refused for want of space; the keys of the accepted ones and the
+/// refused answer. Panics if none is refused within `limit` writes.
+fn fill(addr: &str, token: &str, prefix: &str, limit: usize) -> (Vec<String>, String, Response) {
+    let mut accepted = Vec::new();
+    for n in 0..limit {
+        let key = format!("{prefix}-{n}");
+        let r = remind(addr, token, &key);
+        match r.status {
+            200 => accepted.push(key),
+            503 => return (accepted, key, r),
+            s => panic!("{key}: unexpected {s}: {}", r.text()),
+        }
+    }
+    panic!("no write was refused in {limit} attempts");
+}
+
+#[test]
+fn a_database_that_cannot_grow_refuses_writes_with_storage_full_and_keeps_reading() {
+    let mut server = Server::demo();
+    let token = server.login("xx-admin");
+    let db = server.data_dir.path().join("ducha.db");
+    assert_eq!(remind(&server.addr, &token, "before-cap").status, 200);
+
+    // The database may not grow beyond its current size (SQLite raises a cap of 1 to that).
+    server.restart(&[("DUCHA_SQLITE_MAX_PAGE_COUNT", "1")]);
+    let (accepted, refused_key, refused) = fill(&server.addr, &token, "cap", 5000);
+    println!("{} writes fitted in the file's free space before one was refused", accepted.len());
+    assert_storage_full(&refused, "a reminder");
+    assert_eq!(events_of(&db, &refused_key), 0, "nothing of the refused write is in the store");
+    // A write of three events (and its security audit record) is refused the same way, whole.
+    let user = json!({"username": "disk-full-user", "display_name": "磁盘测试", "password": "disk-full-pass-1", "role": "inspector"});
+    let r = post(&server.addr, &token, USERS, "cap-user", &user);
+    assert_storage_full(&r, "a new user");
+    assert_eq!(events_of(&db, "cap-user"), 0, "no half-written user");
+
+    // Reads keep working; /readyz says why writes fail, and stays 200 (degraded).
+    assert_eq!(server.get(FINDING, Some(&token)).status, 200);
+    assert_eq!(server.get("/api/v1/tenants/xxjd/inspections", Some(&token)).status, 200);
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["storage"], "full", "{ready}");
+    assert!(ready["storage_detail"].as_str().is_some_and(|d| d.contains("full")), "{ready}");
+    let metrics = server.get("/metrics", None).text();
+    assert!(metrics.contains("status=\"503\""), "the refusals are counted: {metrics}");
+    assert!(metrics.contains("\nducha_storage_full 1\n"), "{metrics}");
+    // The chains verify while it is full.
+    ducha_ok(server.data_dir.path(), &["verify"]);
+
+    // Space returns (the cap is lifted; it is read at start): the refused writes, retried with
+    // their keys, succeed once, and /readyz is ready again.
+    server.restart(&[]);
+    let r = remind(&server.addr, &token, &refused_key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(&server.addr, &token, USERS, "cap-user", &user);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!((status, &ready["status"], &ready["storage"]), (200, &json!("ready"), &json!("ok")), "{ready}");
+    assert_eq!(events_of(&db, &refused_key), 1);
+    assert_eq!(events_of(&db, "cap-user"), 3, "created, password set, role granted");
+    for key in &accepted {
+        assert_eq!(events_of(&db, key), 1, "{key} accepted while the disk filled is there once");
+    }
+    ducha_ok(server.data_dir.path(), &["verify"]);
+}
+
+/// A tmpfs mounted for the test, unmounted (and its mount point removed) on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = std::env::temp_dir().join(format!("ducha-full-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(format!("mount -t tmpfs refused: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Fills a filesystem with one file until it is full; the file.
+fn fill_up(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling up: {e}"),
+        }
+    }
+    // Smaller pieces, to the last byte.
+    loop {
+        match f.write(&chunk[..512]) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = f.sync_all();
+    path
+}
+
+fn pdf(seed: u8, len: usize) -> Vec<u8> {
+    let mut b = b"%PDF-1.4\n% full disk test\n".to_vec();
+    b.extend((0..len).map(|i| (i % 251) as u8 ^ seed));
+    b.extend_from_slice(b"\n%%EOF\n");
+    b
+}
+
+fn upload(addr: &str, token: &str, bytes: &[u8]) -> Response {
+    let boundary = "----ducha-full-disk-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"记录.pdf\"\r\nContent-Type: \
+         application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    let auth = format!("Bearer {token}");
+    try_http(
+        addr,
+        "POST",
+        "/api/v1/tenants/xxjd/evidence",
+        &[("Authorization", &auth), ("Content-Type", &ct)],
+        Some(&body),
+    )
+    .expect("upload answer")
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_filesystem_refuses_writes_and_uploads_then_recovers_without_a_restart() {
+    let fs = match Tmpfs::mount("48m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            println!("skipped: cannot make a small filesystem here ({why}); the max_page_count test covers the API");
+            return;
+        }
+    };
+    // The store (ducha.db, api.db, evidence/) on the small filesystem; the server's log elsewhere.
+    let store_dir = fs.dir.join("store");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("jwt.secret");
+    std::fs::write(&secret, "a-full-disk-test-secret-of-at-least-32-bytes").unwrap();
+    let url = format!("sqlite:{}", store_dir.display());
+    let server = Server::replica(&url, &secret, true, &[]);
+    let token = server.login("xx-admin");
+    let db = store_dir.join("ducha.db");
+    assert_eq!(remind(&server.addr, &token, "fs-before").status, 200);
+    let evidence_before = upload(&server.addr, &token, &pdf(1, 20_000));
+    assert_eq!(evidence_before.status, 201, "{}", evidence_before.text());
+
+    let filler = fill_up(&fs.dir);
+    let (accepted, refused_key, refused) = fill(&server.addr, &token, "fs", 5000);
+    println!("{} writes fitted after the filesystem was filled", accepted.len());
+    assert_storage_full(&refused, "a reminder on a full filesystem");
+    assert_eq!(events_of(&db, &refused_key), 0, "nothing of the refused write is in the store");
+    assert_eq!(server.get(FINDING, Some(&token)).status, 200, "reads keep working");
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!((status, &ready["status"], &ready["storage"]), (200, &json!("degraded"), &json!("full")), "{ready}");
+
+    // An upload to the full evidence folder: 503 storage_full and no half file.
+    let big = pdf(2, 200_000);
+    let r = upload(&server.addr, &token, &big);
+    assert_storage_full(&r, "an evidence upload");
+    let leftovers: Vec<_> = files_under(&store_dir.join("evidence"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    let evidence_files = files_under(&store_dir.join("evidence")).len();
+    assert_eq!(evidence_files, 2, "only the first upload and its description are there");
+
+    // Space returns: the same process writes again, the refused writes retried with their keys
+    // succeed once, /readyz is ready.
+    std::fs::remove_file(&filler).unwrap();
+    let r = remind(&server.addr, &token, &refused_key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, ready) = readyz(&server.addr);
+    assert_eq!(ready["storage"], "full", "the evidence folder has not been written to yet: {ready}");
+    let r = upload(&server.addr, &token, &big);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!((status, &ready["status"], &ready["storage"]), (200, &json!("ready"), &json!("ok")), "{ready}");
+    assert_eq!(events_of(&db, &refused_key), 1);
+    for key in &accepted {
+        assert_eq!(events_of(&db, key), 1, "{key}");
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(ducha_tests::ducha_bin())
+        .arg("--store")
+        .arg(&url)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+    drop(server);
+}
