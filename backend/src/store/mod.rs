@@ -2,12 +2,14 @@
 //!
 //! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default,
 //! PostgreSQL ([`postgres`]) the shared one, KurrentDB ([`kurrentdb`]) the clustered one; every
-//! backend runs the same [`conformance`] suite and applies the same [`validate`] rules. [`location`]
+//! backend runs the same [`conformance`] suite, applies the same [`validate`] rules and decides its appends
+//! with the same [`plan`] (positions, versions, keys, chain links). [`location`]
 //! parses a store URL (`sqlite:DIR`, `postgres://…`, `kurrentdb://…`) and opens the backend it names.
 
 pub mod conformance;
 pub mod kurrentdb;
 pub mod location;
+pub mod plan;
 pub mod postgres;
 pub mod sqlite;
 pub mod validate;

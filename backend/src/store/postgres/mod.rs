@@ -27,6 +27,7 @@ mod writer;
 
 pub use writer::WriterStats;
 
+use crate::store::plan::{from_sql_int, sql_int};
 use crate::store::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -174,14 +175,6 @@ impl std::fmt::Debug for PostgresStore {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
 }
 
 impl PostgresStore {

@@ -19,16 +19,10 @@ const MAX_IDLE_READERS: usize = 16;
 pub(super) const COLUMNS: &str = "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, schema_version, \
      occurred_at, actor_user, actor_role, correlation_id, causation_id, payload, prev_hash, hash";
 
-pub(super) fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
+pub(super) use crate::store::plan::{from_sql_int, sql_int};
 
 pub(super) fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-pub(super) fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
 }
 
 /// Maps a SQLite error to the store's errors.
