@@ -151,6 +151,24 @@ pub trait EventStore: Send + Sync + 'static {
     /// The global log: events with `position > after_position`, at most `limit`, up to `upto`.
     async fn read_all(&self, after_position: u64, limit: usize, upto: Upto) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// What read models fold: the global log, or with `tenant` that tenant's events, with
+    /// `position > after_position`, at most `limit`, up to `upto` — like [`EventStore::read_all`] and
+    /// [`EventStore::read_tenant`], except that a backend may leave `prev_hash` and `hash` empty (no
+    /// fold reads the chain; verifying it reads with the others), which spares reading and copying
+    /// the two widest columns after the payload.
+    async fn read_for_fold(
+        &self,
+        tenant: Option<&TenantId>,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match tenant {
+            Some(t) => self.read_tenant(t, after_position, limit, upto).await,
+            None => self.read_all(after_position, limit, upto).await,
+        }
+    }
+
     /// The last global position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
 
