@@ -86,6 +86,9 @@ fn raw(dir: &Path, n: u64) {
          CREATE TABLE t (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, payload TEXT NOT NULL);",
     )
     .expect("schema");
+    let level: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
+    println!("DEFAULT synchronous=2");
+    println!("FORCED synchronous={level}");
     let text = payload(0);
     let started = Instant::now();
     for i in 0..n {

@@ -112,7 +112,7 @@ fn python() -> Result<PathBuf, String> {
         step("python3 -m venv (peers)", Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     let has = Command::new(&python)
-        .args(["-c", "import eventsourcing, sys; sys.exit(eventsourcing.__version__[:2] != '9.')"])
+        .args(["-c", "import sys, importlib.metadata as m; sys.exit(m.version('eventsourcing').split('.')[0] != '9')"])
         .output();
     if !has.is_ok_and(|o| o.status.success()) {
         step(
