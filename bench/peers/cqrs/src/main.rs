@@ -59,12 +59,7 @@ impl Aggregate for Ledger {
     type Error = Never;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        seq: u64,
-        _: &(),
-        sink: &cqrs_es::event_sink::EventSink<Self>,
-    ) -> Result<(), Never> {
+    async fn handle(&mut self, seq: u64, _: &(), sink: &cqrs_es::event_sink::EventSink<Self>) -> Result<(), Never> {
         sink.write(LedgerEvent::Noted { seq, text: TEXT.to_owned() }, self).await;
         Ok(())
     }
@@ -138,8 +133,7 @@ async fn write(repo: &SqliteEventRepository, id: &str, events: u64) {
     let mut sequence = 1usize;
     while (sequence as u64) <= events {
         let end = (sequence as u64 + 1000).min(events + 1);
-        let batch: Vec<SerializedEvent> =
-            (sequence as u64..end).map(|s| serialized(id, s as usize, s)).collect();
+        let batch: Vec<SerializedEvent> = (sequence as u64..end).map(|s| serialized(id, s as usize, s)).collect();
         repo.persist::<Ledger>(&batch, None).await.expect("persist");
         sequence = end as usize;
     }
