@@ -11,7 +11,11 @@
 //!    deductions, achievements and findings, and full rectification life-cycles. Written with
 //!    synchronous=OFF (generation is not what is measured).
 //! 2. Runs the full rebuild (`projector::rebuild`, the code `ducha replay` runs) in a child process,
-//!    so that its peak RSS (VmHWM) is the rebuild's own, and reports events/s.
+//!    so that its peak RSS (VmHWM) is the rebuild's own, and reports events/s. Interleaved with it,
+//!    best of 3 each, two baselines on the same rows in the same run: the same rebuild reading whole
+//!    envelopes (`read_all`, hash chain included: what it read before `read_for_fold`), and a raw
+//!    scan of the rows it reads (rusqlite or tokio-postgres, pages of 5,000, borrowing every column,
+//!    building nothing).
 //! 3. Folds the big tenant "as of" its last position (`projector::as_of` with the tenant), best of 5.
 
 // The same allocator as the `ducha` binary.
@@ -275,9 +279,27 @@ async fn main() {
         } else {
             StoreLocation::Sqlite { dir: PathBuf::from(&db), synchronous: Synchronous::Full }
         };
+        if std::env::var("BENCH_MODE").as_deref() == Ok("rawcopy") {
+            let started = Instant::now();
+            let n = raw_copy_postgres(&db).await;
+            println!("{n} {} {}", started.elapsed().as_secs_f64(), vm_hwm_kib());
+            return;
+        }
+        if std::env::var("BENCH_MODE").as_deref() == Ok("raw") {
+            let started = Instant::now();
+            let n = if db.starts_with("postgres") { raw_scan_postgres(&db).await } else { raw_scan_sqlite(&db) };
+            println!("{n} {} {}", started.elapsed().as_secs_f64(), vm_hwm_kib());
+            return;
+        }
         let opened = open_store(&location, Access::Read).await.expect("open store");
         let store = &*opened.store;
         let started = Instant::now();
+        if std::env::var("BENCH_MODE").as_deref() == Ok("envelopes") {
+            let whole = WholeEnvelopes(opened.store.clone());
+            let model = projector::rebuild(&whole, |_| {}).await.expect("rebuild");
+            println!("{} {} {}", model.position(), started.elapsed().as_secs_f64(), vm_hwm_kib());
+            return;
+        }
         if let Ok(mode) = std::env::var("BENCH_MODE") {
             // Diagnostics: how much of the rebuild is reading, decoding, folding.
             let mut n = 0u64;
@@ -334,27 +356,44 @@ async fn main() {
         None => dir.display().to_string(),
     };
 
-    // Full rebuild in a child process: its own peak memory.
+    // Full rebuild in a child process (its own peak memory), interleaved with the baselines.
     let exe = std::env::current_exe().expect("exe");
-    let mut best: Option<(u64, f64, u64)> = None;
+    let mut modes =
+        vec![("rebuild", ""), ("rebuild reading whole envelopes (read_all)", "envelopes"), ("raw scan", "raw")];
+    if pg.is_some() {
+        modes.push(("raw scan through binary COPY", "rawcopy"));
+    }
+    let mut best: Vec<Option<(u64, f64, u64)>> = vec![None; modes.len()];
     for _ in 0..3 {
-        let out = std::process::Command::new(&exe).args(["--child-rebuild", db.as_str()]).output().expect("child");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut parts = text.split_whitespace();
-        let n: u64 = parts.next().and_then(|v| v.parse().ok()).expect("events");
-        let secs: f64 = parts.next().and_then(|v| v.parse().ok()).expect("secs");
-        let hwm: u64 = parts.next().and_then(|v| v.parse().ok()).expect("hwm");
-        if best.is_none_or(|(_, s, _)| secs < s) {
-            best = Some((n, secs, hwm));
+        for (i, (_, mode)) in modes.iter().enumerate() {
+            let mut child = std::process::Command::new(&exe);
+            child.args(["--child-rebuild", db.as_str()]);
+            if mode.is_empty() {
+                child.env_remove("BENCH_MODE");
+            } else {
+                child.env("BENCH_MODE", mode);
+            }
+            let out = child.output().expect("child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut parts = text.split_whitespace();
+            let n: u64 = parts.next().and_then(|v| v.parse().ok()).expect("events");
+            let secs: f64 = parts.next().and_then(|v| v.parse().ok()).expect("secs");
+            let hwm: u64 = parts.next().and_then(|v| v.parse().ok()).expect("hwm");
+            if best[i].is_none_or(|(_, s, _)| secs < s) {
+                best[i] = Some((n, secs, hwm));
+            }
         }
     }
-    let (n, secs, hwm) = best.expect("runs");
-    println!(
-        "| full rebuild | {n} events | {:.0} events/s | {:.2} s | peak RSS {} MiB |",
-        n as f64 / secs,
-        secs,
-        hwm / 1024
-    );
+    let rate = |i: usize| best[i].map_or(0.0, |(n, s, _)| n as f64 / s);
+    for (i, (name, _)) in modes.iter().enumerate() {
+        let (n, secs, hwm) = best[i].expect("runs");
+        println!(
+            "| {name} | {n} events | {:.0} events/s | {secs:.2} s | peak RSS {} MiB | rebuild ÷ this {:.2} |",
+            rate(i),
+            hwm / 1024,
+            rate(0) / rate(i)
+        );
+    }
 
     // As-of fold of the big tenant.
     let opened = open_store(&location, Access::Read).await.expect("open store");
@@ -376,4 +415,174 @@ async fn main() {
         times[0] * 1000.0,
         times[2] * 1000.0
     );
+}
+
+/// The store as it was read before `read_for_fold`: every fold page through `read_all` /
+/// `read_tenant`, whole envelopes with the hash chain (the trait's default `read_for_fold`).
+struct WholeEnvelopes(std::sync::Arc<dyn EventStore>);
+
+#[async_trait::async_trait]
+impl EventStore for WholeEnvelopes {
+    async fn append(&self, req: AppendRequest) -> Result<ducha::store::AppendOutcome, ducha::store::StoreError> {
+        self.0.append(req).await
+    }
+    fn chain_hash(&self) -> ducha_events::chain::ChainHash {
+        self.0.chain_hash()
+    }
+    async fn stream_version(&self, stream: &str) -> Result<u64, ducha::store::StoreError> {
+        self.0.stream_version(stream).await
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        after: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<ducha_events::envelope::RecordedEvent>, ducha::store::StoreError> {
+        self.0.read_stream(stream, after, limit, upto).await
+    }
+    async fn read_tenant(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<ducha_events::envelope::RecordedEvent>, ducha::store::StoreError> {
+        self.0.read_tenant(tenant, after, limit, upto).await
+    }
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<ducha_events::envelope::RecordedEvent>, ducha::store::StoreError> {
+        self.0.read_all(after, limit, upto).await
+    }
+    async fn head(&self) -> Result<u64, ducha::store::StoreError> {
+        self.0.head().await
+    }
+    async fn position_at(&self, at: Timestamp) -> Result<u64, ducha::store::StoreError> {
+        self.0.position_at(at).await
+    }
+    async fn tenants(&self) -> Result<Vec<ducha::store::TenantHead>, ducha::store::StoreError> {
+        self.0.tenants().await
+    }
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+    async fn save_checkpoint(&self, name: &str, position: u64, data: Vec<u8>) -> Result<(), ducha::store::StoreError> {
+        self.0.save_checkpoint(name, position, data).await
+    }
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, ducha::store::StoreError> {
+        self.0.load_checkpoint(name).await
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+/// The columns a fold reads, for the raw scans.
+const FOLD_COLUMNS: &str = "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, \
+     schema_version, occurred_at, actor_user, actor_role, correlation_id, causation_id, payload";
+
+/// Every row the rebuild reads, pages of 5,000 on one connection, each column borrowed and its
+/// length summed (so nothing is optimised away); nothing is built.
+fn raw_scan_sqlite(dir: &str) -> u64 {
+    let conn = rusqlite::Connection::open_with_flags(
+        std::path::Path::new(dir).join("ducha.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open");
+    let mut stmt = conn
+        .prepare(&format!("SELECT {FOLD_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT 5000"))
+        .expect("prepare");
+    let (mut n, mut after, mut bytes) = (0u64, 0i64, 0usize);
+    loop {
+        let mut rows = stmt.query([after]).expect("query");
+        let mut page = 0;
+        while let Some(row) = rows.next().expect("row") {
+            after = row.get(0).expect("position");
+            for i in 1..14 {
+                bytes += match row.get_ref(i).expect("column") {
+                    rusqlite::types::ValueRef::Text(t) => t.len(),
+                    _ => 1,
+                };
+            }
+            page += 1;
+        }
+        if page == 0 {
+            break;
+        }
+        n += page;
+    }
+    std::hint::black_box(bytes);
+    n
+}
+
+async fn raw_scan_postgres(url: &str) -> u64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let stmt = client
+        .prepare(&format!("SELECT {FOLD_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT 5000"))
+        .await
+        .expect("prepare");
+    let (mut n, mut after, mut bytes) = (0u64, 0i64, 0usize);
+    loop {
+        let rows = client.query(&stmt, &[&after]).await.expect("query");
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        for row in &rows {
+            bytes += [1usize, 3, 4, 6, 8, 9, 10, 11, 13].iter().map(|&i| row.get::<_, &str>(i).len()).sum::<usize>();
+            bytes += row.get::<_, Option<&str>>(12).map_or(0, str::len);
+        }
+        n += rows.len() as u64;
+    }
+    std::hint::black_box(bytes);
+    n
+}
+
+/// The same rows as [`raw_scan_postgres`] through `COPY (SELECT …) TO STDOUT (FORMAT binary)`.
+async fn raw_copy_postgres(url: &str) -> u64 {
+    use futures_util::TryStreamExt;
+    use tokio_postgres::types::Type;
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
+    let (mut n, mut after, mut bytes) = (0u64, 0i64, 0usize);
+    loop {
+        let sql = format!(
+            "COPY (SELECT {FOLD_COLUMNS} FROM events WHERE position > {after} ORDER BY position LIMIT 5000) \
+             TO STDOUT (FORMAT binary)"
+        );
+        let stream = client.copy_out(sql.as_str()).await.expect("copy");
+        let mut rows = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyOutStream::new(stream, &types));
+        let mut page = 0;
+        while let Some(row) = rows.try_next().await.expect("row") {
+            after = row.get(0);
+            bytes += [1usize, 3, 4, 6, 8, 9, 10, 11, 13].iter().map(|&i| row.get::<&str>(i).len()).sum::<usize>();
+            bytes += row.get::<Option<&str>>(12).map_or(0, str::len);
+            page += 1;
+        }
+        if page == 0 {
+            break;
+        }
+        n += page;
+    }
+    std::hint::black_box(bytes);
+    n
 }

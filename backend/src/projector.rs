@@ -40,17 +40,15 @@ pub async fn catch_up<S: EventStore + ?Sized>(
     type Decoded = Vec<(RecordedEvent, ducha_events::Event)>;
     let start = model.position();
     let read = move |after: u64, end: Upto| async move {
-        let page = match tenant {
-            Some(t) => store.read_tenant(t, after, PAGE, end).await,
-            None => store.read_all(after, PAGE, end).await,
-        }?;
+        let page = store.read_for_fold(tenant, after, PAGE, end).await?;
         let decoded = tokio::task::spawn_blocking(move || {
-            page.into_iter()
-                .map(|e| {
-                    let event = e.decode()?;
-                    Ok((e, event))
-                })
-                .collect::<Result<Decoded, CommandError>>()
+            // Sized up front: collecting into a `Result` would grow (and copy) the page as it goes.
+            let mut decoded = Decoded::with_capacity(page.len());
+            for e in page {
+                let event = e.decode()?;
+                decoded.push((e, event));
+            }
+            Ok::<Decoded, CommandError>(decoded)
         })
         .await
         .unwrap_or_else(|e| Err(StoreError::Io(format!("decoder stopped: {e}")).into()))?;
@@ -135,7 +133,7 @@ async fn collect<S: EventStore + ?Sized>(
     let mut out = Vec::new();
     let mut after = 0;
     loop {
-        let page = store.read_tenant(tenant, after, PAGE * 4, upto).await?;
+        let page = store.read_for_fold(Some(tenant), after, PAGE * 4, upto).await?;
         match page.last() {
             None => return Ok(out),
             Some(last) => after = last.position,

@@ -4,6 +4,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod peers;
 mod postgres;
 
 fn main() -> ExitCode {
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
         Some("web") => web().map(|_| ()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|run|web|bench>\n  test   format, lint, wasm check, the web app and every test\n  run    build the web app and the server, serve the demo (prints the URL and the demo logins)\n  web    build the web app (WASM) into target/web-dist\n  bench  run the benchmarks and print their figures"
+                "usage: cargo xtask <test|run|web|bench>\n  test   format, lint, wasm check, the web app and every test\n  run    build the web app and the server, serve the demo (prints the URL and the demo logins)\n  web    build the web app (WASM) into target/web-dist\n  bench  run the benchmarks and print their figures (`bench peers`: only Ducha next to eventsourcing and cqrs-es)"
             );
             return ExitCode::from(2);
         }
@@ -225,6 +226,10 @@ fn run(args: &[String]) -> Result<(), String> {
 /// Runs every benchmark; their output is the table to copy into BENCHMARKS.md. Extra arguments go
 /// to both (e.g. `--dir /path/on/the/disk/to/measure`).
 fn bench(args: &[String]) -> Result<(), String> {
+    // `cargo xtask bench peers [--single N …]`: only Ducha next to the two peer libraries.
+    if args.first().map(String::as_str) == Some("peers") {
+        return peers::run(&args[1..]);
+    }
     step(
         "event store: appends and bulk reads (bench_store)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_store", "--"]).args(args),
@@ -254,6 +259,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         "documents: report of 500 findings and ledger of 10,000 rows (bench_documents)",
         cargo().args(["run", "--release", "-p", "ducha", "--example", "bench_documents"]),
     )?;
+    // Issue 11: the same workload on two peer libraries, interleaved with ours.
+    eprintln!("==> peers: Ducha next to eventsourcing (Python) and cqrs-es + sqlite-es (Rust)");
+    peers::run(&[])?;
     // The REST API under wrk (a second process on loopback); wrk from Debian's packages.
     if Command::new("wrk").arg("--version").output().is_err() {
         step(

@@ -25,6 +25,11 @@ impl BenchDatabase {
 
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
+        // Kept for further runs against it (e.g. `bench_projection --child-rebuild URL`).
+        if std::env::var_os("BENCH_KEEP_DB").is_some() {
+            eprintln!("kept {}", self.url);
+            return;
+        }
         let (admin, name) = (self.admin.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };

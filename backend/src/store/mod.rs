@@ -2,12 +2,14 @@
 //!
 //! Code above this trait never knows which backend runs. SQLite ([`sqlite`]) is the embedded default,
 //! PostgreSQL ([`postgres`]) the shared one, KurrentDB ([`kurrentdb`]) the clustered one; every
-//! backend runs the same [`conformance`] suite and applies the same [`validate`] rules. [`location`]
+//! backend runs the same [`conformance`] suite, applies the same [`validate`] rules and decides its appends
+//! with the same [`plan`] (positions, versions, keys, chain links). [`location`]
 //! parses a store URL (`sqlite:DIR`, `postgres://…`, `kurrentdb://…`) and opens the backend it names.
 
 pub mod conformance;
 pub mod kurrentdb;
 pub mod location;
+pub mod plan;
 pub mod postgres;
 pub mod sqlite;
 pub mod validate;
@@ -153,6 +155,24 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The global log: events with `position > after_position`, at most `limit`, up to `upto`.
     async fn read_all(&self, after_position: u64, limit: usize, upto: Upto) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// What read models fold: the global log, or with `tenant` that tenant's events, with
+    /// `position > after_position`, at most `limit`, up to `upto` — like [`EventStore::read_all`] and
+    /// [`EventStore::read_tenant`], except that a backend may leave `prev_hash` and `hash` empty (no
+    /// fold reads the chain; verifying it reads with the others), which spares reading and copying
+    /// the two widest columns after the payload.
+    async fn read_for_fold(
+        &self,
+        tenant: Option<&TenantId>,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match tenant {
+            Some(t) => self.read_tenant(t, after_position, limit, upto).await,
+            None => self.read_all(after_position, limit, upto).await,
+        }
+    }
 
     /// The last global position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;

@@ -18,13 +18,11 @@ use super::codec::{Decoded, KeyMark, Outgoing, encode, expected_state, head_of};
 use super::error::{append_err, is_too_large};
 use super::index::Index;
 use super::read::{catch_up, last_position};
-use crate::store::validate::check_expected;
+use crate::store::plan::{LogView, Planner};
 use crate::store::{AppendOutcome, AppendRequest, StoreError};
-use ducha_events::chain::ChainFields;
+use ducha_events::chain::ChainHash;
 use ducha_events::envelope::RecordedEvent;
-use ducha_events::time;
 use kurrentdb::{AppendToStreamOptions, CurrentRevision};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -189,108 +187,65 @@ pub struct Plan {
     pub unproven_refusal: bool,
 }
 
-/// Decides every request in order, later ones seeing what earlier ones write.
+/// The index answers every question a plan asks, event ids included (KurrentDB has no unique index).
+impl LogView for &Index {
+    fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
+        Ok(Index::stream_version(*self, stream))
+    }
+
+    fn chain(&mut self, tenant: &str) -> Result<(u64, [u8; 32]), StoreError> {
+        Ok(Index::chain(*self, tenant))
+    }
+
+    fn key(&mut self, tenant: &str, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        Ok(Index::key(*self, tenant, key).map(|row| (row.stream.clone(), row.outcome)))
+    }
+
+    fn event_id_taken(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.has_event_id(id))
+    }
+}
+
+/// Decides every request in order, later ones seeing what earlier ones write. Always SHA-256 (see
+/// `KurrentStore::chain_hash`).
 pub fn plan(index: &Index, reqs: &[&AppendRequest]) -> Plan {
     let mut p = Plan { base: index.head(), ..Plan::default() };
-    let mut head = index.head();
-    let mut last_time = index.last_time().to_owned();
-    let mut chains: HashMap<&str, (u64, [u8; 32])> = HashMap::new();
-    let mut streams: HashMap<&str, u64> = HashMap::new();
-    let mut keys: HashMap<(&str, &str), (String, AppendOutcome)> = HashMap::new();
-    let mut ids: HashSet<&str> = HashSet::new();
+    let mut planner = Planner::new(ChainHash::Sha256, index.head(), index.last_time().to_owned());
+    let mut view = index;
     for req in reqs {
-        let tenant = req.tenant.as_str();
-        if let Some(key) = &req.idempotency_key {
-            let seen = keys
-                .get(&(tenant, key.as_str()))
-                .cloned()
-                .or_else(|| index.key(tenant, key).map(|row| (row.stream.clone(), row.outcome)));
-            if let Some((stream, outcome)) = seen {
-                p.results.push(if stream == req.stream {
-                    Ok(AppendOutcome { deduplicated: true, ..outcome })
-                } else {
-                    Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream })
-                });
-                continue;
-            }
-        }
-        if let Some(e) =
-            req.events.iter().find(|e| ids.contains(e.event_id.as_str()) || index.has_event_id(&e.event_id))
-        {
-            p.results
-                .push(Err(StoreError::InvalidAppend(format!("event id {:?} is already in the store", e.event_id))));
-            continue;
-        }
-        let current = streams.get(req.stream.as_str()).copied().unwrap_or_else(|| index.stream_version(&req.stream));
-        if let Err(e) = check_expected(&req.stream, req.expected, current) {
-            p.unproven_refusal = true;
-            p.results.push(Err(e));
-            continue;
-        }
-        let (mut seq, mut prev) = chains.get(tenant).copied().unwrap_or_else(|| index.chain(tenant));
-        let first_position = head + 1;
-        let mut version = current;
-        for (i, e) in req.events.iter().enumerate() {
-            head += 1;
-            seq += 1;
-            version += 1;
-            let mut occurred_at = time::format(&e.occurred_at);
-            if occurred_at < last_time {
-                occurred_at.clone_from(&last_time);
-            }
-            let causation_id = e.causation_id.clone().filter(|c| !c.is_empty());
-            let fields = ChainFields {
-                tenant,
-                tenant_seq: seq,
-                event_id: &e.event_id,
-                stream: &req.stream,
-                stream_version: version,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                occurred_at: &occurred_at,
-                actor_user: e.actor.user_id.as_str(),
-                actor_role: e.actor.role.code(),
-                correlation_id: &e.correlation_id,
-                causation_id: causation_id.as_deref().unwrap_or(""),
-                payload: &e.payload,
-            };
-            let hash = fields.hash(&prev);
-            last_time.clone_from(&occurred_at);
-            let key = match (&req.idempotency_key, i) {
+        let writes = &mut p.writes;
+        let result = planner.request(&mut view, req, |row| {
+            let e = row.event;
+            let key = match (&req.idempotency_key, row.index) {
                 (Some(key), 0) => Some(KeyMark { key: key.clone(), events: req.events.len() as u64 }),
                 _ => None,
             };
-            p.writes.push(Decoded {
+            writes.push(Decoded {
                 event: RecordedEvent {
-                    position: head,
-                    tenant_seq: seq,
+                    position: row.position,
+                    tenant_seq: row.tenant_seq,
                     event_id: e.event_id.clone(),
                     tenant: req.tenant.clone(),
                     stream: req.stream.clone(),
-                    stream_version: version,
+                    stream_version: row.stream_version,
                     event_type: e.event_type.clone(),
                     schema_version: e.schema_version,
-                    occurred_at,
+                    occurred_at: row.occurred_at,
                     actor: e.actor.clone(),
                     correlation_id: e.correlation_id.clone(),
-                    causation_id,
+                    causation_id: row.causation_id.map(str::to_owned),
                     payload: e.payload.clone(),
-                    prev_hash: hex::encode(prev),
-                    hash: hex::encode(hash),
+                    prev_hash: hex::encode(row.prev_hash),
+                    hash: hex::encode(row.hash),
                 },
                 key,
             });
-            ids.insert(&e.event_id);
-            prev = hash;
+            Ok(())
+        });
+        if matches!(result, Err(StoreError::WrongExpectedVersion { .. })) {
+            p.unproven_refusal = true;
         }
-        chains.insert(tenant, (seq, prev));
-        streams.insert(&req.stream, version);
-        let outcome =
-            AppendOutcome { first_position, last_position: head, stream_version: version, deduplicated: false };
-        if let Some(key) = &req.idempotency_key {
-            keys.insert((tenant, key.as_str()), (req.stream.clone(), outcome));
-        }
-        p.results.push(Ok(outcome));
+        p.results.push(result);
     }
     p
 }
@@ -300,6 +255,7 @@ mod tests {
     use super::*;
     use crate::store::ExpectedVersion;
     use crate::store::conformance::{new_event, request, tenant, verify_chains};
+    use ducha_events::time;
 
     fn at(minute: i64) -> ducha_events::time::Timestamp {
         time::parse("2023-03-01T08:00:00Z").unwrap() + chrono::Duration::minutes(minute)

@@ -27,6 +27,7 @@ mod writer;
 
 pub use writer::WriterStats;
 
+use crate::store::plan::{from_sql_int, sql_int};
 use crate::store::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -75,6 +76,9 @@ impl Default for PgOptions {
 
 const COLUMNS: &str = "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, schema_version, \
      occurred_at, actor_user, actor_role, correlation_id, causation_id, payload, prev_hash, hash";
+/// [`COLUMNS`] without the chain (`prev_hash`, `hash`): what folds read.
+const FOLD_COLUMNS: &str = "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, \
+     schema_version, occurred_at, actor_user, actor_role, correlation_id, causation_id, payload";
 
 /// Splits our `ducha_*` parameters off a PostgreSQL URL; returns the driver's configuration and ours.
 pub fn parse_url(url: &str, mut opts: PgOptions) -> Result<(tokio_postgres::Config, PgOptions), StoreError> {
@@ -178,14 +182,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn from_sql_int(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
-}
-
 impl PostgresStore {
     /// Connects, creates or upgrades the schema (unless read-only), and starts the writer.
     ///
@@ -281,7 +277,13 @@ impl PostgresStore {
     }
 
     async fn events(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.query(sql, params).await?.iter().map(decode_row).collect()
+        let rows = self.query(sql, params).await?;
+        // Sized up front: collecting a `Result` iterator would grow (and copy) the page as it goes.
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            events.push(decode_row(row)?);
+        }
+        Ok(events)
     }
 
     /// Starts polling the head (and listening) once someone subscribes.
@@ -413,8 +415,9 @@ fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
         correlation_id: text(11)?,
         causation_id: row.get(12),
         payload: text(13)?,
-        prev_hash: text(14)?,
-        hash: text(15)?,
+        // Folds select without the chain (`FOLD_COLUMNS`).
+        prev_hash: if row.len() > 14 { text(14)? } else { String::new() },
+        hash: if row.len() > 15 { text(15)? } else { String::new() },
     })
 }
 
@@ -523,6 +526,34 @@ impl EventStore for PostgresStore {
         let sql =
             format!("SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3");
         self.events(&sql, &[&sql_int(after_position), &sql_int(upto.limit()), &sql_limit(limit)]).await
+    }
+
+    async fn read_for_fold(
+        &self,
+        tenant: Option<&TenantId>,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (after, upto, limit) = (sql_int(after_position), sql_int(upto.limit()), sql_limit(limit));
+        match tenant {
+            Some(t) => {
+                let sql = format!(
+                    "SELECT {FOLD_COLUMNS} FROM events WHERE tenant = $1 AND position > $2 AND position <= $3 \
+                     ORDER BY position LIMIT $4"
+                );
+                self.events(&sql, &[&t.as_str(), &after, &upto, &limit]).await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {FOLD_COLUMNS} FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+                );
+                self.events(&sql, &[&after, &upto, &limit]).await
+            }
+        }
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

@@ -23,10 +23,10 @@
 
 use super::error::{is_connection_error, pg_err, unique_violation};
 use super::schema::LOCK_APPEND;
-use crate::store::validate::{check_expected, validate};
+use crate::store::plan::{LogView, Planner, Row, from_sql_int as from_sql, sql_int};
+use crate::store::validate::validate;
 use crate::store::{AppendOutcome, AppendRequest, ExpectedVersion, StoreError};
-use ducha_events::chain::{ChainFields, ChainHash, GENESIS, parse_hash};
-use ducha_events::time;
+use ducha_events::chain::{ChainHash, GENESIS, parse_hash};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -37,8 +37,6 @@ use tokio_postgres::{Client, NoTls, Statement};
 /// A group commit takes at most this many requests / events.
 const MAX_BATCH_REQUESTS: usize = 1024;
 const MAX_BATCH_EVENTS: usize = 16_384;
-/// The cache forgets stream versions past this many streams (they are read again when needed).
-const MAX_CACHED_STREAMS: usize = 100_000;
 const MAX_ATTEMPTS: usize = 4;
 /// Yields the writer spends gathering a batch as large as the last one (microseconds each).
 const GATHER_YIELDS: usize = 8;
@@ -116,23 +114,12 @@ fn bump(counter: &std::sync::atomic::AtomicU64, n: u64) {
     counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A previous append under an idempotency key.
-#[derive(Debug, Clone)]
-struct KeyRow {
-    stream: String,
-    outcome: AppendOutcome,
-}
-
 /// The batch's decisions, computed without touching the database.
-#[derive(Default)]
 struct Plan<'a> {
     results: Vec<Result<AppendOutcome, StoreError>>,
     rows: Rows<'a>,
     keys: KeyRows<'a>,
-    last_position: u64,
-    last_time: String,
-    chains: HashMap<&'a str, (u64, [u8; 32])>,
-    streams: HashMap<&'a str, u64>,
+    planner: Planner,
 }
 
 /// Column arrays for `unnest`.
@@ -156,7 +143,27 @@ struct Rows<'a> {
     hash: Vec<String>,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    fn push(&mut self, row: Row<'a>) {
+        let e = row.event;
+        self.position.push(sql_int(row.position));
+        self.tenant.push(row.tenant);
+        self.tenant_seq.push(sql_int(row.tenant_seq));
+        self.event_id.push(&e.event_id);
+        self.stream.push(row.stream);
+        self.stream_version.push(sql_int(row.stream_version));
+        self.event_type.push(&e.event_type);
+        self.schema_version.push(i32::try_from(e.schema_version).unwrap_or(i32::MAX));
+        self.actor_user.push(e.actor.user_id.as_str());
+        self.actor_role.push(row.actor_role());
+        self.correlation_id.push(&e.correlation_id);
+        self.causation_id.push(row.causation_id);
+        self.payload.push(&e.payload);
+        self.prev_hash.push(hex::encode(row.prev_hash));
+        self.hash.push(hex::encode(row.hash));
+        self.occurred_at.push(row.occurred_at);
+    }
+
     fn params(&self) -> [&(dyn ToSql + Sync); 16] {
         [
             &self.position,
@@ -189,116 +196,60 @@ struct KeyRows<'a> {
     version: Vec<i64>,
 }
 
-fn sql_int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+/// What the writer knows of the log: its cache, and on the careful path what was read under the lock
+/// (earlier appends under the batch's keys, the batch's event ids already stored). A stream or
+/// tenant the cache has not seen is new (the fast path only assumes so for "no stream" requests).
+struct Known<'c> {
+    cache: &'c Cache,
+    keys: &'c HashMap<(String, String), (String, AppendOutcome)>,
+    taken_ids: &'c HashSet<String>,
 }
 
-fn from_sql(v: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
+impl LogView for Known<'_> {
+    fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
+        Ok(self.cache.streams.get(stream).copied().unwrap_or(0))
+    }
+
+    fn chain(&mut self, tenant: &str) -> Result<(u64, [u8; 32]), StoreError> {
+        Ok(self.cache.chains.get(tenant).copied().unwrap_or((0, GENESIS)))
+    }
+
+    fn key(&mut self, tenant: &str, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        Ok(self.keys.get(&(tenant.to_owned(), key.to_owned())).cloned())
+    }
+
+    fn event_id_taken(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.taken_ids.contains(id))
+    }
 }
 
-/// Decides every request of the batch in order, later ones seeing earlier ones, from `cache` plus what
-/// the batch itself adds. `keys`: previous appends under the batch's idempotency keys (careful path).
-fn plan<'a>(
-    alg: ChainHash,
-    cache: &Cache,
-    reqs: &'a [&'a AppendRequest],
-    keys: &HashMap<(String, String), KeyRow>,
-) -> Plan<'a> {
-    let mut p = Plan { last_position: cache.last_position, last_time: cache.last_time.clone(), ..Plan::default() };
-    let mut batch_keys: HashMap<(&str, &str), KeyRow> = HashMap::new();
-    for req in reqs {
-        let tenant = req.tenant.as_str();
-        if let Some(key) = &req.idempotency_key {
-            let seen = batch_keys.get(&(tenant, key.as_str())).or_else(|| keys.get(&(tenant.to_owned(), key.clone())));
-            if let Some(row) = seen {
-                p.results.push(if row.stream == req.stream {
-                    Ok(AppendOutcome { deduplicated: true, ..row.outcome })
-                } else {
-                    Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream: row.stream.clone() })
-                });
-                continue;
-            }
-        }
-        let current = p
-            .streams
-            .get(req.stream.as_str())
-            .or_else(|| cache.streams.get(&req.stream))
-            .copied()
-            // Only reached on the fast path for "no stream" requests: assumed new (see the module docs).
-            .unwrap_or(0);
-        if let Err(e) = check_expected(&req.stream, req.expected, current) {
-            p.results.push(Err(e));
-            continue;
-        }
-        let (mut seq, mut prev) =
-            p.chains.get(tenant).or_else(|| cache.chains.get(tenant)).copied().unwrap_or((0, GENESIS));
-        let first_position = p.last_position + 1;
-        let mut version = current;
-        for e in &req.events {
-            p.last_position += 1;
-            seq += 1;
-            version += 1;
-            let mut occurred_at = time::format(&e.occurred_at);
-            if occurred_at < p.last_time {
-                occurred_at.clone_from(&p.last_time);
-            }
-            let causation = e.causation_id.as_deref().filter(|c| !c.is_empty());
-            let fields = ChainFields {
-                tenant,
-                tenant_seq: seq,
-                event_id: &e.event_id,
-                stream: &req.stream,
-                stream_version: version,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                occurred_at: &occurred_at,
-                actor_user: e.actor.user_id.as_str(),
-                actor_role: e.actor.role.code(),
-                correlation_id: &e.correlation_id,
-                causation_id: causation.unwrap_or(""),
-                payload: &e.payload,
-            };
-            let hash = fields.hash_with(alg, &prev);
-            let r = &mut p.rows;
-            r.position.push(sql_int(p.last_position));
-            r.tenant.push(tenant);
-            r.tenant_seq.push(sql_int(seq));
-            r.event_id.push(&e.event_id);
-            r.stream.push(&req.stream);
-            r.stream_version.push(sql_int(version));
-            r.event_type.push(&e.event_type);
-            r.schema_version.push(i32::try_from(e.schema_version).unwrap_or(i32::MAX));
-            r.actor_user.push(e.actor.user_id.as_str());
-            r.actor_role.push(e.actor.role.code());
-            r.correlation_id.push(&e.correlation_id);
-            r.causation_id.push(causation);
-            r.payload.push(&e.payload);
-            r.prev_hash.push(hex::encode(prev));
-            r.hash.push(hex::encode(hash));
-            p.last_time.clone_from(&occurred_at);
-            r.occurred_at.push(occurred_at);
-            prev = hash;
-        }
-        p.chains.insert(tenant, (seq, prev));
-        p.streams.insert(&req.stream, version);
-        let outcome = AppendOutcome {
-            first_position,
-            last_position: p.last_position,
-            stream_version: version,
-            deduplicated: false,
-        };
-        if let Some(key) = &req.idempotency_key {
+/// Decides every request of the batch in order, later ones seeing earlier ones.
+fn plan<'a>(alg: ChainHash, known: &mut Known<'_>, reqs: &[&'a AppendRequest]) -> Plan<'a> {
+    let cache = known.cache;
+    let mut p = Plan {
+        results: Vec::with_capacity(reqs.len()),
+        rows: Rows::default(),
+        keys: KeyRows::default(),
+        planner: Planner::new(alg, cache.last_position, cache.last_time.clone()),
+    };
+    for &req in reqs {
+        let rows = &mut p.rows;
+        let result = p.planner.request(known, req, |row| {
+            rows.push(row);
+            Ok(())
+        });
+        if let (Ok(outcome), Some(key)) = (&result, &req.idempotency_key)
+            && !outcome.deduplicated
+        {
             let k = &mut p.keys;
-            k.tenant.push(tenant);
+            k.tenant.push(req.tenant.as_str());
             k.key.push(key);
             k.stream.push(&req.stream);
             k.first.push(sql_int(outcome.first_position));
             k.last.push(sql_int(outcome.last_position));
             k.version.push(sql_int(outcome.stream_version));
-            batch_keys.insert((tenant, key.as_str()), KeyRow { stream: req.stream.clone(), outcome });
         }
-        p.results.push(Ok(outcome));
+        p.results.push(result);
     }
     p
 }
@@ -502,7 +453,9 @@ impl Writer {
     }
 
     async fn fast(&mut self, reqs: &[&AppendRequest]) -> Attempt {
-        let plan = plan(self.chain_hash, &self.cache, reqs, &HashMap::new());
+        let (keys, taken_ids) = (HashMap::new(), HashSet::new());
+        let mut known = Known { cache: &self.cache, keys: &keys, taken_ids: &taken_ids };
+        let plan = plan(self.chain_hash, &mut known, reqs);
         // A version refused from the cache may only mean that another replica moved the stream:
         // only the careful path (reading under the lock) may refuse.
         if plan.results.iter().any(Result::is_err) {
@@ -513,7 +466,7 @@ impl Writer {
         bump(&self.stats.fast_micros, u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
         match written {
             Ok(()) => {
-                self.applied(plan.last_position, plan.last_time, plan.chains, plan.streams);
+                self.applied(plan.planner);
                 Attempt::Done(plan.results)
             }
             Err(e) if retryable(&e) => Attempt::Retry,
@@ -524,7 +477,7 @@ impl Writer {
     /// The fast path's one statement (autocommit): lock, notify, insert.
     async fn write(&self, plan: &Plan<'_>) -> Result<(), tokio_postgres::Error> {
         let Some(conn) = &self.conn else { return Ok(()) };
-        let head = plan.last_position.to_string();
+        let head = plan.planner.last_position.to_string();
         let rows = plan.rows.params();
         let mut params: Vec<&(dyn ToSql + Sync)> = rows.to_vec();
         params.push(&LOCK_APPEND);
@@ -532,25 +485,12 @@ impl Writer {
         conn.client.execute(&conn.fast_insert, &params).await.map(drop)
     }
 
-    fn applied(
-        &mut self,
-        last_position: u64,
-        last_time: String,
-        chains: HashMap<&str, (u64, [u8; 32])>,
-        streams: HashMap<&str, u64>,
-    ) {
+    /// The batch is committed: the cache now describes the log up to its last position.
+    fn applied(&mut self, planner: Planner) {
         let cache = &mut self.cache;
+        let (last_position, last_time) = planner.into_cache(&mut cache.chains, &mut cache.streams);
         cache.last_position = last_position;
         cache.last_time = last_time;
-        for (t, c) in chains {
-            cache.chains.insert(t.to_owned(), c);
-        }
-        if cache.streams.len() + streams.len() > MAX_CACHED_STREAMS {
-            cache.streams.clear();
-        }
-        for (s, v) in streams {
-            cache.streams.insert(s.to_owned(), v);
-        }
         self.head.send_if_modified(|h| {
             let changed = *h < last_position;
             *h = (*h).max(last_position);
@@ -578,26 +518,11 @@ impl Writer {
         } else {
             self.cache = cache;
         }
-        // Requests citing an event id already stored are refused before planning, so they take no
-        // position (the unique constraint would otherwise fail the whole batch).
-        let mut refused: Vec<Option<StoreError>> = Vec::with_capacity(reqs.len());
-        let mut admitted: Vec<&AppendRequest> = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            // A retry under a known idempotency key carries the same ids: it is answered, not refused.
-            let retried =
-                r.idempotency_key.as_ref().is_some_and(|k| keys.contains_key(&(r.tenant.to_string(), k.clone())));
-            match r.events.iter().find(|e| !retried && taken_ids.contains(&e.event_id)) {
-                Some(e) => refused.push(Some(StoreError::InvalidAppend(format!(
-                    "event id {:?} is already in the store",
-                    e.event_id
-                )))),
-                None => {
-                    refused.push(None);
-                    admitted.push(r);
-                }
-            }
-        }
-        let plan = plan(self.chain_hash, &self.cache, &admitted, &keys);
+        // Requests citing an event id already stored are refused by the plan, so they take no
+        // position (the unique constraint would otherwise fail the whole batch); a retry under a
+        // known idempotency key carries the same ids and is answered, not refused.
+        let mut known = Known { cache: &self.cache, keys: &keys, taken_ids: &taken_ids };
+        let plan = plan(self.chain_hash, &mut known, reqs);
         let write = if plan.rows.position.is_empty() {
             // Nothing to insert: end the transaction that holds the lock.
             match &self.conn {
@@ -610,16 +535,8 @@ impl Writer {
         };
         match write {
             Ok(()) => {
-                let mut planned = plan.results.clone().into_iter();
-                let results = refused
-                    .into_iter()
-                    .map(|r| match r {
-                        Some(e) => Err(e),
-                        None => planned.next().unwrap_or_else(|| Err(StoreError::Io("lost a result".into()))),
-                    })
-                    .collect();
-                self.applied(plan.last_position, plan.last_time, plan.chains, plan.streams);
-                Attempt::Done(results)
+                self.applied(plan.planner);
+                Attempt::Done(plan.results)
             }
             Err(e) if retryable(&e) => Attempt::Retry,
             Err(e) => Attempt::Failed(e),
@@ -629,7 +546,7 @@ impl Writer {
     async fn write_in_open_transaction(&self, plan: &Plan<'_>) -> Result<(), tokio_postgres::Error> {
         let Some(conn) = &self.conn else { return Ok(()) };
         let c = &conn.client;
-        let head = plan.last_position.to_string();
+        let head = plan.planner.last_position.to_string();
         let rows = plan.rows.params();
         let keys: [&(dyn ToSql + Sync); 6] = [
             &plan.keys.tenant,
@@ -717,7 +634,7 @@ impl Writer {
                     stream_version: from_sql(row.get(3), "stream_version").unwrap_or(0),
                     deduplicated: true,
                 };
-                found.insert(((*t).to_owned(), (*k).to_owned()), KeyRow { stream: row.get(0), outcome });
+                found.insert(((*t).to_owned(), (*k).to_owned()), (row.get(0), outcome));
             }
         }
         let taken_ids = taken?.iter().map(|r| r.get::<_, String>(0)).collect();
@@ -728,7 +645,7 @@ impl Writer {
 #[derive(Default)]
 struct Loaded {
     cache: Cache,
-    keys: HashMap<(String, String), KeyRow>,
+    keys: HashMap<(String, String), (String, AppendOutcome)>,
     taken_ids: HashSet<String>,
 }
 
@@ -767,7 +684,8 @@ mod tests {
         let refs: Vec<&AppendRequest> = reqs.iter().collect();
         let mut cache = Cache { valid: true, last_position: 10, ..Cache::default() };
         cache.streams.insert("t1/k".into(), 0);
-        let p = plan(ChainHash::Sha256, &cache, &refs, &HashMap::new());
+        let (keys, taken_ids) = (HashMap::new(), HashSet::new());
+        let p = plan(ChainHash::Sha256, &mut Known { cache: &cache, keys: &keys, taken_ids: &taken_ids }, &refs);
         assert_eq!(p.results[0].as_ref().ok().map(|o| (o.first_position, o.last_position)), Some((11, 12)));
         assert!(matches!(p.results[1], Err(StoreError::WrongExpectedVersion { actual: 2, .. })));
         assert_eq!(p.results[2].as_ref().ok().map(|o| o.first_position), Some(13));
@@ -778,6 +696,15 @@ mod tests {
         assert_eq!(p.rows.prev_hash[0], hex::encode(GENESIS));
         assert_eq!(p.rows.prev_hash[1], p.rows.hash[0]);
         assert_eq!(p.keys.key, vec!["key-1"]);
+        let twice = request(&t, "b", ExpectedVersion::Any, vec![reqs[0].events[0].clone()]);
+        let taken: HashSet<String> = [reqs[3].events[0].event_id.clone()].into();
+        let reused = request(&t, "c", ExpectedVersion::Any, vec![reqs[3].events[0].clone()]);
+        let refs = [&reqs[0], &twice, &reused];
+        let p = plan(ChainHash::Sha256, &mut Known { cache: &cache, keys: &keys, taken_ids: &taken }, &refs);
+        assert!(p.results[0].is_ok());
+        assert!(matches!(&p.results[1], Err(StoreError::InvalidAppend(m)) if m.contains("already")), "in the batch");
+        assert!(matches!(&p.results[2], Err(StoreError::InvalidAppend(m)) if m.contains("already")), "in the store");
+        assert_eq!(p.rows.position, vec![11, 12], "refused requests take no position");
     }
 
     #[test]

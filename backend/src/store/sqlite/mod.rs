@@ -30,7 +30,8 @@ use ducha_events::envelope::RecordedEvent;
 use ducha_events::ids::TenantId;
 use ducha_events::time::{self, Timestamp};
 use read::{
-    COLUMNS, ReadPool, db_err, decode_row, from_sql_int, int, query_events, query_head, sql_int, sql_limit, text,
+    COLUMNS, FOLD_COLUMNS, ReadPool, db_err, decode_row, from_sql_int, int, query_events, query_head, sql_int,
+    sql_limit, text,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use schema::{check_header, open_writer, read_chain_hash, settle_chain_hash, user_version};
@@ -317,7 +318,12 @@ impl EventStore for SqliteStore {
                 "SELECT {COLUMNS} FROM events WHERE stream = ?1 AND stream_version > ?2 AND position <= ?3 \
                  ORDER BY stream_version LIMIT ?4"
             );
-            query_events(conn, &sql, params![stream, sql_int(after_version), sql_int(upto.limit()), sql_limit(limit)])
+            query_events(
+                conn,
+                &sql,
+                params![stream, sql_int(after_version), sql_int(upto.limit()), sql_limit(limit)],
+                limit,
+            )
         })
         .await
     }
@@ -338,7 +344,12 @@ impl EventStore for SqliteStore {
                 "SELECT {COLUMNS} FROM events WHERE tenant = ?1 AND position > ?2 AND position <= ?3 \
                  ORDER BY position LIMIT ?4"
             );
-            query_events(conn, &sql, params![tenant, sql_int(after_position), sql_int(upto.limit()), sql_limit(limit)])
+            query_events(
+                conn,
+                &sql,
+                params![tenant, sql_int(after_position), sql_int(upto.limit()), sql_limit(limit)],
+                limit,
+            )
         })
         .await
     }
@@ -351,7 +362,40 @@ impl EventStore for SqliteStore {
             let sql = format!(
                 "SELECT {COLUMNS} FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
             );
-            query_events(conn, &sql, params![sql_int(after_position), sql_int(upto.limit()), sql_limit(limit)])
+            query_events(conn, &sql, params![sql_int(after_position), sql_int(upto.limit()), sql_limit(limit)], limit)
+        })
+        .await
+    }
+
+    async fn read_for_fold(
+        &self,
+        tenant: Option<&TenantId>,
+        after_position: u64,
+        limit: usize,
+        upto: Upto,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tenant = tenant.map(|t| t.as_str().to_owned());
+        self.read(move |conn| {
+            let (after, upto, sql_lim) = (sql_int(after_position), sql_int(upto.limit()), sql_limit(limit));
+            match tenant {
+                Some(t) => {
+                    let sql = format!(
+                        "SELECT {FOLD_COLUMNS} FROM events WHERE tenant = ?1 AND position > ?2 AND position <= ?3 \
+                         ORDER BY position LIMIT ?4"
+                    );
+                    query_events(conn, &sql, params![t, after, upto, sql_lim], limit)
+                }
+                None => {
+                    let sql = format!(
+                        "SELECT {FOLD_COLUMNS} FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position \
+                         LIMIT ?3"
+                    );
+                    query_events(conn, &sql, params![after, upto, sql_lim], limit)
+                }
+            }
         })
         .await
     }

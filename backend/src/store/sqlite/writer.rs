@@ -3,10 +3,10 @@
 
 use super::WriterPragmas;
 use super::read::{COLUMNS, db_err, from_sql_int, int, query_head, sql_int, text};
-use crate::store::validate::{check_expected, validate};
+use crate::store::plan::{LogView, Planner, Row};
+use crate::store::validate::validate;
 use crate::store::{AppendOutcome, AppendRequest, StoreError};
-use ducha_events::chain::{ChainFields, ChainHash, GENESIS, parse_hash};
-use ducha_events::time;
+use ducha_events::chain::{ChainHash, GENESIS, parse_hash};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,8 +16,6 @@ use tokio::sync::{oneshot, watch};
 /// A group commit takes at most this many requests / events.
 const MAX_BATCH_REQUESTS: usize = 1024;
 const MAX_BATCH_EVENTS: usize = 16_384;
-/// The writer forgets stream versions past this many streams (it re-reads them on demand).
-const MAX_CACHED_STREAMS: usize = 100_000;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -81,16 +79,6 @@ impl WriterState {
     }
 }
 
-/// What one successful request changes in [`WriterState`], applied once its savepoint is released.
-struct Changes {
-    last_position: u64,
-    last_time: String,
-    tenant: String,
-    chain: (u64, [u8; 32]),
-    stream: String,
-    version: u64,
-}
-
 pub(super) struct Writer {
     pub(super) conn: Connection,
     pub(super) state: WriterState,
@@ -130,6 +118,8 @@ impl Writer {
     fn commit_batch(&mut self, batch: Vec<Job>) {
         let mut pending = Vec::with_capacity(batch.len());
         let mut fatal: Option<StoreError> = None;
+        // What the batch decides on top of the state; folded into it once committed.
+        let mut planner = Planner::new(self.state.chain_hash, self.state.last_position, self.state.last_time.clone());
         let begun = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err);
         if let Err(e) = begun {
             fatal = Some(e);
@@ -137,12 +127,12 @@ impl Writer {
         for job in batch {
             match job {
                 Job::Append(req, reply) => {
-                    let r = self.append_one(&req, &mut fatal);
+                    let r = self.append_one(&mut planner, &req, &mut fatal);
                     pending.push(Pending::Append(reply, r));
                 }
                 Job::Many(reqs) => {
                     for (req, reply) in reqs {
-                        let r = self.append_one(&req, &mut fatal);
+                        let r = self.append_one(&mut planner, &req, &mut fatal);
                         pending.push(Pending::Append(reply, r));
                     }
                 }
@@ -201,6 +191,8 @@ impl Writer {
             }
             return;
         }
+        let state = &mut self.state;
+        (state.last_position, state.last_time) = planner.into_cache(&mut state.chains, &mut state.streams);
         self.head.send_if_modified(|h| {
             let changed = *h != self.state.last_position;
             *h = self.state.last_position;
@@ -253,8 +245,14 @@ impl Writer {
             .map_err(db_err)
     }
 
-    /// Runs one request inside its own savepoint; on failure only that request is undone.
-    fn append_one(&mut self, req: &AppendRequest, fatal: &mut Option<StoreError>) -> Result<AppendOutcome, StoreError> {
+    /// Runs one request inside its own savepoint; on failure only that request is undone (and the
+    /// planner forgets it).
+    fn append_one(
+        &mut self,
+        planner: &mut Planner,
+        req: &AppendRequest,
+        fatal: &mut Option<StoreError>,
+    ) -> Result<AppendOutcome, StoreError> {
         if let Some(e) = fatal {
             return Err(e.clone());
         }
@@ -263,14 +261,11 @@ impl Writer {
             *fatal = Some(e.clone());
             return Err(e);
         }
-        match self.try_append(req) {
-            Ok((outcome, changes)) => {
+        match self.try_append(planner, req) {
+            Ok(outcome) => {
                 if let Err(e) = self.conn.execute_batch("RELEASE req").map_err(db_err) {
                     *fatal = Some(e.clone());
                     return Err(e);
-                }
-                if let Some(c) = changes {
-                    self.apply(c);
                 }
                 Ok(outcome)
             }
@@ -291,16 +286,71 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, c: Changes) {
-        self.state.last_position = c.last_position;
-        self.state.last_time = c.last_time;
-        self.state.chains.insert(c.tenant, c.chain);
-        if self.state.streams.len() >= MAX_CACHED_STREAMS && !self.state.streams.contains_key(&c.stream) {
-            self.state.streams.clear();
+    /// Plans the request and inserts its rows (and its idempotency key) inside the open savepoint.
+    fn try_append(&self, planner: &mut Planner, req: &AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let conn = &self.conn;
+        let mut view = View { conn, state: &self.state };
+        let mut insert = conn
+            .prepare_cached(&format!(
+                "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))
+            .map_err(db_err)?;
+        let outcome = planner.request(&mut view, req, |row: Row<'_>| {
+            let e = row.event;
+            let inserted = insert.execute(params![
+                sql_int(row.position),
+                row.tenant,
+                sql_int(row.tenant_seq),
+                e.event_id,
+                row.stream,
+                sql_int(row.stream_version),
+                e.event_type,
+                i64::from(e.schema_version),
+                row.occurred_at,
+                row.actor_user(),
+                row.actor_role(),
+                e.correlation_id,
+                row.causation_id,
+                e.payload,
+                hex::encode(row.prev_hash),
+                hex::encode(row.hash),
+            ]);
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
+                    Err(StoreError::InvalidAppend(format!("event id {:?} is already in the store", e.event_id)))
+                }
+                Err(err) => Err(db_err(err)),
+            }
+        })?;
+        if let (Some(key), false) = (&req.idempotency_key, outcome.deduplicated) {
+            conn.prepare_cached(
+                "INSERT INTO idempotency (tenant, key, stream, first_position, last_position, stream_version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    req.tenant.as_str(),
+                    key,
+                    req.stream,
+                    sql_int(outcome.first_position),
+                    sql_int(outcome.last_position),
+                    sql_int(outcome.stream_version)
+                ])
+            })
+            .map_err(db_err)?;
         }
-        self.state.streams.insert(c.stream, c.version);
+        Ok(outcome)
     }
+}
 
+/// The log as the writer sees it inside its transaction: the state's caches, else the file.
+struct View<'c> {
+    conn: &'c Connection,
+    state: &'c WriterState,
+}
+
+impl LogView for View<'_> {
     fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
         if let Some(v) = self.state.streams.get(stream) {
             return Ok(*v);
@@ -313,134 +363,29 @@ impl Writer {
         from_sql_int(v, "stream_version")
     }
 
-    fn try_append(&mut self, req: &AppendRequest) -> Result<(AppendOutcome, Option<Changes>), StoreError> {
-        let tenant = req.tenant.as_str();
-        if let Some(key) = &req.idempotency_key {
-            let seen: Option<(String, i64, i64, i64)> = self
-                .conn
-                .prepare_cached(
-                    "SELECT stream, first_position, last_position, stream_version FROM idempotency \
-                     WHERE tenant = ?1 AND key = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row([tenant, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
-                })
-                .map_err(db_err)?;
-            if let Some((stream, first, last, version)) = seen {
-                if stream != req.stream {
-                    return Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream });
-                }
-                let outcome = AppendOutcome {
-                    first_position: from_sql_int(first, "first_position")?,
-                    last_position: from_sql_int(last, "last_position")?,
-                    stream_version: from_sql_int(version, "stream_version")?,
-                    deduplicated: true,
-                };
-                return Ok((outcome, None));
-            }
-        }
+    fn chain(&mut self, tenant: &str) -> Result<(u64, [u8; 32]), StoreError> {
+        Ok(self.state.chains.get(tenant).copied().unwrap_or((0, GENESIS)))
+    }
 
-        let current = self.stream_version(&req.stream)?;
-        check_expected(&req.stream, req.expected, current)?;
-
-        let (mut seq, mut prev) = self.state.chains.get(tenant).copied().unwrap_or((0, GENESIS));
-        let mut position = self.state.last_position;
-        let mut version = current;
-        let mut last_time = self.state.last_time.clone();
-        let mut insert = self
+    fn key(&mut self, tenant: &str, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        let seen: Option<(String, i64, i64, i64)> = self
             .conn
-            .prepare_cached(&format!(
-                "INSERT INTO events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))
+            .prepare_cached(
+                "SELECT stream, first_position, last_position, stream_version FROM idempotency \
+                 WHERE tenant = ?1 AND key = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row([tenant, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
+            })
             .map_err(db_err)?;
-        for e in &req.events {
-            position += 1;
-            seq += 1;
-            version += 1;
-            let mut occurred_at = time::format(&e.occurred_at);
-            if occurred_at < last_time {
-                occurred_at.clone_from(&last_time);
-            }
-            let causation = e.causation_id.as_deref().filter(|c| !c.is_empty());
-            let fields = ChainFields {
-                tenant,
-                tenant_seq: seq,
-                event_id: &e.event_id,
-                stream: &req.stream,
-                stream_version: version,
-                event_type: &e.event_type,
-                schema_version: e.schema_version,
-                occurred_at: &occurred_at,
-                actor_user: e.actor.user_id.as_str(),
-                actor_role: e.actor.role.code(),
-                correlation_id: &e.correlation_id,
-                causation_id: causation.unwrap_or(""),
-                payload: &e.payload,
-            };
-            let hash = fields.hash_with(self.state.chain_hash, &prev);
-            let inserted = insert.execute(params![
-                sql_int(position),
-                tenant,
-                sql_int(seq),
-                e.event_id,
-                req.stream,
-                sql_int(version),
-                e.event_type,
-                i64::from(e.schema_version),
-                occurred_at,
-                fields.actor_user,
-                fields.actor_role,
-                e.correlation_id,
-                causation,
-                e.payload,
-                hex::encode(prev),
-                hex::encode(hash),
-            ]);
-            if let Err(err) = inserted {
-                return Err(match &err {
-                    rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
-                        StoreError::InvalidAppend(format!("event id {:?} is already in the store", e.event_id))
-                    }
-                    _ => db_err(err),
-                });
-            }
-            prev = hash;
-            last_time = occurred_at;
-        }
-        drop(insert);
+        let Some((stream, first, last, version)) = seen else { return Ok(None) };
         let outcome = AppendOutcome {
-            first_position: self.state.last_position + 1,
-            last_position: position,
-            stream_version: version,
-            deduplicated: false,
+            first_position: from_sql_int(first, "first_position")?,
+            last_position: from_sql_int(last, "last_position")?,
+            stream_version: from_sql_int(version, "stream_version")?,
+            deduplicated: true,
         };
-        if let Some(key) = &req.idempotency_key {
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO idempotency (tenant, key, stream, first_position, last_position, stream_version) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        tenant,
-                        key,
-                        req.stream,
-                        sql_int(outcome.first_position),
-                        sql_int(outcome.last_position),
-                        sql_int(outcome.stream_version)
-                    ])
-                })
-                .map_err(db_err)?;
-        }
-        let changes = Changes {
-            last_position: position,
-            last_time,
-            tenant: tenant.to_owned(),
-            chain: (seq, prev),
-            stream: req.stream.clone(),
-            version,
-        };
-        Ok((outcome, Some(changes)))
+        Ok(Some((stream, outcome)))
     }
 }
 
