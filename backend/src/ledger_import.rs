@@ -336,7 +336,7 @@ pub async fn cli(location: &crate::store::StoreLocation, args: ImportLedgerArgs)
             user.actor()
         }
     };
-    let meta = Meta::new(actor, chrono::Utc::now());
+    let meta = Meta::new(actor, crate::clock::now());
     let explain = |e: CommandError| match e {
         CommandError::Domain(d) => anyhow::anyhow!("{} / {d}", d.message_zh()),
         other => anyhow::anyhow!("{other}"),

@@ -124,7 +124,7 @@ pub async fn import_ledger(
     .map_err(|e| ApiError::internal(format!("ledger import: {e}")))?
     .map_err(|e| ApiError::internal(format!("ledger import: {e}")))?;
 
-    let meta = Meta::new(who.actor.clone(), chrono::Utc::now());
+    let meta = Meta::new(who.actor.clone(), crate::clock::now());
     let same = ledger_import::present(&state.live.read(), &tenant);
     let planned =
         match ledger_import::plan(&*state.store, &meta, &tenant, &file_name, &bytes, mapping.as_ref(), &same).await? {
