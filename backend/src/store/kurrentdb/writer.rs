@@ -190,15 +190,15 @@ pub struct Plan {
 /// The index answers every question a plan asks, event ids included (KurrentDB has no unique index).
 impl LogView for &Index {
     fn stream_version(&mut self, stream: &str) -> Result<u64, StoreError> {
-        Ok(Index::stream_version(*self, stream))
+        Ok(Index::stream_version(self, stream))
     }
 
     fn chain(&mut self, tenant: &str) -> Result<(u64, [u8; 32]), StoreError> {
-        Ok(Index::chain(*self, tenant))
+        Ok(Index::chain(self, tenant))
     }
 
     fn key(&mut self, tenant: &str, key: &str) -> Result<Option<(String, AppendOutcome)>, StoreError> {
-        Ok(Index::key(*self, tenant, key).map(|row| (row.stream.clone(), row.outcome)))
+        Ok(Index::key(self, tenant, key).map(|row| (row.stream.clone(), row.outcome)))
     }
 
     fn event_id_taken(&mut self, id: &str) -> Result<bool, StoreError> {
