@@ -117,7 +117,9 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
             Rule::Do(ReadDirectory, Tenant)
         }
         ("get", p)
-            if p.starts_with("/tenants/{tenant_id}/categories") || p.starts_with("/tenants/{tenant_id}/checklists") =>
+            if p.starts_with("/tenants/{tenant_id}/categories")
+                || p.starts_with("/tenants/{tenant_id}/checklists")
+                || p.starts_with("/tenants/{tenant_id}/methods") =>
         {
             Rule::Do(ReadDirectory, Tenant)
         }
@@ -125,6 +127,15 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         | ("post", "/tenants/{tenant_id}/categories" | "/tenants/{tenant_id}/checklists") => {
             Rule::Do(ManageTenant, Tenant)
         }
+        // The sub-district's vocabulary (issue 14): methods, and renaming or retiring either.
+        ("post", p)
+            if p.starts_with("/tenants/{tenant_id}/methods")
+                || p.starts_with("/tenants/{tenant_id}/categories/{code}/") =>
+        {
+            Rule::Do(ManageTenant, Tenant)
+        }
+        // Importing an existing 整改台账 (a dry run by default).
+        ("post", "/tenants/{tenant_id}/ledger/import") => Rule::Do(ManageTenant, Tenant),
         // Read models.
         ("get", "/tenants/{tenant_id}/ledger" | "/tenants/{tenant_id}/scorecards" | "/tenants/{tenant_id}/live") => {
             Rule::Do(Read, TenantOrOwnCommunity)
