@@ -167,21 +167,19 @@ fn fill_up(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
     let mut f = std::fs::File::create(&path).expect("filler");
     let chunk = vec![0u8; 64 * 1024];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
-            Err(e) => panic!("filling up: {e}"),
+    let mut written = 0usize;
+    // Large pieces, then small ones to the last byte.
+    for size in [chunk.len(), 512] {
+        loop {
+            match f.write(&chunk[..size]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling up: {e}"),
+            }
         }
     }
-    // Smaller pieces, to the last byte.
-    loop {
-        match f.write(&chunk[..512]) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    println!("filled the filesystem with {written} bytes");
     let _ = f.sync_all();
     path
 }
