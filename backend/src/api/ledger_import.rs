@@ -80,8 +80,10 @@ struct InvalidImport<'a> {
     request_body(content = LedgerImportUpload, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "检查结果或导入结果 / the dry run's report, or what was imported", body = LedgerImportReport),
-        (status = 422, description = "文件有问题，未导入 / the file has problems (listed); nothing was written",
-         body = LedgerImportReport, content_type = "application/problem+json"),
+        (status = 422, description = "文件有问题，未导入 / `import_invalid`: the file has problems; the problem document also \
+carries every field of `LedgerImportReport` (its `problems` list each with sheet, row and column); nothing was written. \
+`invalid_file`: not an XLSX workbook.",
+         body = crate::api::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/tenants/{tenant_id}/ledger/import")]
