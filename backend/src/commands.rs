@@ -163,20 +163,7 @@ async fn append<S: EventStore + ?Sized>(
             AppendOutcome { first_position: 0, last_position: 0, stream_version: version, deduplicated: false };
         return Ok(Some(Executed { outcome, events: 0 }));
     }
-    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let new_events = events
-        .iter()
-        .map(|e| {
-            NewEvent::from_event(
-                e,
-                uuid::Uuid::now_v7().to_string(),
-                meta.at,
-                ActorRef { user_id: meta.actor.user_id.clone(), role },
-                correlation.clone(),
-                meta.causation_id.clone(),
-            )
-        })
-        .collect();
+    let new_events = new_events(meta, role, &events);
     let expected = ExpectedVersion::Exact(version);
     let req = AppendRequest {
         tenant: tenant.clone(),
@@ -211,6 +198,25 @@ async fn replayed<S: EventStore + ?Sized>(
         Some((used, _)) => Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream: used }.into()),
         None => Ok(None),
     }
+}
+
+/// The envelopes of decided events: fresh time-ordered ids, the command's time, actor and role,
+/// and its correlation (a fresh one when the caller gave none) shared by all of them.
+pub(crate) fn new_events(meta: &Meta, role: Role, events: &[Event]) -> Vec<NewEvent> {
+    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    events
+        .iter()
+        .map(|e| {
+            NewEvent::from_event(
+                e,
+                uuid::Uuid::now_v7().to_string(),
+                meta.at,
+                ActorRef { user_id: meta.actor.user_id.clone(), role },
+                correlation.clone(),
+                meta.causation_id.clone(),
+            )
+        })
+        .collect()
 }
 
 /// Checks the client's expected version against the loaded one before deciding.

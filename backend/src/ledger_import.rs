@@ -15,7 +15,6 @@ use calamine::{Data, Reader, Xlsx};
 use chrono::NaiveDate;
 use ducha_events::Event;
 use ducha_events::authz::{Action, Role, authorize};
-use ducha_events::envelope::{ActorRef, NewEvent};
 use ducha_events::event::InspectionImported;
 use ducha_events::ids::{FindingId, InspectionId, TenantId, stream};
 use ducha_events::ledger_import::{self as plan_mod, Cell, Existing, ImportFile, ImportPlan, Mapping, SheetInput};
@@ -266,20 +265,7 @@ async fn append<S: EventStore + ?Sized>(
     events: Vec<Event>,
     idempotency_key: String,
 ) -> Result<crate::store::AppendOutcome, CommandError> {
-    let correlation = meta.correlation_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let events = events
-        .iter()
-        .map(|e| {
-            NewEvent::from_event(
-                e,
-                uuid::Uuid::now_v7().to_string(),
-                meta.at,
-                ActorRef { user_id: meta.actor.user_id.clone(), role },
-                correlation.clone(),
-                meta.causation_id.clone(),
-            )
-        })
-        .collect();
+    let events = commands::new_events(meta, role, &events);
     let req =
         AppendRequest { tenant: tenant.clone(), stream, expected, events, idempotency_key: Some(idempotency_key) };
     Ok(store.append(req).await?)

@@ -837,25 +837,11 @@ mod tests {
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 6, 1).unwrap()
     }
-    const HEAD: [&str; 15] = [
-        "序号",
-        "来源",
-        "社区",
-        "问题类别",
-        "存在问题",
-        "整改措施",
-        "责任领导",
-        "责任单位",
-        "责任人",
-        "整改时限",
-        "进展情况",
-        "完成情况",
-        "佐证材料",
-        "销号日期",
-        "预警",
-    ];
     fn sheet(rows: &[[&str; 15]]) -> Vec<SheetInput> {
-        let mut all = vec![vec![t("XX街道整改台账（截至2024年6月1日）")], HEAD.iter().map(|h| t(h)).collect()];
+        let mut all = vec![
+            vec![t("XX街道整改台账（截至2024年6月1日）")],
+            crate::projection::LEDGER_COLUMNS.iter().chain(&["预警"]).map(|h| t(h)).collect(),
+        ];
         all.extend(rows.iter().map(|r| r.iter().map(|c| t(c)).collect()));
         vec![SheetInput { name: "整改台账".into(), rows: all }]
     }
