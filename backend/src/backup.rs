@@ -31,6 +31,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const EVENTS_PART: &str = "events.db";
 /// Evidence files: `evidence/<tenant>/<sha256>` and, beside it, `<sha256>.json` (name and type).
 pub const EVIDENCE_PREFIX: &str = "evidence/";
+/// The person keys of personal data (`backend/src/personal`), wrapped: JSON, when there are any.
+pub const PERSON_KEYS_PART: &str = "person_keys.json";
 
 /// What a backup holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +166,21 @@ fn heads_of(report: &crate::verify::VerifyReport) -> Vec<TenantHead> {
 }
 
 /// Takes a backup of the store at `location` into `out` (which must not exist yet).
+/// The source's person keys: beside its events (the data directory's `api.db`, the PostgreSQL
+/// tables); `None` for a KurrentDB store (its keys are in its `server_state`: back that up too).
+fn source_person_keys(
+    opened: Option<&crate::store::OpenedStore>,
+    location: &StoreLocation,
+) -> anyhow::Result<Option<std::sync::Arc<dyn crate::server_state::PersonKeys>>> {
+    if let Some(dir) = location.data_dir() {
+        return Ok(Some(crate::server_state::ServerState::sqlite(&dir, &dir.join("evidence"))?.person_keys));
+    }
+    if let Some(pg) = opened.and_then(|o| o.postgres.as_ref()) {
+        return Ok(Some(crate::server_state::ServerState::postgres(pg.pool().clone(), None).person_keys));
+    }
+    Ok(None)
+}
+
 pub async fn backup(location: &StoreLocation, evidence_dir: Option<&Path>, out: &Path) -> anyhow::Result<Manifest> {
     if out.exists() {
         bail!("备份文件已存在，不会覆盖：{} / the backup file exists; not overwritten", out.display());
@@ -230,6 +247,14 @@ pub async fn backup(location: &StoreLocation, evidence_dir: Option<&Path>, out: 
                 names.push(format!("{EVIDENCE_PREFIX}{tenant}/{sha}.json"));
             }
             evidence_files += 1;
+        }
+    }
+    // The person keys, still wrapped under the master key (which is never in a backup).
+    if let Some(vault) = source_person_keys(opened.as_ref(), location)? {
+        let keys = vault.list().await?;
+        if !keys.is_empty() {
+            std::fs::write(staging.path().join(PERSON_KEYS_PART), serde_json::to_vec_pretty(&keys)?)?;
+            names.push(PERSON_KEYS_PART.to_owned());
         }
     }
     if let Some(o) = opened {
@@ -496,6 +521,14 @@ pub async fn restore(
             });
         home.state.evidence.put(tenant, sha, &meta, &path).await?;
         evidence_files += 1;
+    }
+    if manifest.parts.iter().any(|p| p.name == PERSON_KEYS_PART) {
+        let bytes = std::fs::read(staging.path().join(PERSON_KEYS_PART))?;
+        let keys: Vec<crate::server_state::StoredKey> = serde_json::from_slice(&bytes)
+            .context("备份中的个人信息密钥无法读取 / the backup's person keys cannot be read")?;
+        for key in &keys {
+            home.state.person_keys.get_or_insert(key).await?;
+        }
     }
     home.close().await;
     let model = crate::projector::load_live(&*opened.store).await?;

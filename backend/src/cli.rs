@@ -203,6 +203,15 @@ pub enum Cmd {
     /// Import an existing 整改台账 (XLSX) into a sub-district: every row becomes a finding and its
     /// rectification with their original dates; nothing is written unless the whole file is valid.
     ImportLedger(crate::ledger_import::ImportLedgerArgs),
+    /// 删除个人信息 (PIPL): destroy a person's key, so that their data reads 「已删除的个人信息」
+    /// everywhere; the erasure is recorded and every chain still verifies. With SQLite, while no
+    /// server holds the data directory (or use the API).
+    ErasePerson(crate::personal::cli::EraseArgs),
+    /// The personal-data master key and person keys.
+    PersonalData {
+        #[command(subcommand)]
+        command: crate::personal::cli::PersonalDataCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,7 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let location = StoreLocation::from_flags(cli.store.as_deref(), &cli.data_dir, sync)?;
     match cli.command {
         Cmd::Demo => {
-            let opened = open(&location, Access::Write).await?;
+            let opened = crate::personal::open_store(&location, Access::Write).await?;
             let store = &*opened.store;
             let report = demo::load(store).await?;
             let model = projector::load_live(store).await?;
@@ -382,7 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Replay => {
-            let opened = open(&location, Access::Write).await?;
+            let opened = crate::personal::open_store(&location, Access::Write).await?;
             let store = &*opened.store;
             let total = store.head().await?;
             let bar = progress_bar(total, "事件");
@@ -421,7 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Import { file } => {
             let input = std::fs::File::open(&file)
                 .with_context(|| format!("无法打开导入文件 {} / cannot open the import file", file.display()))?;
-            let opened = open(&location, Access::Write).await?;
+            let opened = crate::personal::open_store(&location, Access::Write).await?;
             let store = &*opened.store;
             let n = exchange::import(store, std::io::BufReader::new(input)).await?;
             let model = projector::load_live(store).await?;
@@ -522,6 +531,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::ledger_import::cli(&location, args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::ErasePerson(args) => crate::personal::cli::erase(&location, args).await,
+        Cmd::PersonalData { command } => crate::personal::cli::personal_data(&location, command).await,
     }
 }
 
@@ -658,6 +669,10 @@ async fn copy_evidence(
         to.evidence.put(&tenant, &sha, &meta, scratch.path()).await?;
         n += 1;
     }
+    // The person keys travel with the data, still wrapped (the target needs the same master key).
+    for key in from.person_keys.list().await? {
+        to.person_keys.get_or_insert(&key).await?;
+    }
     from_home.close().await;
     to_home.close().await;
     Ok(n)
@@ -681,7 +696,7 @@ async fn admin_create(
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("无法读取标准输入 / cannot read standard input")?;
     let password = line.trim_end_matches(['\r', '\n']);
-    let opened = open(location, Access::Write).await?;
+    let opened = crate::personal::open_store(location, Access::Write).await?;
     let store = &*opened.store;
     let model = projector::load_live(store).await?;
     // The security policy's password rules apply here too (the password is temporary: it must be

@@ -33,7 +33,7 @@ impl Gate {
     }
 
     /// Passes the gate (at most once, however many times the command is retried).
-    async fn pass(&self) -> Result<(), CommandError> {
+    pub(crate) async fn pass(&self) -> Result<(), CommandError> {
         self.0.passed.get_or_try_init(|| (self.0.run)()).await.map(drop)
     }
 

@@ -132,6 +132,13 @@ pub struct Config {
     /// max_page_count`); writes beyond answer 503 `storage_full`, as on a full disk. A disk budget;
     /// takes effect at start. Unset: no limit but the disk.
     pub sqlite_max_page_count: Option<u64>,
+    /// The master key of personal data (`ducha-pii-1:<64 hex>`, owner-only; docs/SECURITY.md):
+    /// wraps the per-person keys personal data in the events is sealed under. Default with SQLite:
+    /// `personal.key` in the data directory, generated on first start. A shared store seals personal
+    /// data only with a configured key (the same on every replica).
+    pub personal_data_key_file: Option<PathBuf>,
+    /// `sm4-gcm` (default) or `aes-256-gcm`: the cipher of new person keys (existing keys keep theirs).
+    pub personal_data_cipher: crate::personal::cipher::Cipher,
 }
 
 impl Default for Config {
@@ -174,6 +181,8 @@ impl Default for Config {
             anchor_algorithm: None,
             anchor_interval_seconds: 3600,
             sqlite_max_page_count: None,
+            personal_data_key_file: None,
+            personal_data_cipher: crate::personal::cipher::Cipher::Sm4Gcm,
         }
     }
 }
@@ -217,6 +226,8 @@ pub const KEYS: &[&str] = &[
     "anchor_algorithm",
     "anchor_interval_seconds",
     "sqlite_max_page_count",
+    "personal_data_key_file",
+    "personal_data_cipher",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.

@@ -305,7 +305,7 @@ pub async fn cli(location: &crate::store::StoreLocation, args: ImportLedgerArgs)
         .with_context(|| format!("无法读取文件 {} / cannot read the file", args.file.display()))?;
     let file_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let access = if args.dry_run { crate::store::Access::Read } else { crate::store::Access::Write };
-    let opened = crate::store::location::open(location, access).await?;
+    let opened = crate::personal::open_store(location, access).await?;
     let store = &*opened.store;
     let live = crate::projector::load_live(store).await?;
     let same = present(&live, &tenant);

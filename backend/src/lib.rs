@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod jobs;
 pub mod ledger_import;
 pub mod password;
+pub mod personal;
 pub mod projector;
 pub mod render;
 pub mod security_log;

@@ -148,12 +148,29 @@ pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, C
         Some((_, bytes)) => serde_json::from_slice::<ReadModel>(&bytes).unwrap_or_default(),
         None => ReadModel::default(),
     };
-    // A checkpoint ahead of the log (a restored older database) is useless: start over.
-    if model.position() > store.head().await? {
+    // A checkpoint ahead of the log (a restored older database) is useless: start over. So is one
+    // taken before an erasure: it holds what was erased (folded while the key existed).
+    if model.position() > store.head().await? || erased_since(store, model.position()).await? {
         model = ReadModel::default();
     }
     catch_up(store, &mut model, Upto::Head, None, |_| {}).await?;
     Ok(model)
+}
+
+/// Whether personal data was erased after `position` (a `PersonalDataErased` in the security chain).
+async fn erased_since<S: EventStore + ?Sized>(store: &S, position: u64) -> Result<bool, StoreError> {
+    if position == 0 {
+        return Ok(false);
+    }
+    let mut after = position;
+    loop {
+        let page = store.read_tenant(&TenantId::security(), after, PAGE, Upto::Head).await?;
+        let Some(last) = page.last() else { return Ok(false) };
+        if page.iter().any(|e| e.event_type == "PersonalDataErased") {
+            return Ok(true);
+        }
+        after = last.position;
+    }
 }
 
 /// Saves a checkpoint of the model at its position.

@@ -219,7 +219,8 @@ pub async fn search<S: EventStore + ?Sized>(
     let mut found: std::collections::VecDeque<AuditRecord> = std::collections::VecDeque::new();
     let mut total = 0u64;
     loop {
-        let page = store.read_tenant(&tenant, after, 5_000, query.upto).await?;
+        let mut page = store.read_tenant(&tenant, after, 5_000, query.upto).await?;
+        store.open_personal(&mut page).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
         for r in page.iter().filter_map(AuditRecord::of).filter(|r| query.matches(r)) {

@@ -94,7 +94,22 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     if key_dir.is_none() {
         crate::auth::SigningKeys::load(&config, None)?;
     }
-    let store = opened.store.clone();
+    let keys = crate::personal::keyring(&config, key_dir.as_deref(), &home.state)?;
+    let store: Arc<dyn store::EventStore> = match &keys {
+        Some(k) => {
+            let sealing = Arc::new(crate::personal::store::SealingStore::new(opened.store.clone(), k.clone()));
+            let destroyed = crate::personal::erase::reconcile(&*sealing, k).await?;
+            tracing::info!(master_key = k.master_id(), cipher = k.cipher().code(), destroyed, "personal data sealed");
+            sealing
+        }
+        None => {
+            tracing::warn!(
+                "no personal_data_key_file configured for a shared store: personal data is stored in clear \
+                 (docs/SECURITY.md)"
+            );
+            opened.store.clone()
+        }
+    };
     if config.demo {
         // Load into an empty store; on a store that already holds the demo, `load` adds nothing
         // and the logins are printed again. Never mix the demo into other data.
@@ -137,6 +152,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         rollups: Arc::default(),
         replica: replica.clone(),
         anchor_key,
+        keys,
     };
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);

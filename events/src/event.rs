@@ -350,6 +350,33 @@ pub struct SecondFactorReset {
     pub reason: String,
 }
 
+/// An account's contact details (a mobile number for reminders). Personal data: stored sealed under
+/// the account's key (`crate::personal`), shown masked to all but the roles that need it. An empty
+/// `phone` removes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserContactSet {
+    pub user_id: UserId,
+    pub phone: String,
+}
+
+/// A person's data was erased (个人信息删除, PIPL art. 47) by destroying their keys: every value
+/// sealed under these keys now reads as 「已删除的个人信息」. Names nobody: only the key ids, the
+/// kind of person, how many values were sealed, and why. Recorded on `_security/personal-data`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalDataErased {
+    /// `user` (an account) or `name` (a person named in a tenant's records).
+    pub subject_kind: String,
+    /// The account, for `user` (its id is not personal data; its name is).
+    pub user_id: Option<UserId>,
+    /// The tenant whose records named the person, for `name`.
+    pub tenant: Option<TenantId>,
+    pub key_ids: Vec<String>,
+    /// Why (the request's reference, e.g. a letter number); never the person's name.
+    pub reason: String,
+}
+
 /// The security policy, as the security administrator set it (the whole policy each time).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -722,7 +749,12 @@ macro_rules! domain_events {
             }
 
             /// Decodes a stored payload, upcasting older schema versions first.
+            ///
+            /// Sealed personal data (`crate::personal`) decodes as [`crate::personal::SEALED`]: open
+            /// the payload with the keys first where the plaintext is needed.
             pub fn decode(event_type: &str, version: u32, payload: &str) -> Result<Event, DecodeError> {
+                let opened = crate::personal::open(payload, &mut |_| crate::personal::SEALED.to_owned());
+                let payload = opened.as_deref().unwrap_or(payload);
                 let bad = |m: serde_json::Error| DecodeError::Payload {
                     event_type: event_type.to_owned(), version, message: m.to_string(),
                 };
@@ -769,6 +801,8 @@ domain_events! {
     SecondFactorEnrolled = 1;
     SecondFactorReset = 1;
     SecurityPolicySet = 1;
+    UserContactSet = 1;
+    PersonalDataErased = 1;
     SecurityAuditRecorded = 1;
     AnchorRecorded = 1;
     InspectionPlanned = 1;

@@ -108,6 +108,10 @@ pub mod stream {
     pub fn security_audit() -> String {
         "_security/audit-log".to_owned()
     }
+    /// Erasures of personal data (`PersonalDataErased`), in the security log's chain.
+    pub fn personal_data() -> String {
+        "_security/personal-data".to_owned()
+    }
     /// The signed checkpoints: one stream in a chain of its own.
     pub fn anchors() -> String {
         "_anchors/anchors".to_owned()

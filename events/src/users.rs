@@ -8,8 +8,8 @@
 use crate::DomainError;
 use crate::authz::{self, Action, Actor, Grant, Role, Scope, Target};
 use crate::event::{
-    Event, PasswordChanged, RoleGranted, RoleRevoked, SecondFactorEnrolled, SecondFactorReset, UserCreated,
-    UserDisabled, UserEnabled,
+    Event, PasswordChanged, RoleGranted, RoleRevoked, SecondFactorEnrolled, SecondFactorReset, UserContactSet,
+    UserCreated, UserDisabled, UserEnabled,
 };
 use crate::ids::UserId;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,11 @@ pub enum UserCommand {
     /// The user has enrolled a second factor (the API has checked a code of it).
     EnrollSecondFactor {
         user_id: UserId,
+    },
+    /// An administrator sets (or, with an empty `phone`, removes) an account's mobile number.
+    SetContact {
+        user_id: UserId,
+        phone: String,
     },
     /// An administrator removes a user's second factor.
     ResetSecondFactor {
@@ -175,6 +180,16 @@ pub fn decide(
                 PasswordChanged { user_id: user_id.clone(), password_hash: password_hash.clone(), temporary: true }
                     .into(),
             ])
+        }
+        UserCommand::SetContact { user_id, phone } => {
+            existing(users, user_id)?;
+            let phone = if phone.trim().is_empty() {
+                String::new()
+            } else {
+                crate::personal::valid_phone(phone)
+                    .ok_or_else(|| DomainError::invalid("phone", "手机号应为 5 到 20 位数字（可含 +、- 和空格）"))?
+            };
+            Ok(vec![UserContactSet { user_id: user_id.clone(), phone }.into()])
         }
         UserCommand::ResetSecondFactor { user_id, reason } => {
             let user = existing(users, user_id)?;
@@ -309,6 +324,7 @@ fn managed_user(cmd: &UserCommand) -> Option<&UserId> {
     match cmd {
         UserCommand::SetPassword { user_id, .. }
         | UserCommand::ResetSecondFactor { user_id, .. }
+        | UserCommand::SetContact { user_id, .. }
         | UserCommand::DisableUser { user_id, .. }
         | UserCommand::EnableUser { user_id } => Some(user_id),
         _ => None,

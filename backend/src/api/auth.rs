@@ -367,10 +367,25 @@ fn invalid_code() -> ApiError {
     .with_field("code")
 }
 
+/// A user's second factor with its secret opened (stored sealed under the master key, or in clear
+/// where there is none).
+async fn stored_second_factor(
+    state: &AppState,
+    user: &UserEntry,
+) -> Result<Option<crate::server_state::SecondFactor>, ApiError> {
+    let Some(mut sf) = state.server.second_factors.get(user.user_id.as_str()).await? else { return Ok(None) };
+    if let Some(k) = &state.keys {
+        sf.secret = k
+            .open_secret(user.user_id.as_str(), &sf.secret)
+            .ok_or_else(|| ApiError::internal("a second factor's secret does not open with this master key"))?;
+    }
+    Ok(Some(sf))
+}
+
 /// Checks a TOTP code (each time step once) or a recovery code (each once) of `user`; what kind
 /// it was, when good.
 async fn second_factor_ok(state: &AppState, user: &UserEntry, code: &str) -> Result<Option<&'static str>, ApiError> {
-    let Some(sf) = state.server.second_factors.get(user.user_id.as_str()).await? else { return Ok(None) };
+    let Some(sf) = stored_second_factor(state, user).await? else { return Ok(None) };
     if !sf.confirmed {
         return Ok(None);
     }
@@ -577,7 +592,11 @@ pub async fn enrol_second_factor(state: web::Data<AppState>, req: HttpRequest) -
     let secret = second_factor::new_secret().map_err(|e| ApiError::internal(e.to_string()))?;
     let (uri, svg) =
         second_factor::enrolment(&secret, &user.username).map_err(|e| ApiError::internal(e.to_string()))?;
-    state.server.second_factors.begin(user.user_id.as_str(), &secret).await?;
+    let stored = match &state.keys {
+        Some(k) => k.seal_secret(user.user_id.as_str(), &secret).map_err(ApiError::internal)?,
+        None => secret.clone(),
+    };
+    state.server.second_factors.begin(user.user_id.as_str(), &stored).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(SecondFactorEnrolment {
         secret,
         otpauth_uri: uri,
@@ -607,7 +626,7 @@ pub async fn confirm_second_factor(
     let (user, as_step) = caller_or_step(&state, &req, LoginStep::SecondFactorEnrol).await?;
     let from = origin(&req, state.config.trust_forwarded_for);
     let code = body.into_inner().code;
-    let pending = state.server.second_factors.get(user.user_id.as_str()).await?;
+    let pending = stored_second_factor(&state, &user).await?;
     let Some(pending) = pending.filter(|p| !p.confirmed) else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -828,6 +847,7 @@ mod step_tests {
             password_set_at: days_ago(set_days_ago),
             password_history: vec![],
             second_factor,
+            phone: None,
         };
         let real = SecurityPolicy::default();
         let step = |u: &UserEntry, p: &SecurityPolicy, gave: bool| next_step(u, p, gave, now).map(|(s, _)| s);

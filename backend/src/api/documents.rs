@@ -213,7 +213,19 @@ pub async fn report_download(
     let object = format!("report:{tenant_id}/{inspection_id}");
     let detail = format!("format {}; sha256 {}; position {}", format.code(), generated.sha256, generated.log_position);
     record_export(&state, &req, &who, "document_downloaded", object, detail).await?;
-    Ok(download(generated.bytes, documents::content_type(format), filename, generated.log_position))
+    let erasure = documents::erasure_note(&state.live.read(), &tenant_id, &inspection_id, &generated);
+    let mut res = download(generated.bytes, documents::content_type(format), filename, generated.log_position);
+    if let Some(note) = erasure {
+        // Said plainly: a regeneration after an erasure is not the document that was issued.
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-ducha-personal-data-erased"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!("299 ducha \"{}\"", note.english())) {
+            res.headers_mut().insert(actix_web::http::header::WARNING, v);
+        }
+    }
+    Ok(res)
 }
 
 /// 签发督查报告: generates the report and records `ReportIssued` with its SHA-256 and log position.

@@ -157,10 +157,11 @@ async fn read_stream(state: &AppState, name: &str, upto: Upto) -> Result<Vec<Rec
     let mut out: Vec<RecordedEvent> = Vec::new();
     loop {
         let after = out.last().map_or(0, |e| e.stream_version);
-        let batch = state.store.read_stream(name, after, 500, upto).await?;
+        let mut batch = state.store.read_stream(name, after, 500, upto).await?;
         if batch.is_empty() {
             return Ok(out);
         }
+        state.store.open_personal(&mut batch).await?;
         out.extend(batch);
     }
 }

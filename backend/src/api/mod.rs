@@ -54,6 +54,7 @@ pub mod live;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod personal_data;
 pub mod platform;
 pub mod scorecards;
 pub mod security;
@@ -91,6 +92,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     tenants::configure(cfg);
     users::configure(cfg);
     security::configure(cfg);
+    personal_data::configure(cfg);
     inspections::configure(cfg);
     findings::configure(cfg);
     evidence::configure(cfg);

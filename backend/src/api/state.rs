@@ -36,6 +36,8 @@ pub struct AppState {
     pub replica: Arc<crate::jobs::Replica>,
     /// The anchors' signing key (None: a shared store without `anchor_key_file`: no anchoring).
     pub anchor_key: Option<Arc<crate::anchors::AnchorKey>>,
+    /// The personal-data keyring (`None`: a shared store without a master key: kept in clear).
+    pub keys: Option<Arc<crate::personal::Keyring>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -134,9 +136,24 @@ impl LiveModel {
             if target.is_some_and(|t| position >= t) {
                 return Ok(position);
             }
-            let page = store.read_all(position, PAGE, Upto::Head).await?;
+            let page = store.read_for_fold(None, position, PAGE, Upto::Head).await?;
             if page.is_empty() {
                 return Ok(position);
+            }
+            // An erasure: what the model holds of the person was folded with their key. Fold the
+            // whole log again (their values now open as 「已删除的个人信息」) and save the checkpoint
+            // at once, so that no copy of the plaintext outlives the key.
+            if page.iter().any(|e| e.event_type == "PersonalDataErased") {
+                let last = page.last().map_or(position, |e| e.position);
+                let rebuilt = projector::as_of(store, Upto::Position(last), None).await?;
+                let at = rebuilt.position();
+                *self.model.write().unwrap_or_else(|p| p.into_inner()) = rebuilt;
+                self.position.store(at, Ordering::Release);
+                tracing::info!(position = at, "personal data erased: read model rebuilt");
+                if let Err(e) = self.checkpoint(store).await {
+                    tracing::warn!(error = %e, "cannot save the read model after an erasure");
+                }
+                continue;
             }
             let decoded = tokio::task::spawn_blocking(move || {
                 page.into_iter()

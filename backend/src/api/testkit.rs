@@ -40,6 +40,7 @@ impl Demo {
             rollups: Arc::default(),
             replica: Arc::default(),
             anchor_key: Some(Arc::new(crate::anchors::AnchorKey::load(None, Some(dir), None).unwrap())),
+            keys: None,
         };
         Demo { state, store, _dir: data }
     }

@@ -48,6 +48,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(disable_tenant_user)
         .service(enable_tenant_user)
         .service(reset_tenant_password)
+        .service(set_tenant_contact)
+        .service(set_district_contact)
+        .service(set_platform_contact)
         .service(grant_tenant_role)
         .service(revoke_tenant_role)
         .service(list_district_users)
@@ -109,17 +112,24 @@ pub struct UserView {
     pub disabled: bool,
     /// Whether a password is set.
     pub has_password: bool,
+    /// The mobile number: whole for the user and for whoever manages the account (the system
+    /// administrator; a sub-district admin for its staff), masked (`138****1234`) for everyone else.
+    #[schema(example = "138****1234")]
+    pub phone: Option<String>,
     pub grants: Vec<GrantView>,
 }
 
 impl UserView {
-    fn of(u: &UserEntry, dir: &Directory) -> UserView {
+    /// `manager`: the viewer manages the owner's accounts (sees phone numbers whole).
+    fn of(u: &UserEntry, dir: &Directory, viewer: &Authenticated, manager: bool) -> UserView {
+        let whole = manager || viewer.actor.user_id == u.user_id;
         UserView {
             user_id: u.user_id.clone(),
             username: u.username.clone(),
             display_name: u.display_name.clone(),
             disabled: u.disabled,
             has_password: u.password_hash.is_some(),
+            phone: u.phone.as_ref().map(|p| if whole { p.clone() } else { ducha_events::personal::mask_phone(p) }),
             grants: u
                 .grants
                 .iter()
@@ -319,7 +329,8 @@ async fn list_users(
     let view = state.view(as_of, Some(&owner.chain())).await?;
     let dir = view.directory();
     let owner_scope = owner.owner_scope();
-    let body: Vec<UserView> = dir.users_owned_by(&owner_scope).map(|u| UserView::of(u, dir)).collect();
+    let manager = authorize(&who.actor, Action::ManageAccounts, &owner.target()).is_ok();
+    let body: Vec<UserView> = dir.users_owned_by(&owner_scope).map(|u| UserView::of(u, dir, who, manager)).collect();
     drop(view);
     Ok(HttpResponse::Ok().json(body))
 }
@@ -337,7 +348,7 @@ async fn get_user(
     let body = dir
         .user(user)
         .filter(|u| u.owner == owner.owner_scope())
-        .map(|u| UserView::of(u, dir))
+        .map(|u| UserView::of(u, dir, who, authorize(&who.actor, Action::ManageAccounts, &owner.target()).is_ok()))
         .ok_or_else(|| ApiError::not_found("该用户", "user"))?;
     drop(view);
     Ok(HttpResponse::Ok().json(body))
@@ -500,6 +511,37 @@ async fn disable_user(
 async fn enable_user(state: &AppState, write: &Write, owner: Owner, user: UserId) -> Result<HttpResponse, ApiError> {
     let cmd = UserCommand::EnableUser { user_id: user.clone() };
     owner.run(state, write, &(), user, cmd, ("account_enabled", String::new())).await
+}
+
+/// A mobile number for an account (empty: remove it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    /// 5 to 20 characters: digits, `+`, `-`, spaces; `""` removes the number.
+    #[schema(example = "13812341234")]
+    pub phone: String,
+}
+
+async fn set_contact(
+    state: &AppState,
+    write: &Write,
+    owner: Owner,
+    user: UserId,
+    body: ContactRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&write.who.actor, Action::ManageAccounts, &owner.target())?;
+    let exists = state.live.read().directory().user(&user).is_some_and(|u| u.owner == owner.owner_scope());
+    if !exists {
+        return Err(ApiError::not_found("该用户", "user"));
+    }
+    let phone = body.phone.trim().to_owned();
+    if !phone.is_empty() && ducha_events::personal::valid_phone(&phone).is_none() {
+        return Err(DomainError::invalid("phone", "手机号应为 5 到 20 位数字（可含 +、- 和空格）").into());
+    }
+    // The record names the number masked: the security log is read by the audit administrator.
+    let detail = if phone.is_empty() { "removed".to_owned() } else { ducha_events::personal::mask_phone(&phone) };
+    let cmd = UserCommand::SetContact { user_id: user.clone(), phone };
+    owner.run(state, write, &body, user, cmd, ("account_contact_changed", detail)).await
 }
 
 async fn reset_password(
@@ -1151,4 +1193,59 @@ pub async fn reset_platform_second_factor(
     body: web::Json<DisableUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     reset_second_factor(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner()).await
+}
+
+/// 设置手机号 of a sub-district account (personal data: sealed in the log, masked for most viewers).
+#[utoipa::path(
+    tag = "users",
+    params(TenantUserPath),
+    request_body = ContactRequest,
+    responses((status = 200, description = "已设置 / set", body = CommandAccepted))
+)]
+#[post("/tenants/{tenant_id}/users/{user_id}/contact")]
+pub async fn set_tenant_contact(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<TenantUserPath>,
+    body: web::Json<ContactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let TenantUserPath { tenant_id, user_id } = path.into_inner();
+    let owner = Owner::tenant(&state, tenant_id)?;
+    set_contact(&state, &write, owner, user_id, body.into_inner()).await
+}
+
+/// 设置手机号 of a district account.
+#[utoipa::path(
+    tag = "users",
+    params(DistrictUserPath),
+    request_body = ContactRequest,
+    responses((status = 200, description = "已设置 / set", body = CommandAccepted))
+)]
+#[post("/districts/{district_id}/users/{user_id}/contact")]
+pub async fn set_district_contact(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<DistrictUserPath>,
+    body: web::Json<ContactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let DistrictUserPath { district_id, user_id } = path.into_inner();
+    let owner = Owner::district(&state, district_id)?;
+    set_contact(&state, &write, owner, user_id, body.into_inner()).await
+}
+
+/// 设置手机号 of a platform account.
+#[utoipa::path(
+    tag = "users",
+    params(PlatformUserPath),
+    request_body = ContactRequest,
+    responses((status = 200, description = "已设置 / set", body = CommandAccepted))
+)]
+#[post("/platform/users/{user_id}/contact")]
+pub async fn set_platform_contact(
+    state: web::Data<AppState>,
+    write: Write,
+    path: web::Path<PlatformUserPath>,
+    body: web::Json<ContactRequest>,
+) -> Result<HttpResponse, ApiError> {
+    set_contact(&state, &write, Owner::Platform, path.into_inner().user_id, body.into_inner()).await
 }

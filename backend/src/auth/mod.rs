@@ -347,6 +347,7 @@ mod tests {
             password_set_at: None,
             password_history: Vec::new(),
             second_factor: false,
+            phone: None,
         }
     }
 

@@ -9,7 +9,6 @@
 use super::{DocumentError, Snapshot, When, circular, ledger};
 use crate::commands::{self, Meta};
 use crate::projector;
-use crate::store::location::open;
 use crate::store::{Access, StoreLocation};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -144,16 +143,19 @@ pub async fn report(location: &StoreLocation, args: ReportArgs) -> anyhow::Resul
     let tenant = TenantId::parse(args.tenant).context("街道编号无效 / invalid tenant id")?;
     let inspection = InspectionId::parse(args.inspection).context("督查编号无效 / invalid inspection id")?;
     let when = args.when.when()?;
-    let opened = open(location, if args.issue { Access::Write } else { Access::Read }).await?;
+    let opened = crate::personal::open_store(location, if args.issue { Access::Write } else { Access::Read }).await?;
     let store = &*opened.store;
     let now = chrono::Utc::now();
     let report = super::generate_report(store, &tenant, &inspection, when, args.format.into(), now).await?;
     write_out(&args.out, &report.bytes)?;
     println!("已生成督查报告 {}：{}", args.out.display(), report.title);
     println!("report written: sha256 {} log position {}", report.sha256, report.log_position);
+    let live = projector::load_live(store).await?;
+    if let Some(note) = super::erasure_note(&live, &tenant, &inspection, &report) {
+        eprintln!("注意：{} / note: {}", note.chinese(), note.english());
+    }
     if args.issue {
         let username = args.issued_by.unwrap_or_default();
-        let live = projector::load_live(store).await?;
         let user = live
             .directory()
             .user_by_username(&username)
@@ -204,7 +206,7 @@ pub async fn ledger(location: &StoreLocation, args: LedgerArgs) -> anyhow::Resul
         year: args.year,
     };
     let when = args.when.when()?;
-    let opened = open(location, Access::Read).await?;
+    let opened = crate::personal::open_store(location, Access::Read).await?;
     let snap = Snapshot::take(&*opened.store, when, Some(&tenant), chrono::Utc::now()).await?;
     let bytes = ledger::xlsx(&snap.model, &tenant, snap.today, &WarningPolicy::default(), &filter)?
         .ok_or_else(|| DocumentError::UnknownTenant(tenant.to_string()))?;
@@ -216,7 +218,7 @@ pub async fn ledger(location: &StoreLocation, args: LedgerArgs) -> anyhow::Resul
 pub async fn circular(location: &StoreLocation, args: CircularArgs) -> anyhow::Result<()> {
     let district = DistrictId::parse(args.district).context("区编号无效 / invalid district id")?;
     let when = args.when.when()?;
-    let opened = open(location, Access::Read).await?;
+    let opened = crate::personal::open_store(location, Access::Read).await?;
     let snap = Snapshot::take(&*opened.store, when, None, chrono::Utc::now()).await?;
     let data = circular::gather(&snap.model, &district, args.year, snap.today, &WarningPolicy::default())
         .ok_or_else(|| DocumentError::UnknownDistrict(district.to_string()))?;

@@ -152,6 +152,58 @@ pub struct GeneratedReport {
     pub title: String,
 }
 
+/// What a report generated after an erasure must say about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureNote {
+    /// Personal data in it was erased: it shows 「已删除的个人信息」 where names were.
+    Erased,
+    /// … and it is a regeneration of an issued report (same position and format) whose recorded
+    /// SHA-256 it no longer matches: the record stays true of the bytes that were issued.
+    IssuedDiffers,
+}
+
+impl ErasureNote {
+    pub fn chinese(self) -> &'static str {
+        match self {
+            ErasureNote::Erased => "本文档中部分个人信息已按规定删除，显示为“已删除的个人信息”。",
+            ErasureNote::IssuedDiffers => {
+                "签发后有个人信息按规定删除：本次重新生成的文件与签发时不同（显示为“已删除的个人信息”）；\
+                 签发记录中的 SHA-256 仍对应当时签发的文件。"
+            }
+        }
+    }
+    pub fn english(self) -> &'static str {
+        match self {
+            ErasureNote::Erased => "personal data in this document was erased",
+            ErasureNote::IssuedDiffers => {
+                "personal data was erased after this report was issued: this regeneration differs from the \
+                 issued file, whose recorded SHA-256 stays valid for the bytes issued"
+            }
+        }
+    }
+}
+
+/// Whether a generated report shows erased personal data, and whether it is then a regeneration of
+/// an issued report that no longer matches its record.
+pub fn erasure_note(
+    live: &ReadModel,
+    tenant: &TenantId,
+    inspection: &InspectionId,
+    generated: &GeneratedReport,
+) -> Option<ErasureNote> {
+    // DOCX parts are stored uncompressed, so the text is in the bytes for every format.
+    let marker = ducha_events::personal::ERASED.as_bytes();
+    if !generated.bytes.windows(marker.len()).any(|w| w == marker) {
+        return None;
+    }
+    let differs = live.inspection_detail(tenant, inspection).is_some_and(|d| {
+        d.issued_reports.iter().any(|r| {
+            r.log_position == generated.log_position && r.format == generated.format && r.sha256 != generated.sha256
+        })
+    });
+    Some(if differs { ErasureNote::IssuedDiffers } else { ErasureNote::Erased })
+}
+
 /// The document of the 督查报告 of `inspection` in the snapshot's model.
 pub fn report_document(
     model: &ReadModel,

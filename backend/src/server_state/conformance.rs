@@ -3,7 +3,7 @@
 //! SQLite deployment has one replica), so "seen by the other" holds trivially there and for real on
 //! PostgreSQL.
 
-use super::{EvidenceMeta, FailureKind, FailureRule, ServerState, StoredReply, now_ms};
+use super::{EvidenceMeta, FailureKind, FailureRule, ServerState, StoredKey, StoredReply, now_ms};
 use std::time::Duration;
 
 /// Runs every case; panics on the first failure. `dir` is a scratch folder for upload files.
@@ -14,6 +14,33 @@ pub async fn run_all(a: &ServerState, b: &ServerState, dir: &std::path::Path) {
     login_failures(a, b).await;
     evidence(a, b, dir).await;
     leases(a, b).await;
+    person_keys(a, b).await;
+}
+
+pub async fn person_keys(a: &ServerState, b: &ServerState) {
+    let key = |id: &str, index: &str| StoredKey {
+        key_id: id.into(),
+        index: index.into(),
+        algorithm: "sm4-gcm".into(),
+        wrapped: format!("sm4-gcm:{id}"),
+    };
+    assert_eq!(a.person_keys.find("idx-zhang").await.expect("find"), None);
+    let first = a.person_keys.get_or_insert(&key("k1", "idx-zhang")).await.expect("insert");
+    assert_eq!(first, key("k1", "idx-zhang"));
+    // The same person again, from another replica: the key stored first wins.
+    let again = b.person_keys.get_or_insert(&key("k2", "idx-zhang")).await.expect("insert");
+    assert_eq!(again.key_id, "k1");
+    assert_eq!(b.person_keys.get("k2").await.expect("get"), None);
+    assert_eq!(b.person_keys.get("k1").await.expect("get"), Some(first.clone()));
+    assert_eq!(b.person_keys.find("idx-zhang").await.expect("find"), Some(first));
+    b.person_keys.get_or_insert(&key("k3", "idx-li")).await.expect("insert");
+    assert_eq!(a.person_keys.list().await.expect("list").len(), 2);
+    // Destroyed through one, gone on the other; destroying again is fine.
+    assert_eq!(a.person_keys.destroy(&["k1".into(), "nope".into()]).await.expect("destroy"), 1);
+    assert_eq!(b.person_keys.get("k1").await.expect("get"), None);
+    assert_eq!(b.person_keys.find("idx-zhang").await.expect("find"), None);
+    assert_eq!(b.person_keys.destroy(&["k1".into()]).await.expect("destroy"), 0);
+    assert_eq!(a.person_keys.list().await.expect("list"), vec![key("k3", "idx-li")]);
 }
 
 pub async fn sessions(a: &ServerState, b: &ServerState) {

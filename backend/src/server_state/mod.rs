@@ -245,6 +245,33 @@ pub trait Leases: Send + Sync {
     async fn holder(&self, name: &str) -> Result<Option<String>, StateError>;
 }
 
+/// A person's data key (个人信息密钥), wrapped under the deployment's master key. `index` is a keyed
+/// hash of whose it is (never the name itself); `wrapped` is `<algorithm>:<hex nonce ‖ ciphertext>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredKey {
+    pub key_id: String,
+    pub index: String,
+    /// The algorithm the key is for: `sm4-gcm` or `aes-256-gcm`.
+    pub algorithm: String,
+    pub wrapped: String,
+}
+
+/// The keys personal data is sealed under, one per person. Destroying a key is the erasure: nothing
+/// else is deleted. Shared by every replica (a key made by one is read by all).
+#[async_trait]
+pub trait PersonKeys: Send + Sync {
+    /// The key with this index; when there is none, `new` is stored and returned. Two replicas
+    /// racing for the same person both get the one stored first.
+    async fn get_or_insert(&self, new: &StoredKey) -> Result<StoredKey, StateError>;
+    async fn get(&self, key_id: &str) -> Result<Option<StoredKey>, StateError>;
+    async fn find(&self, index: &str) -> Result<Option<StoredKey>, StateError>;
+    /// Destroys these keys (overwriting the freed storage where the database can); returns how many
+    /// there were. Destroying a key that is gone is not an error.
+    async fn destroy(&self, key_ids: &[String]) -> Result<u64, StateError>;
+    /// Every key (for backups and copies: they stay wrapped).
+    async fn list(&self) -> Result<Vec<StoredKey>, StateError>;
+}
+
 /// The shared state of one deployment, as the API uses it.
 #[derive(Clone)]
 pub struct ServerState {
@@ -254,6 +281,7 @@ pub struct ServerState {
     pub logins: Arc<dyn LoginFailures>,
     pub evidence: Arc<dyn EvidenceStore>,
     pub leases: Arc<dyn Leases>,
+    pub person_keys: Arc<dyn PersonKeys>,
     /// `sqlite:…` or `postgres`, for `/readyz` and logs.
     pub kind: &'static str,
 }
@@ -275,6 +303,7 @@ impl ServerState {
             logins: db.clone(),
             evidence: Arc::new(evidence_fs::FsEvidence::new(evidence_dir)),
             leases: Arc::new(sqlite::LocalLeases::default()),
+            person_keys: db.clone(),
             kind: "sqlite",
         })
     }
@@ -293,7 +322,8 @@ impl ServerState {
             replies: db.clone(),
             logins: db.clone(),
             evidence,
-            leases: db,
+            leases: db.clone(),
+            person_keys: db,
             kind: "postgres",
         }
     }

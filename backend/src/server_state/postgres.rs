@@ -3,8 +3,8 @@
 //! replica is refused on the next request to any other, a lockout holds everywhere at once.
 
 use super::{
-    EvidenceMeta, EvidenceStore, FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, SecondFactor,
-    SecondFactors, SessionStatus, Sessions, StateError, StoredReply, touch_every_ms,
+    EvidenceMeta, EvidenceStore, FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, PersonKeys, Replies,
+    SecondFactor, SecondFactors, SessionStatus, Sessions, StateError, StoredKey, StoredReply, touch_every_ms,
 };
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -398,5 +398,46 @@ impl Leases for PgState {
             )
             .await?;
         Ok(rows.first().map(|r| r.get(0)))
+    }
+}
+
+fn stored_key(r: &tokio_postgres::Row) -> StoredKey {
+    StoredKey { key_id: r.get(0), index: r.get(1), algorithm: r.get(2), wrapped: r.get(3) }
+}
+
+#[async_trait]
+impl PersonKeys for PgState {
+    async fn get_or_insert(&self, new: &StoredKey) -> Result<StoredKey, StateError> {
+        self.execute(
+            "INSERT INTO person_keys (key_id, idx, algorithm, wrapped) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (idx) DO NOTHING",
+            &[&new.key_id, &new.index, &new.algorithm, &new.wrapped],
+        )
+        .await?;
+        self.find(&new.index).await?.ok_or_else(|| StateError::Io("person_keys: a key inserted was not found".into()))
+    }
+
+    async fn get(&self, key_id: &str) -> Result<Option<StoredKey>, StateError> {
+        let rows =
+            self.query("SELECT key_id, idx, algorithm, wrapped FROM person_keys WHERE key_id = $1", &[&key_id]).await?;
+        Ok(rows.first().map(stored_key))
+    }
+
+    async fn find(&self, index: &str) -> Result<Option<StoredKey>, StateError> {
+        let rows =
+            self.query("SELECT key_id, idx, algorithm, wrapped FROM person_keys WHERE idx = $1", &[&index]).await?;
+        Ok(rows.first().map(stored_key))
+    }
+
+    async fn destroy(&self, key_ids: &[String]) -> Result<u64, StateError> {
+        // The row's old version stays in the table's pages until VACUUM reclaims it: the
+        // deployment's routine VACUUM (autovacuum) does; docs/SECURITY.md says so.
+        let ids: Vec<String> = key_ids.to_vec();
+        self.execute("DELETE FROM person_keys WHERE key_id = ANY($1)", &[&ids]).await
+    }
+
+    async fn list(&self) -> Result<Vec<StoredKey>, StateError> {
+        let rows = self.query("SELECT key_id, idx, algorithm, wrapped FROM person_keys ORDER BY key_id", &[]).await?;
+        Ok(rows.iter().map(stored_key).collect())
     }
 }

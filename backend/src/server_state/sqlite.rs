@@ -4,8 +4,8 @@
 //! answers and lockouts (a retried command is still deduplicated by the event store itself).
 
 use super::{
-    FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, Replies, SecondFactor, SecondFactors, SessionStatus,
-    Sessions, StateError, StoredReply, touch_every_ms,
+    FailureEntry, FailureKind, FailureRule, Leases, LoginFailures, PersonKeys, Replies, SecondFactor, SecondFactors,
+    SessionStatus, Sessions, StateError, StoredKey, StoredReply, touch_every_ms,
 };
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -97,6 +97,12 @@ impl SqliteState {
                  window_start_ms INTEGER NOT NULL,
                  locked_until_ms INTEGER,
                  PRIMARY KEY (kind, key)
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS person_keys (
+                 key_id TEXT PRIMARY KEY,
+                 idx TEXT NOT NULL UNIQUE,
+                 algorithm TEXT NOT NULL,
+                 wrapped TEXT NOT NULL
              ) STRICT;",
         )
         .map_err(db_err)?;
@@ -323,6 +329,66 @@ impl SecondFactors for SqliteState {
         self.blocking(move |c| {
             c.execute("DELETE FROM second_factors WHERE user_id = ?1", [&u])?;
             c.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [&u]).map(drop)
+        })
+        .await
+    }
+}
+
+fn stored_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredKey> {
+    Ok(StoredKey { key_id: r.get(0)?, index: r.get(1)?, algorithm: r.get(2)?, wrapped: r.get(3)? })
+}
+
+const KEY_COLUMNS: &str = "SELECT key_id, idx, algorithm, wrapped FROM person_keys";
+
+#[async_trait]
+impl PersonKeys for SqliteState {
+    async fn get_or_insert(&self, new: &StoredKey) -> Result<StoredKey, StateError> {
+        let k = new.clone();
+        self.blocking(move |c| {
+            c.execute(
+                "INSERT INTO person_keys (key_id, idx, algorithm, wrapped) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (idx) DO NOTHING",
+                params![k.key_id, k.index, k.algorithm, k.wrapped],
+            )?;
+            c.query_row(&format!("{KEY_COLUMNS} WHERE idx = ?1"), [&k.index], stored_key)
+        })
+        .await
+    }
+
+    async fn get(&self, key_id: &str) -> Result<Option<StoredKey>, StateError> {
+        let k = key_id.to_owned();
+        self.blocking(move |c| c.query_row(&format!("{KEY_COLUMNS} WHERE key_id = ?1"), [k], stored_key).optional())
+            .await
+    }
+
+    async fn find(&self, index: &str) -> Result<Option<StoredKey>, StateError> {
+        let i = index.to_owned();
+        self.blocking(move |c| c.query_row(&format!("{KEY_COLUMNS} WHERE idx = ?1"), [i], stored_key).optional()).await
+    }
+
+    async fn destroy(&self, key_ids: &[String]) -> Result<u64, StateError> {
+        let ids = key_ids.to_vec();
+        self.blocking(move |c| {
+            // Overwrite the freed pages, and fold the WAL back into the file, so that the key's
+            // bytes do not linger in either.
+            c.execute_batch("PRAGMA secure_delete = ON;")?;
+            let tx = c.unchecked_transaction()?;
+            let mut n = 0u64;
+            for id in &ids {
+                n += tx.execute("DELETE FROM person_keys WHERE key_id = ?1", [id])? as u64;
+            }
+            tx.commit()?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<StoredKey>, StateError> {
+        self.blocking(|c| {
+            let mut stmt = c.prepare(&format!("{KEY_COLUMNS} ORDER BY key_id"))?;
+            let rows = stmt.query_map([], stored_key)?;
+            rows.collect()
         })
         .await
     }

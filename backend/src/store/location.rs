@@ -153,6 +153,8 @@ pub struct OpenedStore {
     pub location: StoreLocation,
     /// The concrete PostgreSQL store (its pool serves the replicas' shared state).
     pub postgres: Option<Arc<PostgresStore>>,
+    /// The personal-data keyring, once [`OpenedStore::seal`]ed.
+    pub keys: Option<Arc<crate::personal::Keyring>>,
     dir: Option<DataDir>,
 }
 
@@ -166,6 +168,12 @@ impl OpenedStore {
     /// The data directory (SQLite only): holds `api.db`, the generated key and evidence files.
     pub fn data_dir(&self) -> Option<&Path> {
         self.dir.as_ref().map(DataDir::path)
+    }
+
+    /// Seals and opens personal data with `keys` from now on (see [`crate::personal::store`]).
+    pub fn seal(&mut self, keys: Arc<crate::personal::Keyring>) {
+        self.store = Arc::new(crate::personal::store::SealingStore::new(self.store.clone(), keys.clone()));
+        self.keys = Some(keys);
     }
 
     /// Lets queued appends commit and releases the store (and the directory's lock).
@@ -201,12 +209,24 @@ pub async fn open(location: &StoreLocation, access: Access) -> Result<OpenedStor
                 Access::Read => DataDir::open_for_read(dir)?,
             };
             let store = data_dir.store(*synchronous, chain_hash)?;
-            Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: Some(data_dir) })
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                location: location.clone(),
+                postgres: None,
+                keys: None,
+                dir: Some(data_dir),
+            })
         }
         StoreLocation::Postgres { url } => {
             let opts = PgOptions { read_only: access == Access::Read, chain_hash, ..PgOptions::default() };
             let store = Arc::new(PostgresStore::open(url, opts).await?);
-            Ok(OpenedStore { store: store.clone(), location: location.clone(), postgres: Some(store), dir: None })
+            Ok(OpenedStore {
+                store: store.clone(),
+                location: location.clone(),
+                postgres: Some(store),
+                keys: None,
+                dir: None,
+            })
         }
         StoreLocation::KurrentDb { url } => {
             if let Some(configured) = chain_hash.filter(|c| *c != ChainHash::Sha256) {
@@ -214,7 +234,13 @@ pub async fn open(location: &StoreLocation, access: Access) -> Result<OpenedStor
             }
             let opts = KurrentOptions { read_only: access == Access::Read };
             let store = KurrentStore::open(url, opts).await?;
-            Ok(OpenedStore { store: Arc::new(store), location: location.clone(), postgres: None, dir: None })
+            Ok(OpenedStore {
+                store: Arc::new(store),
+                location: location.clone(),
+                postgres: None,
+                keys: None,
+                dir: None,
+            })
         }
     }
 }

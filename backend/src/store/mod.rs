@@ -208,6 +208,13 @@ pub trait EventStore: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Opens sealed personal data (`ducha_events::personal`) in events read with the other methods,
+    /// in place, for views that show it (the security log's search, a finding's history). Only a
+    /// store that seals ([`crate::personal::store::SealingStore`]) has anything to open.
+    async fn open_personal(&self, _events: &mut [RecordedEvent]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Why appends are refused for want of space (the last append failed with
     /// [`StoreError::StorageFull`] and none has succeeded since); `None` otherwise.
     fn storage_full(&self) -> Option<String> {

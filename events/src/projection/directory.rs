@@ -137,6 +137,9 @@ pub struct UserEntry {
     /// A second factor (TOTP) is enrolled.
     #[serde(default)]
     pub second_factor: bool,
+    /// The mobile number (personal data: shown whole only to the roles that need it).
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 /// How many password hashes a user entry keeps (the policy's history is at most this).
@@ -298,8 +301,14 @@ impl Directory {
                         password_set_at: None,
                         password_history: Vec::new(),
                         second_factor: false,
+                        phone: None,
                     },
                 );
+            }
+            Event::UserContactSet(c) => {
+                if let Some(u) = self.users.get_mut(&c.user_id) {
+                    u.phone = (!c.phone.is_empty()).then(|| c.phone.clone());
+                }
             }
             Event::PasswordSet(p) => {
                 // Schema of before the security policy: never temporary.

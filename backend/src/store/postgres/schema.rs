@@ -19,7 +19,7 @@ use ducha_events::chain::ChainHash;
 use tokio_postgres::{Client, GenericClient};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Written into `ducha_schema.application`.
 pub const APPLICATION: &str = "ducha";
 
@@ -140,7 +140,18 @@ pub const SCHEMA_V3: &str = r#"
 ALTER TABLE ducha_schema ADD COLUMN chain_hash text;
 "#;
 
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+/// Version 4 (issue 10): the keys personal data is sealed under, one per person, wrapped by the
+/// master key (`backend/src/personal`). An erasure deletes a row; nothing else.
+pub const SCHEMA_V4: &str = r#"
+CREATE TABLE person_keys (
+    key_id          text    COLLATE "C" PRIMARY KEY,
+    idx             text    COLLATE "C" NOT NULL UNIQUE,
+    algorithm       text    NOT NULL,
+    wrapped         text    NOT NULL
+);
+"#;
+
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The recorded chain hash (None: not recorded yet).
 async fn recorded_chain_hash(client: &impl GenericClient) -> Result<Option<ChainHash>, StoreError> {
