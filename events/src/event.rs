@@ -633,6 +633,26 @@ pub struct ReportIssued {
     /// The "as of" time asked for, as given (RFC 3339), when the report was of a past state.
     pub as_of: Option<String>,
     pub format: DocumentFormat,
+    /// The server's signature over what was issued (absent where the deployment has no signing
+    /// key, and in reports issued before signatures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ReportSignature>,
+}
+
+/// A signature over an issued report: Ed25519 or SM2 (GB/T 32918, SM3, identifier
+/// `1234567812345678`) by the anchors' key, over the length-prefixed fields `DUCHA-REPORT-1`,
+/// tenant, inspection id, SHA-256, log position, format, algorithm, key id (docs/AUDIT.md). A
+/// printed report can be checked against the deployment's published public key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSignature {
+    /// `ed25519` or `sm2`.
+    pub algorithm: String,
+    pub key_id: String,
+    /// Hex (Ed25519: 32 bytes; SM2: 65 bytes uncompressed).
+    pub public_key: String,
+    /// Hex, 64 bytes (SM2: r ‖ s).
+    pub signature: String,
 }
 
 // ---------------------------------------------------------------- finding follow-up (整改)

@@ -211,6 +211,7 @@ pub enum InspectionCommand {
         log_position: u64,
         as_of: Option<String>,
         format: DocumentFormat,
+        signature: Option<crate::event::ReportSignature>,
     },
 }
 
@@ -439,7 +440,7 @@ pub fn decide(
             max_len("summary", summary, TEXT_MAX)?;
             InspectionConcluded { assessment: assessment.trim().to_owned(), summary: summary.trim().to_owned() }.into()
         }
-        InspectionCommand::IssueReport { sha256, log_position, as_of, format } => {
+        InspectionCommand::IssueReport { sha256, log_position, as_of, format, signature } => {
             require_status(
                 state,
                 &[InspectionStatus::Planned, InspectionStatus::InProgress, InspectionStatus::Concluded],
@@ -455,8 +456,14 @@ pub fn decide(
             {
                 return Err(DomainError::invalid("as_of", "时间格式无效，应为 RFC 3339"));
             }
-            ReportIssued { sha256: sha256.clone(), log_position: *log_position, as_of: as_of.clone(), format: *format }
-                .into()
+            ReportIssued {
+                sha256: sha256.clone(),
+                log_position: *log_position,
+                as_of: as_of.clone(),
+                format: *format,
+                signature: signature.clone(),
+            }
+            .into()
         }
     };
     Ok(vec![event])
@@ -1397,6 +1404,7 @@ mod tests {
             log_position: position,
             as_of: as_of.map(str::to_owned),
             format: DocumentFormat::Docx,
+            signature: None,
         };
         let sha = "a".repeat(64);
         let s = apply(&tenant, concluded(&tenant), "admin", issue(&sha, 42, None)).unwrap();

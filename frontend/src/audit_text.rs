@@ -23,6 +23,8 @@ pub fn event_type_zh(event_type: &str) -> &str {
         "RoleRevoked" => "撤销角色",
         "UserDisabled" => "停用用户",
         "UserEnabled" => "启用用户",
+        "UserContactSet" => "设置手机号",
+        "PersonalDataErased" => "删除个人信息",
         "InspectionPlanned" => "制定督查计划",
         "InspectionScopeChanged" => "调整督查范围",
         "InspectionTeamChanged" => "调整督查组",

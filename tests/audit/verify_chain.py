@@ -195,11 +195,17 @@ def anchor_signature_valid(a):
         ANCHOR_TAG, a["tenant"], str(a["sequence"]), a["head_hash"], str(a["position"]), a["anchored_at"],
         a["chain_hash"], a["algorithm"], a["key_id"],
     ])
-    public = bytes.fromhex(a["public_key"])
-    if hashlib.sha256(public).hexdigest()[:16] != a["key_id"]:
+    return signature_valid(a["algorithm"], a["public_key"], a["key_id"], a["signature"], message)
+
+
+def signature_valid(algorithm, public_hex, key_id, signature_hex, message):
+    """An Ed25519 or SM2 (with SM3 and the standard identifier) signature over `message`, under the
+    public key whose id (the first 16 hex digits of its SHA-256) is `key_id`."""
+    public = bytes.fromhex(public_hex)
+    if hashlib.sha256(public).hexdigest()[:16] != key_id:
         return False
-    signature = bytes.fromhex(a["signature"])
-    if a["algorithm"] == "ed25519":
+    signature = bytes.fromhex(signature_hex)
+    if algorithm == "ed25519":
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         try:
@@ -207,7 +213,7 @@ def anchor_signature_valid(a):
             return True
         except (InvalidSignature, ValueError):
             return False
-    if a["algorithm"] == "sm2":
+    if algorithm == "sm2":
         try:
             from gmssl import sm2
         except ImportError as e:

@@ -269,3 +269,56 @@ fn the_server_anchors_on_its_interval_publishes_its_key_and_exports_for_the_audi
     let out = ducha_ok(s.data_dir.path(), &["verify", "--anchors", file.to_str().unwrap(), "--public-key", &pinned]);
     assert!(out.contains("锚点核对通过"), "{out}");
 }
+
+/// An issued report is signed by the server's key (Ed25519 by default, SM2 by configuration): the
+/// independent `verify_report.py` checks the downloaded file against the issue record under the
+/// published key, and refuses a changed file, a changed record and another key.
+#[test]
+fn issued_reports_are_signed_and_checked_independently() {
+    for (env, algorithm) in [(None, "ed25519"), (Some("sm2"), "sm2")] {
+        let vars: Vec<(&str, &str)> = env.map(|a| ("DUCHA_ANCHOR_ALGORITHM", a)).into_iter().collect();
+        let s = ducha_tests::Server::start(true, &vars);
+        let admin = s.login("xx-admin");
+        let path = "/api/v1/tenants/xxjd/inspections/2023-ideology/report";
+        let issued = s.post_json(&format!("{path}/issue"), Some(&admin), &serde_json::json!({"format": "docx"}));
+        assert_eq!(issued.status, 201, "{}", issued.text());
+        let issued = issued.json();
+        assert_eq!(issued["signature"]["algorithm"], algorithm);
+        let key = s.get("/api/v1/anchors/public-key", None).json();
+        assert_eq!(issued["signature"]["public_key"], key["public_key"]);
+        // The same record is listed on the inspection.
+        let detail = s.get("/api/v1/tenants/xxjd/inspections/2023-ideology", Some(&admin)).json();
+        let listed = detail["issued_reports"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(listed["signature"], issued["signature"]);
+
+        let file = s.get(&format!("{path}?format=docx&at_position={}", issued["log_position"]), Some(&admin));
+        assert_eq!(file.status, 200);
+        let dir = s.data_dir.path();
+        std::fs::write(dir.join("report.docx"), &file.body).unwrap();
+        std::fs::write(dir.join("issued.json"), issued.to_string()).unwrap();
+        let pinned = format!("{algorithm}:{}", key["public_key"].as_str().unwrap());
+        let check = |report: &str, record: &str, key: &str| {
+            python(&[
+                &repo_root().join("tests/audit/verify_report.py").display().to_string(),
+                &dir.join(report).display().to_string(),
+                &dir.join(record).display().to_string(),
+                "--public-key",
+                key,
+            ])
+        };
+        let good = check("report.docx", "issued.json", &pinned);
+        assert!(good.status.success(), "{}", text(&good));
+        // A changed file, a changed record (another position), another key: refused.
+        let mut changed = file.body.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        std::fs::write(dir.join("changed.docx"), &changed).unwrap();
+        assert_eq!(check("changed.docx", "issued.json", &pinned).status.code(), Some(1));
+        let mut forged = issued.clone();
+        forged["log_position"] = serde_json::json!(issued["log_position"].as_u64().unwrap() + 1);
+        std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();
+        assert_eq!(check("report.docx", "forged.json", &pinned).status.code(), Some(1));
+        let other = format!("{algorithm}:{}", "00".repeat(if algorithm == "sm2" { 65 } else { 32 }));
+        assert_eq!(check("report.docx", "issued.json", &other).status.code(), Some(1));
+    }
+}

@@ -51,6 +51,62 @@ pub fn signed_bytes(a: &AnchorRecorded) -> Vec<u8> {
     out
 }
 
+/// The first field of an issued report's signed bytes.
+pub const REPORT_TAG: &str = "DUCHA-REPORT-1";
+
+fn length_prefixed(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// The bytes an issued report's signature covers (length-prefixed like an anchor's): the tag,
+/// tenant, inspection id, SHA-256, log position, format, algorithm, key id.
+pub fn report_signed_bytes(
+    tenant: &str,
+    inspection: &str,
+    sha256: &str,
+    log_position: u64,
+    format: &str,
+    algorithm: &str,
+    key_id: &str,
+) -> Vec<u8> {
+    let position = log_position.to_string();
+    length_prefixed(&[
+        REPORT_TAG.as_bytes(),
+        tenant.as_bytes(),
+        inspection.as_bytes(),
+        sha256.as_bytes(),
+        position.as_bytes(),
+        format.as_bytes(),
+        algorithm.as_bytes(),
+        key_id.as_bytes(),
+    ])
+}
+
+/// Signs an issued report with the anchors' key (Ed25519 or SM2).
+pub fn sign_report(
+    key: &AnchorKey,
+    tenant: &str,
+    inspection: &str,
+    sha256: &str,
+    log_position: u64,
+    format: &str,
+) -> ducha_events::event::ReportSignature {
+    let public = key.public_key();
+    let algorithm = public.algorithm.code();
+    let bytes = report_signed_bytes(tenant, inspection, sha256, log_position, format, algorithm, &public.key_id);
+    ducha_events::event::ReportSignature {
+        algorithm: algorithm.to_owned(),
+        key_id: public.key_id,
+        public_key: public.public_key,
+        signature: key.sign(&bytes),
+    }
+}
+
 /// Whether the anchor's signature is valid under its own public key, and that key has its id.
 /// (Whether that key is *the* server's key is the reader's question: compare it with the key
 /// published in `docs/AUDIT.md` or pin it with `--public-key`.)

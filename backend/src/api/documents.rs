@@ -81,6 +81,12 @@ pub struct IssuedReport {
     pub format: DocumentFormat,
     /// Where the `ReportIssued` event was recorded.
     pub recorded_at_position: u64,
+    #[schema(value_type = String, example = "xxjd")]
+    pub tenant: TenantId,
+    #[schema(value_type = String, example = "2023-ideology")]
+    pub inspection_id: InspectionId,
+    /// The server's signature (docs/AUDIT.md; `null` without a signing key).
+    pub signature: Option<ducha_events::event::ReportSignature>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -263,14 +269,28 @@ pub async fn issue_report(
     };
     let generated =
         documents::generate_report(&*state.store, &tenant_id, &inspection_id, when, format, chrono::Utc::now()).await?;
+    // Signed with the anchors' key, so that a printed report can be checked against the
+    // deployment's published public key (tests/audit/verify_report.py).
+    let signature = state.anchor_key.as_deref().map(|k| {
+        crate::anchors::sign_report(
+            k,
+            tenant_id.as_str(),
+            inspection_id.as_str(),
+            &generated.sha256,
+            generated.log_position,
+            format.code(),
+        )
+    });
     let cmd = InspectionCommand::IssueReport {
         sha256: generated.sha256.clone(),
         log_position: generated.log_position,
         as_of: generated.as_of.clone(),
         format,
+        signature: signature.clone(),
     };
     let store = state.store.clone();
     let (t, i) = (tenant_id.clone(), inspection_id.clone());
+    let (t2, i2) = (tenant_id.clone(), inspection_id.clone());
     let location = format!("/api/v1/tenants/{tenant_id}/inspections/{inspection_id}");
     write
         .run(
@@ -286,6 +306,9 @@ pub async fn issue_report(
                     as_of: generated.as_of.clone(),
                     format,
                     recorded_at_position: done.outcome.last_position,
+                    tenant: t2.clone(),
+                    inspection_id: i2.clone(),
+                    signature: signature.clone(),
                 };
                 let mut reply = Reply::created(issued, location).version(done.outcome.stream_version);
                 reply.status = StatusCode::CREATED;
@@ -343,7 +366,15 @@ pub async fn ledger_xlsx(
     let name = snap.model.directory().tenant(&tenant).map(|t| t.name.clone()).unwrap_or_default();
     let detail = format!("position {}; sha256 {}", snap.position, documents::sha256_hex(&bytes));
     record_export(&state, &req, &who, "ledger_exported", format!("ledger:{tenant}"), detail).await?;
-    Ok(download(bytes, documents::XLSX_CONTENT_TYPE, Some(format!("{name}整改台账.xlsx")), snap.position))
+    let erased = ledger::shows_erased(&snap.model, &tenant, snap.today, &state.policy, &filter);
+    let mut res = download(bytes, documents::XLSX_CONTENT_TYPE, Some(format!("{name}整改台账.xlsx")), snap.position);
+    if erased {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-ducha-personal-data-erased"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
 }
 
 /// 通报: sub-districts ranked by checklist score, completion and timeliness (XLSX or official DOCX).

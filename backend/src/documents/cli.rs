@@ -163,11 +163,30 @@ pub async fn report(location: &StoreLocation, args: ReportArgs) -> anyhow::Resul
         if user.disabled {
             bail!("用户 {username} 已停用 / the user is disabled");
         }
+        // Signed with the anchors' key when there is one (as the API does).
+        let config = crate::config::Config::load(None, &crate::config::FlagOverrides::default())?;
+        let signature = crate::anchors::AnchorKey::load(
+            config.anchor_key_file.as_deref(),
+            opened.data_dir(),
+            config.anchor_algorithm,
+        )
+        .ok()
+        .map(|k| {
+            crate::anchors::sign_report(
+                &k,
+                tenant.as_str(),
+                inspection.as_str(),
+                &report.sha256,
+                report.log_position,
+                report.format.code(),
+            )
+        });
         let cmd = InspectionCommand::IssueReport {
             sha256: report.sha256.clone(),
             log_position: report.log_position,
             as_of: report.as_of.clone(),
             format: report.format,
+            signature,
         };
         let done = commands::inspection(store, &Meta::new(user.actor(), now), &tenant, &inspection, cmd)
             .await

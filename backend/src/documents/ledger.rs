@@ -44,6 +44,18 @@ pub fn warning_color(level: WarningLevel) -> u32 {
 }
 
 /// The ledger of `tenant` on `today` as XLSX bytes; `None` when the tenant does not exist.
+/// Whether the ledger's rows (as `xlsx` would write them) show erased personal data.
+pub fn shows_erased(
+    model: &ReadModel,
+    tenant: &TenantId,
+    today: NaiveDate,
+    policy: &WarningPolicy,
+    filter: &LedgerFilter,
+) -> bool {
+    let page = model.ledger(tenant, today, policy, filter, LedgerSort::Recorded, Page::all());
+    page.rows.iter().any(|r| cells(r).iter().any(|c| c.contains(ducha_events::personal::ERASED)))
+}
+
 pub fn xlsx(
     model: &ReadModel,
     tenant: &TenantId,

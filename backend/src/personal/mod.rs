@@ -509,6 +509,20 @@ mod tests {
         assert_eq!(ring.open_secret("u1", "JBSWY3DPEHPK3PXP").as_deref(), Some("JBSWY3DPEHPK3PXP"));
     }
 
+    /// docs/SECURITY.md's inventory names every sealed field (a line with its event type and field).
+    #[test]
+    fn the_inventory_in_the_docs_names_every_sealed_field() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/SECURITY.md")).unwrap();
+        for f in pii::FIELDS {
+            assert!(
+                doc.lines().any(|l| l.starts_with('|') && l.contains(f.event_type) && l.contains(f.field)),
+                "docs/SECURITY.md does not list {}.{}",
+                f.event_type,
+                f.field
+            );
+        }
+    }
+
     #[test]
     fn master_key_files_are_checked() {
         let dir = tempfile::tempdir().unwrap();

@@ -62,6 +62,8 @@ pub struct IssuedReportFact {
     pub issued_by: crate::envelope::ActorRef,
     /// The global position of the `ReportIssued` event itself.
     pub event_position: u64,
+    #[serde(default)]
+    pub signature: Option<crate::event::ReportSignature>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -354,6 +356,7 @@ impl TenantFacts {
                         issued_at: e.occurred_at.clone(),
                         issued_by: e.actor.clone(),
                         event_position: e.position,
+                        signature: r.signature.clone(),
                     });
                 }
             }

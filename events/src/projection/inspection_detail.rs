@@ -128,6 +128,8 @@ pub struct IssuedReportView {
     pub issued_by_name: String,
     /// The global position of the `ReportIssued` event.
     pub event_position: u64,
+    /// The server's signature over it (docs/AUDIT.md), when the deployment signs.
+    pub signature: Option<crate::event::ReportSignature>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -301,6 +303,7 @@ impl ReadModel {
                     issued_by: r.issued_by.user_id.clone(),
                     issued_by_name: self.directory().display_name(&r.issued_by.user_id).to_owned(),
                     event_position: r.event_position,
+                    signature: r.signature.clone(),
                 })
                 .collect(),
         })
@@ -367,7 +370,13 @@ mod tests {
             "t1",
             "t1/inspection-i1",
             "2024-04-16T02:00:00.000000Z",
-            ReportIssued { sha256: "ab".repeat(32), log_position: n, as_of: None, format: DocumentFormat::Docx },
+            ReportIssued {
+                sha256: "ab".repeat(32),
+                log_position: n,
+                as_of: None,
+                format: DocumentFormat::Docx,
+                signature: None,
+            },
         ));
         let log = renumber(log);
         let before = fold(&log[..log.len() - 1]).inspection_detail(&tid("t1"), &iid("i1")).unwrap();
