@@ -86,6 +86,10 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         ("get", "/security/policy") => Rule::AnyUser,
         ("post", "/security/policy") => Rule::Do(ManageSecurityPolicy, Platform),
         ("get", "/security/audit" | "/security/audit.xlsx") => Rule::Do(ReadSecurityAudit, Platform),
+        ("get", "/security/personal-data" | "/security/personal-data/erasures") => {
+            Rule::Either(ManageSecurityPolicy, ReadSecurityAudit, Platform)
+        }
+        ("post", "/security/personal-data/erasures") => Rule::Do(ManageSecurityPolicy, Platform),
         // Signed checkpoints: the public key is published; every tenant's anchors are for
         // platform-wide auditors and the audit administrator.
         ("get", "/anchors/public-key") => Rule::Public,
