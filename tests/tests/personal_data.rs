@@ -267,3 +267,55 @@ fn an_account_is_erased_with_its_phone_and_phones_are_masked_for_others() {
     assert!(records.iter().all(|r| r["client_addr"] == ERASED), "{records:?}");
     verify_both(&s);
 }
+
+/// A backup carries the person keys, still wrapped, and never the master key: restored beside the
+/// same master key the names open again; beside another master key they cannot.
+#[test]
+fn backups_carry_the_wrapped_keys_but_not_the_master_key() {
+    let s = Server::demo();
+    let admin = s.login("xx-admin");
+    let deadline = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive().to_string();
+    ok(
+        &s.post_json(
+            &format!("{F2}/assign"),
+            Some(&admin),
+            &json!({"title": "抓好落实", "measure": "严格执行。", "responsible_unit": "街道党政办",
+                    "leader": "欧阳明", "person": "司马青", "deadline": deadline}),
+        ),
+        "assign",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("backup.tar");
+    ducha_ok(s.data_dir.path(), &["backup", "--out", archive.to_str().unwrap()]);
+    let listing = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,tarfile;t=tarfile.open(sys.argv[1]);\
+             print('\\n'.join(m.name for m in t.getmembers()));\
+             print('NAME-IN-CLEAR' if any('司马青'.encode() in t.extractfile(m).read() for m in t.getmembers() if m.isfile()) else '')",
+        ])
+        .arg(&archive)
+        .output()
+        .expect("python3");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.contains("person_keys.json"), "{listing}");
+    assert!(!listing.contains("personal.key") && !listing.contains("NAME-IN-CLEAR"), "{listing}");
+
+    let restored = |master: Option<&std::path::Path>| {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("data");
+        ducha_ok(dir.path(), &["restore", archive.to_str().unwrap(), "--to", &format!("sqlite:{}", target.display())]);
+        if let Some(m) = master {
+            std::fs::copy(m, target.join("personal.key")).unwrap();
+        }
+        let file = dir.path().join("ledger.xlsx");
+        ducha_ok(&target, &["ledger", "--tenant", "xxjd", "--out", file.to_str().unwrap()]);
+        let cells: String =
+            ledger_rows(&std::fs::read(&file).unwrap()).iter().flatten().filter_map(|v| v.as_str()).collect();
+        cells
+    };
+    let same = restored(Some(&s.data_dir.path().join("personal.key")));
+    assert!(same.contains("司马青") && same.contains("欧阳明"), "{same}");
+    let other = restored(None);
+    assert!(!other.contains("司马青") && other.contains(ERASED), "{other}");
+}
