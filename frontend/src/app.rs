@@ -143,6 +143,7 @@ fn Page(me: MeResponse) -> impl IntoView {
             Route::DistrictUsers { district } => view! { <crate::pages::DistrictUsersPage district=district/> }.into_any(),
             Route::SecurityAudit => view! { <crate::pages::SecurityAuditPage/> }.into_any(),
             Route::SecurityPolicy => view! { <crate::pages::SecurityPolicyPage/> }.into_any(),
+            Route::PersonalData => view! { <crate::pages::PersonalDataPage/> }.into_any(),
             Route::District { district } => view! { <DistrictPage district=district/> }.into_any(),
             Route::Audit => view! { <AuditPage/> }.into_any(),
             Route::AuditTenant { tenant } => view! { <AuditPage tenant=tenant/> }.into_any(),

@@ -82,6 +82,8 @@ pub enum Route {
     SecurityAudit,
     /// `/security/policy`: the security policy (security administrator).
     SecurityPolicy,
+    /// `/security/personal-data`: personal data and its erasure (security administrator).
+    PersonalData,
     NotFound {
         path: String,
     },
@@ -108,6 +110,7 @@ impl Route {
             ["accounts", "districts", id] if is_id(id) => Route::DistrictUsers { district: t(id) },
             ["security", "audit"] => Route::SecurityAudit,
             ["security", "policy"] => Route::SecurityPolicy,
+            ["security", "personal-data"] => Route::PersonalData,
             ["tenants", id] if is_id(id) => Route::TenantDashboard { tenant: t(id) },
             ["tenants", id, page] if is_id(id) => match *page {
                 "inspections" => Route::Inspections { tenant: t(id) },
@@ -155,6 +158,7 @@ impl Route {
             Route::DistrictUsers { district } => format!("/accounts/districts/{district}"),
             Route::SecurityAudit => "/security/audit".into(),
             Route::SecurityPolicy => "/security/policy".into(),
+            Route::PersonalData => "/security/personal-data".into(),
             Route::NotFound { path } => path.clone(),
         }
     }
@@ -182,6 +186,7 @@ impl Route {
             Route::DistrictUsers { .. } => "区级账号",
             Route::SecurityAudit => "安全审计",
             Route::SecurityPolicy => "安全策略",
+            Route::PersonalData => "个人信息保护",
             Route::NotFound { .. } => "页面不存在",
         }
     }
@@ -218,6 +223,7 @@ impl Route {
             Route::Accounts | Route::DistrictUsers { .. } => "accounts",
             Route::SecurityAudit => "security-audit",
             Route::SecurityPolicy => "security-policy",
+            Route::PersonalData => "personal-data",
             Route::NotFound { .. } => "not-found",
         }
     }
@@ -232,7 +238,7 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
         let pages: Vec<Route> = match (g.role.as_str(), tenant, district) {
             ("platform_admin", _, _) => vec![Route::Platform],
             ("system_admin", _, _) => vec![Route::Accounts],
-            ("security_admin", _, _) => vec![Route::Accounts, Route::SecurityPolicy],
+            ("security_admin", _, _) => vec![Route::Accounts, Route::SecurityPolicy, Route::PersonalData],
             ("audit_admin", _, _) => vec![Route::SecurityAudit],
             ("subdistrict_admin", Some(t), _) => vec![
                 Route::TenantDashboard { tenant: t.clone() },

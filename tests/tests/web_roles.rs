@@ -34,7 +34,7 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
     let cases: [(&str, &[&str], Option<&str>); 10] = [
         ("admin", &["platform"], Some("/tenants/xxjd/users")),
         ("sysadmin", &["accounts"], Some("/security/policy")),
-        ("secadmin", &["accounts", "security-policy"], Some("/security/audit")),
+        ("secadmin", &["accounts", "security-policy", "personal-data"], Some("/security/audit")),
         ("audadmin", &["security-audit"], Some("/accounts")),
         ("qu-xcb", &["district"], Some("/tenants/xxjd/users")),
         ("qu-jjw", &["district", "audit"], Some("/platform")),

@@ -28,4 +28,4 @@ pub use ledger_import::LedgerImportPage;
 pub use login::LoginPage;
 pub use my_findings::MyFindingsPage;
 pub use placeholder::{NotFoundPage, PlaceholderPage};
-pub use security::{AccountPage, SecurityAuditPage, SecurityPolicyPage};
+pub use security::{AccountPage, PersonalDataPage, SecurityAuditPage, SecurityPolicyPage};

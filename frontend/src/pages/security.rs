@@ -641,3 +641,200 @@ fn SecurityPolicy() -> impl IntoView {
         </section>
     }
 }
+
+// ------------------------------------------------------------------------------ 个人信息保护
+
+#[derive(Debug, Clone, Deserialize)]
+struct PersonalDataStatus {
+    sealed: bool,
+    cipher: Option<String>,
+    master_key_id: Option<String>,
+    person_keys: u64,
+    erasures: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ErasureView {
+    position: u64,
+    at: String,
+    by: String,
+    subject_kind: String,
+    user_id: Option<String>,
+    tenant: Option<String>,
+    key_ids: Vec<String>,
+    reason: String,
+}
+
+/// `/security/personal-data`: how personal data is kept, and erasing a person's data (the security
+/// administrator; PIPL art. 47).
+#[component]
+pub fn PersonalDataPage() -> impl IntoView {
+    view! { <RoleGuard role="security_admin"><PersonalData/></RoleGuard> }
+}
+
+#[component]
+fn PersonalData() -> impl IntoView {
+    let st = use_app();
+    let reload = RwSignal::new(0u32);
+    let status = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_current::<PersonalDataStatus>("/security/personal-data")
+    });
+    let erasures = LocalResource::new(move || {
+        let _ = reload.get();
+        st.api.get_current::<Vec<ErasureView>>("/security/personal-data/erasures")
+    });
+    let kind = RwSignal::new("user".to_owned());
+    let user_id = RwSignal::new(String::new());
+    let tenant = RwSignal::new(String::new());
+    let name = RwSignal::new(String::new());
+    let reason = RwSignal::new(String::new());
+    let confirmed = RwSignal::new(false);
+    let err = RwSignal::new(None::<ApiError>);
+    let done = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let invalid = |field: &str, detail: &str| ApiError {
+        status: 0,
+        code: "invalid_input".into(),
+        title: "请检查填写的内容".into(),
+        detail: detail.to_owned(),
+        field: Some(field.to_owned()),
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        done.set(None);
+        let body = if kind.get_untracked() == "user" {
+            let u = user_id.get_untracked().trim().to_owned();
+            if u.is_empty() {
+                err.set(Some(invalid("user_id", "请填写账号编号")));
+                return;
+            }
+            json!({"user_id": u, "reason": reason.get_untracked().trim()})
+        } else {
+            let (t, n) = (tenant.get_untracked().trim().to_owned(), name.get_untracked().trim().to_owned());
+            if t.is_empty() || n.is_empty() {
+                err.set(Some(invalid("name", "请填写街道编号和记录中的姓名")));
+                return;
+            }
+            json!({"tenant_id": t, "name": n, "reason": reason.get_untracked().trim()})
+        };
+        if reason.get_untracked().trim().is_empty() {
+            err.set(Some(invalid("reason", "请填写删除原因（如来函编号），不要填写姓名")));
+            return;
+        }
+        if !confirmed.get_untracked() {
+            err.set(Some(invalid("confirm", "删除不可恢复，请勾选确认")));
+            return;
+        }
+        busy.set(true);
+        spawn_local(async move {
+            match st.api.post::<_, Value>("/security/personal-data/erasures", &body).await {
+                Ok(v) => {
+                    err.set(None);
+                    done.set(Some(format!(
+                        "已删除：销毁密钥 {}，记录于日志位置 {}。",
+                        v["key_ids"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("、"))
+                            .unwrap_or_default(),
+                        v["position"]
+                    )));
+                    user_id.set(String::new());
+                    name.set(String::new());
+                    reason.set(String::new());
+                    confirmed.set(false);
+                    reload.update(|r| *r += 1);
+                }
+                Err(e) => err.set(Some(e)),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <section class="page" data-page="personal-data">
+            <header class="page-head"><h1>"个人信息保护"</h1>
+                <span class="muted">"姓名、手机号等个人信息按人加密保存；删除某人的信息即销毁其密钥，其余数据与哈希链不变。"</span>
+            </header>
+            {move || match status.get() {
+                None => view! { <Loading/> }.into_any(),
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                Some(Ok(s)) => view! {
+                    <p class="state" data-testid="personal-data-status">{
+                        if s.sealed {
+                            format!("已加密保存（{}，主密钥 {}）：个人密钥 {} 个，已删除 {} 次。",
+                                s.cipher.unwrap_or_default(), s.master_key_id.unwrap_or_default(), s.person_keys, s.erasures)
+                        } else {
+                            "未加密保存：本部署未配置个人信息主密钥（personal_data_key_file），无法按密钥删除。".to_owned()
+                        }
+                    }</p>
+                }.into_any(),
+            }}
+            <form class="admin-form" data-testid="erasure-form" novalidate=true on:submit=submit>
+                <label class="field"><span>"删除对象"</span>
+                    <select name="kind" data-testid="field-kind" prop:value=move || kind.get()
+                        on:change=move |ev| kind.set(event_target_value(&ev))>
+                        <option value="user">"账号（姓名、手机号、登录地址）"</option>
+                        <option value="name">"街道记录中的姓名（责任人、参加人员）"</option>
+                    </select>
+                </label>
+                {move || if kind.get() == "user" {
+                    view! {
+                        <label class="field"><span>"账号编号"</span>
+                            <input name="user_id" data-testid="field-user_id" prop:value=move || user_id.get()
+                                on:input=move |ev| user_id.set(event_target_value(&ev))/>
+                            {field_error(err, "user_id")}
+                        </label>
+                    }.into_any()
+                } else {
+                    view! {
+                        <div class="form-grid">
+                            <label class="field"><span>"街道编号"</span>
+                                <input name="tenant_id" data-testid="field-tenant_id" prop:value=move || tenant.get()
+                                    on:input=move |ev| tenant.set(event_target_value(&ev))/>
+                            </label>
+                            <label class="field"><span>"姓名（与记录中一致）"</span>
+                                <input name="name" data-testid="field-name" prop:value=move || name.get()
+                                    on:input=move |ev| name.set(event_target_value(&ev))/>
+                                {field_error(err, "name")}
+                            </label>
+                        </div>
+                    }.into_any()
+                }}
+                <label class="field"><span>"删除原因（如来函编号，勿填姓名）"</span>
+                    <input name="reason" data-testid="field-reason" prop:value=move || reason.get()
+                        on:input=move |ev| reason.set(event_target_value(&ev))/>
+                    {field_error(err, "reason")}
+                </label>
+                <label class="check"><input type="checkbox" data-testid="field-confirm" prop:checked=move || confirmed.get()
+                    on:change=move |ev| confirmed.set(event_target_checked(&ev))/>
+                    <span>"我已核实申请人身份；删除后无法恢复"</span></label>
+                {field_error(err, "confirm")}
+                {other_error(err, &["user_id", "name", "reason", "confirm"])}
+                {move || done.get().map(|d| view! { <p class="state" data-testid="erasure-done">{d}</p> })}
+                <button type="submit" class="primary danger" data-testid="action-erase" disabled=move || busy.get()>"删除个人信息"</button>
+            </form>
+            <h2>"删除记录"</h2>
+            {move || match erasures.get() {
+                None => view! { <Loading/> }.into_any(),
+                Some(Err(e)) => view! { <ErrorBox error=e/> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <Empty message="尚无删除记录" hint="删除个人信息后，记录在此列出（不含姓名）。"/> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <table class="table" data-testid="erasures">
+                        <thead><tr><th>"时间"</th><th>"对象"</th><th>"原因"</th><th>"操作人"</th><th>"密钥"</th><th>"日志位置"</th></tr></thead>
+                        <tbody>{list.into_iter().map(|e| {
+                            let whom = match (e.subject_kind.as_str(), e.user_id, e.tenant) {
+                                ("user", Some(u), _) => format!("账号 {u}"),
+                                (_, _, Some(t)) => format!("{t} 记录中的一人"),
+                                _ => "—".to_owned(),
+                            };
+                            view! { <tr data-testid="erasure-row">
+                                <td>{crate::format::rfc3339(&e.at)}</td><td>{whom}</td><td>{e.reason}</td>
+                                <td>{e.by}</td><td>{e.key_ids.join("、")}</td><td>{e.position}</td>
+                            </tr> }
+                        }).collect_view()}</tbody>
+                    </table>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
