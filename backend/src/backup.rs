@@ -173,7 +173,7 @@ fn source_person_keys(
     location: &StoreLocation,
 ) -> anyhow::Result<Option<std::sync::Arc<dyn crate::server_state::PersonKeys>>> {
     if let Some(dir) = location.data_dir() {
-        return Ok(Some(crate::server_state::ServerState::sqlite(&dir, &dir.join("evidence"))?.person_keys));
+        return Ok(Some(crate::server_state::ServerState::sqlite(dir, &dir.join("evidence"))?.person_keys));
     }
     if let Some(pg) = opened.and_then(|o| o.postgres.as_ref()) {
         return Ok(Some(crate::server_state::ServerState::postgres(pg.pool().clone(), None).person_keys));
