@@ -192,6 +192,8 @@ pub struct Keyring {
     vault: Arc<dyn PersonKeys>,
     /// Unwrapped keys by id; `None`: the key is gone (destroyed, or never in this vault).
     cache: RwLock<HashMap<String, Option<PersonKey>>>,
+    /// Key ids by index (whose key), for sealing without asking the vault each time.
+    by_index: RwLock<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -202,7 +204,7 @@ impl std::fmt::Debug for Keyring {
 
 impl Keyring {
     pub fn new(master: MasterKey, cipher: Cipher, vault: Arc<dyn PersonKeys>) -> Keyring {
-        Keyring { master, cipher, vault, cache: RwLock::default() }
+        Keyring { master, cipher, vault, cache: RwLock::default(), by_index: RwLock::default() }
     }
 
     pub fn master_id(&self) -> &str {
@@ -235,6 +237,8 @@ impl Keyring {
         for id in key_ids {
             cache.insert(id.clone(), None);
         }
+        drop(cache);
+        self.by_index.write().unwrap_or_else(|p| p.into_inner()).retain(|_, id| !key_ids.contains(id));
     }
 
     fn unwrap_key(&self, stored: &StoredKey) -> Option<PersonKey> {
@@ -253,6 +257,12 @@ impl Keyring {
     /// The key of `subject`, made (and stored, wrapped) the first time.
     async fn key_for(&self, subject: &Subject) -> Result<(String, PersonKey), StateError> {
         let index = self.index_of(subject);
+        let known = self.by_index.read().unwrap_or_else(|p| p.into_inner()).get(&index).cloned();
+        if let Some(id) = known
+            && let Some(Some(key)) = self.cached(&id)
+        {
+            return Ok((id, key));
+        }
         let found = match self.vault.find(&index).await? {
             Some(k) => k,
             None => {
@@ -264,7 +274,7 @@ impl Keyring {
                     .seal(self.master.wrap_key(self.cipher), key_id.as_bytes(), &bytes)
                     .map_err(StateError::Io)?;
                 let wrapped = format!("{}:{}{}", self.cipher.code(), hex::encode(nonce), hex::encode(ct));
-                let new = StoredKey { key_id, index, algorithm: self.cipher.code().into(), wrapped };
+                let new = StoredKey { key_id, index: index.clone(), algorithm: self.cipher.code().into(), wrapped };
                 self.vault.get_or_insert(&new).await?
             }
         };
@@ -276,6 +286,7 @@ impl Keyring {
             ))
         })?;
         self.remember(&found.key_id, Some(key.clone()));
+        self.by_index.write().unwrap_or_else(|p| p.into_inner()).insert(index, found.key_id.clone());
         Ok((found.key_id, key))
     }
 
