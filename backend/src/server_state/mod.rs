@@ -2,8 +2,9 @@
 //! shared deployment sees the same: server-side sessions ([`Sessions`]: idle and absolute timeouts,
 //! logout and an administrator's action end them everywhere), second factors ([`SecondFactors`]:
 //! TOTP secrets and recovery codes), the first answers to idempotent requests ([`Replies`]), login
-//! failure counters and lockouts ([`LoginFailures`]), evidence files ([`EvidenceStore`]) and leases
-//! for work that must run once per deployment ([`Leases`]).
+//! failure counters and lockouts ([`LoginFailures`]), evidence files ([`EvidenceStore`]), leases
+//! for work that must run once per deployment ([`Leases`]) and the notification centre with its
+//! delivery queue ([`notify::Notifications`]).
 //!
 //! None of it is a domain fact, so none of it is an event: nothing here is chained, exported or
 //! replayed.
@@ -19,6 +20,7 @@
 pub mod conformance;
 pub mod evidence_fs;
 pub mod home;
+pub mod notify;
 pub mod postgres;
 pub mod sqlite;
 
@@ -254,6 +256,8 @@ pub struct ServerState {
     pub logins: Arc<dyn LoginFailures>,
     pub evidence: Arc<dyn EvidenceStore>,
     pub leases: Arc<dyn Leases>,
+    /// Notifications, reminder settings, outbound channels and the delivery queue.
+    pub notify: Arc<dyn notify::Notifications>,
     /// `sqlite:…` or `postgres`, for `/readyz` and logs.
     pub kind: &'static str,
 }
@@ -275,6 +279,7 @@ impl ServerState {
             logins: db.clone(),
             evidence: Arc::new(evidence_fs::FsEvidence::new(evidence_dir)),
             leases: Arc::new(sqlite::LocalLeases::default()),
+            notify: Arc::new(notify::sqlite::SqliteNotify::open(data_dir)?),
             kind: "sqlite",
         })
     }
@@ -282,6 +287,7 @@ impl ServerState {
     /// Any number of replicas on one PostgreSQL database; evidence in the database unless a shared
     /// directory is configured.
     pub fn postgres(pool: deadpool_postgres::Pool, evidence_dir: Option<&Path>) -> ServerState {
+        let notify = Arc::new(notify::postgres::PgNotify::new(pool.clone()));
         let db = Arc::new(postgres::PgState::new(pool));
         let evidence: Arc<dyn EvidenceStore> = match evidence_dir {
             Some(dir) => Arc::new(evidence_fs::FsEvidence::new(dir)),
@@ -294,6 +300,7 @@ impl ServerState {
             logins: db.clone(),
             evidence,
             leases: db,
+            notify,
             kind: "postgres",
         }
     }
