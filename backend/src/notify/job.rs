@@ -7,7 +7,8 @@
 //!    each reminder, into the queue (once per channel and key); from the tenant's `digest_hour` on,
 //!    the day's digest is queued for every channel (once per channel and day);
 //! 2. **recover**: claims older than [`STALE_CLAIM_MS`] (their sender died mid-request) become
-//!    `uncertain` — at most once: they are not resent unless the admin requeues them;
+//!    `uncertain` — at most once: they are not resent unless the admin requeues them (with one
+//!    replica, SQLite, every open claim at start is such);
 //! 3. **send**: for each enabled channel, at most `notify_rate_per_minute` attempts in any 60
 //!    seconds; a definite failure is retried after `notify_retry_base_seconds × 2^(attempt−1)`
 //!    (at most an hour) until `notify_max_attempts`; a timeout (the request may have arrived) is
@@ -41,6 +42,13 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
             return;
         }
     };
+    // One replica only (SQLite: the data directory's lock): a claim still open now is from a sender
+    // that died — `uncertain` at once, not after the stale limit.
+    if state.server.kind == "sqlite"
+        && let Err(e) = state.server.notify.abandon_stale(now_ms()).await
+    {
+        tracing::warn!(error = %e, "cannot recover the deliveries in flight at the last stop");
+    }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
