@@ -647,7 +647,6 @@ pub struct DeliveryLog {
     pub next_before: Option<i64>,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

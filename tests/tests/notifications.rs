@@ -195,9 +195,17 @@ fn reminders_reach_the_centre_and_every_channel() {
     let settings = expect(&s.get("/api/v1/tenants/xxjd/notification-settings", Some(&admin)), 200);
     assert_eq!(settings, json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 8}));
     let path = "/api/v1/tenants/xxjd/notification-settings";
-    let p = problem(&send(&s, "PUT", path, &admin, &json!({"due_soon_days": 61, "verify_wait_days": 5, "digest_hour": 8})), 422, "invalid");
+    let p = problem(
+        &send(&s, "PUT", path, &admin, &json!({"due_soon_days": 61, "verify_wait_days": 5, "digest_hour": 8})),
+        422,
+        "invalid",
+    );
     assert_eq!(p["field"], "due_soon_days");
-    let p = problem(&send(&s, "PUT", path, &admin, &json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 24})), 422, "invalid");
+    let p = problem(
+        &send(&s, "PUT", path, &admin, &json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 24})),
+        422,
+        "invalid",
+    );
     assert_eq!(p["field"], "digest_hour");
     problem(&send(&s, "PUT", path, &admin, &json!({"due_soon_days": 3, "colour": 1})), 422, "invalid_body");
     // The digest from hour 0: it goes out today, whatever the time.
@@ -217,7 +225,11 @@ fn reminders_reach_the_centre_and_every_channel() {
         let p = problem(&send(&s, "POST", channels, &admin, &body), 422, "invalid");
         assert_eq!(p["field"], field, "{body}");
     }
-    problem(&send(&s, "POST", channels, &officer, &json!({"kind": "webhook", "name": "x", "url": "http://h/"})), 403, "forbidden");
+    problem(
+        &send(&s, "POST", channels, &officer, &json!({"kind": "webhook", "name": "x", "url": "http://h/"})),
+        403,
+        "forbidden",
+    );
 
     let wecom = Receiver::start("/cgi-bin/webhook/send?key=test-key", ROBOT_OK, &[]);
     let dingtalk = Receiver::start("/robot/send?access_token=test-token", ROBOT_OK, &[]);
@@ -234,7 +246,11 @@ fn reminders_reach_the_centre_and_every_channel() {
     let w = add_channel(&s, &admin, json!({"kind": "wecom", "name": "街道整改工作群", "url": wecom.url}));
     assert_eq!(w["url_masked"], format!("{}?…", wecom.url.split('?').next().unwrap()));
     assert_eq!((w["has_secret"].as_bool(), w["kind_name"].as_str()), (Some(false), Some("企业微信群机器人")));
-    let d = add_channel(&s, &admin, json!({"kind": "dingtalk", "name": "钉钉群", "url": dingtalk.url, "secret": ding_secret}));
+    let d = add_channel(
+        &s,
+        &admin,
+        json!({"kind": "dingtalk", "name": "钉钉群", "url": dingtalk.url, "secret": ding_secret}),
+    );
     assert!(!d.to_string().contains(ding_secret) && !d.to_string().contains("test-token"), "{d}");
     add_channel(&s, &admin, json!({"kind": "webhook", "name": "OA 系统", "url": webhook.url, "secret": hook_secret}));
     let listed = expect(&s.get(channels, Some(&admin)), 200);
@@ -245,16 +261,19 @@ fn reminders_reach_the_centre_and_every_channel() {
     let due = today() + chrono::Duration::days(2);
     let due_text = format!("【临期提醒】东风社区「{title}」整改期限为{due}，还剩2天");
     let manual_text = format!("【催办】东风社区「{title}」：请于本周内报送整改进展");
-    let seen = wecom.wait_for(60, "the 企业微信 reminders", |seen| {
-        seen.iter().filter(|r| r.body.contains(title)).count() >= 2
-    });
+    let seen = wecom
+        .wait_for(60, "the 企业微信 reminders", |seen| seen.iter().filter(|r| r.body.contains(title)).count() >= 2);
     let bodies: Vec<&str> = seen.iter().map(|r| r.body.as_str()).collect();
-    assert!(bodies.contains(&format!(r#"{{"msgtype":"text","text":{{"content":"{due_text}"}}}}"#).as_str()), "{bodies:#?}");
+    assert!(
+        bodies.contains(&format!(r#"{{"msgtype":"text","text":{{"content":"{due_text}"}}}}"#).as_str()),
+        "{bodies:#?}"
+    );
     assert!(bodies.contains(&format!(r#"{{"msgtype":"text","text":{{"content":"{manual_text}"}}}}"#).as_str()));
     assert!(seen.iter().all(|r| r.target == "/cgi-bin/webhook/send?key=test-key"));
     assert!(seen.iter().all(|r| r.headers.get("content-type").map(String::as_str) == Some("application/json")));
     // The daily digest, as markdown.
-    let digest = wecom.wait_for(30, "the digest", |seen| seen.iter().any(|r| r.body.contains(r#""msgtype":"markdown""#)));
+    let digest =
+        wecom.wait_for(30, "the digest", |seen| seen.iter().any(|r| r.body.contains(r#""msgtype":"markdown""#)));
     let digest = digest.iter().find(|r| r.body.contains("markdown")).unwrap();
     let v: Value = serde_json::from_str(&digest.body).unwrap();
     let content = v["markdown"]["content"].as_str().unwrap();
@@ -291,7 +310,10 @@ fn reminders_reach_the_centre_and_every_channel() {
     }
     let r = seen.iter().find(|r| r.body.contains(&due_text)).unwrap();
     let v: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!((v["kind"].as_str(), v["finding_id"].as_str(), v["tenant"].as_str()), (Some("due_soon"), Some(finding.as_str()), Some("xxjd")));
+    assert_eq!(
+        (v["kind"].as_str(), v["finding_id"].as_str(), v["tenant"].as_str()),
+        (Some("due_soon"), Some(finding.as_str()), Some("xxjd"))
+    );
     assert_eq!(v["key"], format!("due_soon/{finding}/{due}"));
     assert_eq!(v["delivery_id"].to_string(), r.headers["x-ducha-delivery"]);
 
@@ -306,7 +328,11 @@ fn reminders_reach_the_centre_and_every_channel() {
     assert!(items.iter().any(|d| d["text"] == due_text.as_str() && d["status_name"] == "已送达"));
     problem(&s.get("/api/v1/tenants/xxjd/deliveries", Some(&officer)), 403, "forbidden");
     problem(&s.get("/api/v1/tenants/xxjd/deliveries?limit=0", Some(&admin)), 400, "invalid_query");
-    problem(&send(&s, "POST", &format!("/api/v1/tenants/xxjd/deliveries/{}/retry", items[0]["id"]), &admin, &json!({})), 409, "delivery_state");
+    problem(
+        &send(&s, "POST", &format!("/api/v1/tenants/xxjd/deliveries/{}/retry", items[0]["id"]), &admin, &json!({})),
+        409,
+        "delivery_state",
+    );
     problem(&send(&s, "POST", "/api/v1/tenants/xxjd/deliveries/abc/retry", &admin, &json!({})), 404, "not_found");
 
     // The notification centre: the 东风社区 officer has both, linked to the finding.
@@ -318,7 +344,8 @@ fn reminders_reach_the_centre_and_every_channel() {
     let link = format!("/tenants/xxjd/inspections/{inspection}/findings/{finding}");
     assert!(mine.iter().all(|n| n["link"] == link.as_str() && n["read_at"].is_null()));
     assert!(mine.iter().any(|n| n["text"] == due_text.as_str() && n["kind_name"] == "临期提醒"));
-    let unread = expect(&s.get("/api/v1/me/notifications/unread-count", Some(&officer)), 200)["unread"].as_u64().unwrap();
+    let unread =
+        expect(&s.get("/api/v1/me/notifications/unread-count", Some(&officer)), 200)["unread"].as_u64().unwrap();
     assert_eq!(Some(unread), list["unread"].as_u64());
     assert!(unread >= 2);
     // Mark one read (twice is fine); another person's id is not found.
@@ -334,7 +361,13 @@ fn reminders_reach_the_centre_and_every_channel() {
     assert!(unread_only["items"].as_array().unwrap().iter().all(|n| n["id"].as_i64() != Some(id)));
     // The 临期 reminder is the officer's; the admin is told about cross-cutting and overdue ones.
     let admin_list = expect(&s.get("/api/v1/me/notifications?limit=200", Some(&admin)), 200);
-    assert!(admin_list["items"].as_array().unwrap().iter().all(|n| n["kind"] != "due_soon" || n["finding_id"] != finding.as_str()));
+    assert!(
+        admin_list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["kind"] != "due_soon" || n["finding_id"] != finding.as_str())
+    );
     let all = expect(&send(&s, "POST", "/api/v1/me/notifications/read-all", &officer, &json!({})), 200);
     assert_eq!(all["unread"].as_u64(), Some(0));
 
@@ -385,7 +418,8 @@ fn rate_limited_and_never_sent_twice_across_a_restart() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hook.seen().len(), 2, "no more than 2 in the first minute, across the restart");
     let log = log_of(&s);
-    let status = |id: &str| log.iter().find(|d| d["id"].to_string() == id).map(|d| d["status"].as_str().unwrap().to_owned());
+    let status =
+        |id: &str| log.iter().find(|d| d["id"].as_i64() == id.parse().ok()).map(|d| d["status"].as_str().unwrap().to_owned());
     assert_eq!(status(&sent).as_deref(), Some("sent"));
     assert_eq!(status(&in_flight).as_deref(), Some("uncertain"), "at most once: {log:#?}");
 
@@ -413,5 +447,8 @@ fn rate_limited_and_never_sent_twice_across_a_restart() {
     let r = send(&s, "POST", &format!("/api/v1/tenants/xxjd/deliveries/{in_flight}/retry"), &token, &json!({}));
     expect(&r, 204);
     let log = log_of(&s);
-    assert_eq!(log.iter().find(|d| d["id"].to_string() == in_flight).map(|d| d["status"].clone()), Some(json!("pending")));
+    assert_eq!(
+        log.iter().find(|d| d["id"].as_i64() == in_flight.parse().ok()).map(|d| d["status"].clone()),
+        Some(json!("pending"))
+    );
 }

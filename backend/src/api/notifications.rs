@@ -56,9 +56,7 @@ fn invalid(field: &str, detail: impl Into<String>, detail_en: impl Into<String>)
 }
 
 fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| ducha_events::time::format(&t))
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| ducha_events::time::format(&t)).unwrap_or_default()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -90,15 +88,18 @@ fn limit_of(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+/// The inspection of a finding (for the link to its page), from the live model.
+fn inspection_of(state: &AppState, tenant: &str, finding: Option<&str>) -> Option<String> {
+    let tenant = TenantId::parse(tenant).ok()?;
+    let finding = FindingId::parse(finding?).ok()?;
+    let model = state.live.read();
+    let i = model.tenant_facts(&tenant)?.finding(&finding)?.inspection_id.clone()?;
+    Some(i.as_str().to_owned())
+}
+
 fn view(state: &AppState, n: Notification) -> NotificationView {
     let kind_name = ReminderKind::from_code(&n.kind).map_or(n.kind.as_str(), |k| k.name_zh()).to_owned();
-    let inspection_id = (|| {
-        let tenant = TenantId::parse(&n.tenant).ok()?;
-        let finding = FindingId::parse(n.finding_id.as_deref()?).ok()?;
-        let model = state.live.read();
-        let i = model.tenant_facts(&tenant)?.finding(&finding)?.inspection_id.clone()?;
-        Some(i.as_str().to_owned())
-    })();
+    let inspection_id = inspection_of(state, &n.tenant, n.finding_id.as_deref());
     let link = match (&inspection_id, &n.finding_id) {
         (Some(i), Some(f)) => Some(format!("/tenants/{}/inspections/{i}/findings/{f}", n.tenant)),
         _ => None,
@@ -167,7 +168,7 @@ pub async fn read_all(state: web::Data<AppState>, who: Authenticated) -> Result<
 #[into_params(parameter_in = Path)]
 pub struct NotificationPath {
     /// The notification's id.
-    pub id: String,
+    pub notification_id: String,
 }
 
 /// Marks one of one's notifications read (again is fine); answers the unread count.
@@ -176,7 +177,7 @@ pub struct NotificationPath {
     params(NotificationPath),
     responses((status = 200, description = "已标为已读 / marked read", body = UnreadCount))
 )]
-#[post("/me/notifications/{id}/read")]
+#[post("/me/notifications/{notification_id}/read")]
 pub async fn mark_read(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -184,7 +185,7 @@ pub async fn mark_read(
 ) -> Result<HttpResponse, ApiError> {
     let user = who.actor.user_id.as_str();
     let not_found = || ApiError::not_found("该消息", "notification");
-    let id: i64 = path.id.parse().map_err(|_| not_found())?;
+    let id: i64 = path.notification_id.parse().map_err(|_| not_found())?;
     if !state.server.notify.mark_read(user, id, now_ms()).await? {
         return Err(not_found());
     }
@@ -200,11 +201,7 @@ fn may_manage(state: &AppState, who: &Authenticated, tenant: &TenantId) -> Resul
 
 fn settings_view(s: Option<&NotifySettings>) -> NotificationSettings {
     let (policy, digest_hour) = crate::notify::policy_of(s);
-    NotificationSettings {
-        due_soon_days: policy.due_soon_days,
-        verify_wait_days: policy.verify_wait_days,
-        digest_hour,
-    }
+    NotificationSettings { due_soon_days: policy.due_soon_days, verify_wait_days: policy.verify_wait_days, digest_hour }
 }
 
 /// The tenant's reminder settings (the defaults until its admin sets them).
@@ -301,7 +298,11 @@ pub async fn list_channels(
 /// Checks a channel request; the kind and the secret to store (`keep`: the one stored before).
 fn checked(b: &ChannelRequest, keep: Option<&str>) -> Result<(ChannelKind, Option<String>), ApiError> {
     let kind = ChannelKind::from_code(&b.kind).ok_or_else(|| {
-        invalid("kind", "渠道类型应为 wecom（企业微信）、dingtalk（钉钉）或 webhook", "kind must be wecom, dingtalk or webhook")
+        invalid(
+            "kind",
+            "渠道类型应为 wecom（企业微信）、dingtalk（钉钉）或 webhook",
+            "kind must be wecom, dingtalk or webhook",
+        )
     })?;
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) {
@@ -314,7 +315,11 @@ fn checked(b: &ChannelRequest, keep: Option<&str>) -> Result<(ChannelKind, Optio
         Some(s) => {
             let s = s.trim();
             if s.len() > 256 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                return Err(invalid("secret", "密钥应为 1 至 256 个可见字符", "secret must be 1 to 256 visible characters"));
+                return Err(invalid(
+                    "secret",
+                    "密钥应为 1 至 256 个可见字符",
+                    "secret must be 1 to 256 visible characters",
+                ));
             }
             Some(s.to_owned())
         }
@@ -329,7 +334,13 @@ fn checked(b: &ChannelRequest, keep: Option<&str>) -> Result<(ChannelKind, Optio
     Ok((kind, secret))
 }
 
-async fn audit(state: &AppState, who: &Authenticated, req: &HttpRequest, object: String, detail: String) -> Result<(), ApiError> {
+async fn audit(
+    state: &AppState,
+    who: &Authenticated,
+    req: &HttpRequest,
+    object: String,
+    detail: String,
+) -> Result<(), ApiError> {
     let origin = crate::api::extract::origin(req, state.config.trust_forwarded_for);
     let entry = Entry::new("notification_channel_changed", SUCCESS, &origin)
         .user(&who.actor.user_id, &who.username)

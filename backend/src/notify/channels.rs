@@ -181,7 +181,10 @@ pub fn accepted(kind: ChannelKind, status: u16, body: &str) -> Result<(), String
 /// Checks a channel's URL: `http` or `https` with a host, at most 2048 bytes, no spaces. The
 /// Chinese reason when not.
 pub fn check_url(url: &str) -> Result<(), &'static str> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or("地址须以 https:// 或 http:// 开头")?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("地址须以 https:// 或 http:// 开头")?;
     if url.len() > 2048 {
         return Err("地址过长（最多 2048 个字符）");
     }
@@ -217,7 +220,14 @@ mod tests {
         // Computed independently: python3 -c 'import hmac,hashlib,base64,urllib.parse;
         // print(urllib.parse.quote_plus(base64.b64encode(hmac.new(b"SECabc",b"1700000000000\nSECabc",hashlib.sha256).digest())))'
         assert_eq!(dingtalk_sign("SECabc", 1_700_000_000_000), "jcUpW0QmtKduN03n4JqQ0PBosVjqnM8gU7fIIvsDmCM%3D");
-        let r = request(ChannelKind::Dingtalk, "http://h/robot/send?access_token=t", Some("SECabc"), 1, &reminder(), 1_700_000_000_000);
+        let r = request(
+            ChannelKind::Dingtalk,
+            "http://h/robot/send?access_token=t",
+            Some("SECabc"),
+            1,
+            &reminder(),
+            1_700_000_000_000,
+        );
         assert!(r.url.starts_with("http://h/robot/send?access_token=t&timestamp=1700000000000&sign="), "{}", r.url);
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["msgtype"], "text");
@@ -250,7 +260,10 @@ mod tests {
     #[test]
     fn answers_and_urls() {
         assert!(accepted(ChannelKind::Wecom, 200, r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
-        assert_eq!(accepted(ChannelKind::Dingtalk, 200, r#"{"errcode":310000,"errmsg":"sign not match"}"#).unwrap_err(), "errcode 310000: sign not match");
+        assert_eq!(
+            accepted(ChannelKind::Dingtalk, 200, r#"{"errcode":310000,"errmsg":"sign not match"}"#).unwrap_err(),
+            "errcode 310000: sign not match"
+        );
         assert_eq!(accepted(ChannelKind::Webhook, 500, "").unwrap_err(), "HTTP 500");
         assert!(accepted(ChannelKind::Webhook, 204, "").is_ok());
         assert!(check_url("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc").is_ok());

@@ -17,8 +17,8 @@
 use super::Message;
 use super::channels::{self, ChannelKind};
 use crate::api::AppState;
-use crate::server_state::now_ms;
 use crate::server_state::notify::{Channel, NewDelivery, NewNotification, Outcome};
+use crate::server_state::now_ms;
 use ducha_events::ids::TenantId;
 use ducha_events::projection::reminders::{self, Reminder};
 use std::time::Duration;
@@ -100,7 +100,7 @@ struct TenantWork {
 async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError> {
     let now = crate::clock::now();
     let today = ducha_events::time::local_date(&now);
-    let hour = now.with_timezone(&ducha_events::time::shanghai()).format("%H").to_string().parse::<u32>().unwrap_or(0);
+    let hour = chrono::Timelike::hour(&now.with_timezone(&ducha_events::time::shanghai()));
     let tenants: Vec<TenantId> = state.live.read().directory().tenants().map(|(t, _)| t.clone()).collect();
     for tenant in tenants {
         let settings = state.server.notify.settings(tenant.as_str()).await?;
@@ -110,9 +110,8 @@ async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError>
             let Some(facts) = model.tenant_facts(&tenant) else { continue };
             let dir = model.directory();
             let entry = dir.tenant(&tenant);
-            let name_of = |c: &ducha_events::ids::CommunityId| {
-                entry.and_then(|t| t.community_name(c)).map(str::to_owned)
-            };
+            let name_of =
+                |c: &ducha_events::ids::CommunityId| entry.and_then(|t| t.community_name(c)).map(str::to_owned);
             let mut work =
                 TenantWork { tenant: tenant.clone(), notifications: Vec::new(), reminders: Vec::new(), digest: None };
             for r in reminders::reminders(facts, today, &policy) {

@@ -22,10 +22,9 @@ pub const DEFAULT_DIGEST_HOUR: u32 = 8;
 /// A tenant's settings, or the defaults.
 pub fn policy_of(settings: Option<&NotifySettings>) -> (ReminderPolicy, u32) {
     match settings {
-        Some(s) => (
-            ReminderPolicy { due_soon_days: s.due_soon_days, verify_wait_days: s.verify_wait_days },
-            s.digest_hour,
-        ),
+        Some(s) => {
+            (ReminderPolicy { due_soon_days: s.due_soon_days, verify_wait_days: s.verify_wait_days }, s.digest_hour)
+        }
         None => (ReminderPolicy::default(), DEFAULT_DIGEST_HOUR),
     }
 }

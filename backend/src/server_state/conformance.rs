@@ -169,7 +169,8 @@ pub async fn notifications(a: &ServerState, b: &ServerState) {
     use super::notify::{Channel, DeliveryStatus, NewDelivery, NewNotification, NotifySettings, Outcome};
     // Settings per tenant.
     assert_eq!(a.notify.settings("t1").await.expect("settings"), None);
-    let s = NotifySettings { due_soon_days: 3, verify_wait_days: 5, digest_hour: 8, updated_ms: 1, updated_by: "u".into() };
+    let s =
+        NotifySettings { due_soon_days: 3, verify_wait_days: 5, digest_hour: 8, updated_ms: 1, updated_by: "u".into() };
     a.notify.save_settings("t1", &s).await.expect("save");
     let s2 = NotifySettings { due_soon_days: 7, ..s.clone() };
     b.notify.save_settings("t1", &s2).await.expect("save again");
@@ -187,7 +188,11 @@ pub async fn notifications(a: &ServerState, b: &ServerState) {
     };
     let now = now_ms();
     assert_eq!(a.notify.notify(&[n("zhang", "k1"), n("li", "k1"), n("zhang", "k2")], now).await.expect("notify"), 3);
-    assert_eq!(b.notify.notify(&[n("zhang", "k1"), n("zhang", "k3")], now).await.expect("notify"), 1, "k1 again: nothing");
+    assert_eq!(
+        b.notify.notify(&[n("zhang", "k1"), n("zhang", "k3")], now).await.expect("notify"),
+        1,
+        "k1 again: nothing"
+    );
     assert_eq!(b.notify.unread_count("zhang").await.expect("count"), 3);
     let list = a.notify.list("zhang", false, None, 10).await.expect("list");
     assert_eq!(list.iter().map(|x| x.key.as_str()).collect::<Vec<_>>(), vec!["k3", "k2", "k1"], "newest first");
@@ -220,12 +225,21 @@ pub async fn notifications(a: &ServerState, b: &ServerState) {
     };
     a.notify.save_channel(&ch).await.expect("save");
     b.notify.save_channel(&Channel { tenant: "t2".into(), name: "抢占".into(), ..ch.clone() }).await.expect("save");
-    assert_eq!(b.notify.channels(Some("t1")).await.expect("channels"), vec![ch.clone()], "another tenant cannot take it");
+    assert_eq!(
+        b.notify.channels(Some("t1")).await.expect("channels"),
+        vec![ch.clone()],
+        "another tenant cannot take it"
+    );
     assert_eq!(b.notify.channels(Some("t2")).await.expect("channels"), vec![]);
     assert_eq!(a.notify.channels(None).await.expect("all").len(), 1);
 
     // The queue: once per (channel, key); claims are exclusive; answers are recorded.
-    let d = |key: &str| NewDelivery { tenant: "t1".into(), channel_id: "ch-1".into(), key: key.into(), message: "{}".into() };
+    let d = |key: &str| NewDelivery {
+        tenant: "t1".into(),
+        channel_id: "ch-1".into(),
+        key: key.into(),
+        message: "{}".into(),
+    };
     assert!(a.notify.enqueue(&d("k1"), now).await.expect("enqueue"));
     assert!(!b.notify.enqueue(&d("k1"), now).await.expect("enqueue"), "queued before");
     assert!(b.notify.enqueue(&d("k2"), now + 1).await.expect("enqueue"));
@@ -246,7 +260,10 @@ pub async fn notifications(a: &ServerState, b: &ServerState) {
     assert!(a.notify.claim("ch-1", now + 999, 10).await.expect("claim").is_empty(), "not yet due");
     let again = a.notify.claim("ch-1", now + 1_000, 10).await.expect("claim");
     assert_eq!((again.len(), again[0].attempts), (1, 2));
-    b.notify.finish(again[0].id, &Outcome::Failed { error: "HTTP 500".into(), retry_at_ms: None }, now).await.expect("give up");
+    b.notify
+        .finish(again[0].id, &Outcome::Failed { error: "HTTP 500".into(), retry_at_ms: None }, now)
+        .await
+        .expect("give up");
     // k3's sender died: after the stale limit it is uncertain, never claimed again on its own.
     assert_eq!(a.notify.abandon_stale(now + 11).await.expect("abandon"), 1);
     assert!(b.notify.claim("ch-1", now + 5_000, 10).await.expect("claim").is_empty());

@@ -232,8 +232,12 @@ fn Channels(base: String) -> impl IntoView {
         reload.track();
         st.api.get_current::<Vec<ChannelView>>(&path.get_value())
     });
-    let (kind, name, url, secret) =
-        (RwSignal::new("wecom".to_owned()), RwSignal::new(String::new()), RwSignal::new(String::new()), RwSignal::new(String::new()));
+    let (kind, name, url, secret) = (
+        RwSignal::new("wecom".to_owned()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+    );
     let error = RwSignal::new(None::<ApiError>);
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

@@ -146,9 +146,14 @@ pub struct Delivery {
 pub enum Outcome {
     Sent,
     /// Failed for sure; retry at `retry_at_ms`, or give up (`None`).
-    Failed { error: String, retry_at_ms: Option<i64> },
+    Failed {
+        error: String,
+        retry_at_ms: Option<i64>,
+    },
     /// The request may have arrived (a timeout after it was sent): `uncertain`, not retried.
-    Uncertain { error: String },
+    Uncertain {
+        error: String,
+    },
 }
 
 #[async_trait]

@@ -370,7 +370,11 @@ impl Notifications for SqliteNotify {
                     params![id, now_ms],
                 )?;
                 tx.execute("INSERT INTO delivery_attempts (channel_id, at_ms) VALUES (?1, ?2)", params![ch, now_ms])?;
-                out.push(tx.query_row(&format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"), [id], delivery)?);
+                out.push(tx.query_row(
+                    &format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?1"),
+                    [id],
+                    delivery,
+                )?);
             }
             tx.commit()?;
             Ok(out)
