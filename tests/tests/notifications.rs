@@ -418,8 +418,9 @@ fn rate_limited_and_never_sent_twice_across_a_restart() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hook.seen().len(), 2, "no more than 2 in the first minute, across the restart");
     let log = log_of(&s);
-    let status =
-        |id: &str| log.iter().find(|d| d["id"].as_i64() == id.parse().ok()).map(|d| d["status"].as_str().unwrap().to_owned());
+    let status = |id: &str| {
+        log.iter().find(|d| d["id"].as_i64() == id.parse().ok()).map(|d| d["status"].as_str().unwrap().to_owned())
+    };
     assert_eq!(status(&sent).as_deref(), Some("sent"));
     assert_eq!(status(&in_flight).as_deref(), Some("uncertain"), "at most once: {log:#?}");
 

@@ -88,7 +88,10 @@ fn the_bell_and_the_notification_centre() {
     admin_page.click("[data-testid=channel-add]");
     admin_page.wait_for("[data-testid=channels-row]");
     let row = admin_page.text_of("[data-testid=channels-row]");
-    assert!(row.contains("OA 系统") && row.contains("http://127.0.0.1:9/hook?…") && !row.contains("secret-token"), "{row}");
+    assert!(
+        row.contains("OA 系统") && row.contains("http://127.0.0.1:9/hook?…") && !row.contains("secret-token"),
+        "{row}"
+    );
     // A bad address: the server's Chinese message.
     admin_page.type_into("[data-testid=channel-name]", "坏地址");
     admin_page.type_into("[data-testid=channel-url]", "ftp://x");
