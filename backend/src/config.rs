@@ -139,6 +139,16 @@ pub struct Config {
     pub personal_data_key_file: Option<PathBuf>,
     /// `sm4-gcm` (default) or `aes-256-gcm`: the cipher of new person keys (existing keys keep theirs).
     pub personal_data_cipher: crate::personal::cipher::Cipher,
+    /// How often the notifier derives reminders and sends the delivery queue, in seconds (one
+    /// replica at a time holds its lease); 1 to 3600.
+    pub notify_interval_seconds: u64,
+    /// The first retry of a failed delivery after this many seconds, doubling each time (at most an
+    /// hour); 1 to 3600.
+    pub notify_retry_base_seconds: u64,
+    /// Attempts per delivery before it is given up (`failed`); 1 to 20.
+    pub notify_max_attempts: u32,
+    /// Attempts per channel in any 60 seconds (企业微信 and 钉钉 robots allow 20); 1 to 20.
+    pub notify_rate_per_minute: u32,
 }
 
 impl Default for Config {
@@ -183,6 +193,10 @@ impl Default for Config {
             sqlite_max_page_count: None,
             personal_data_key_file: None,
             personal_data_cipher: crate::personal::cipher::Cipher::Sm4Gcm,
+            notify_interval_seconds: 60,
+            notify_retry_base_seconds: 30,
+            notify_max_attempts: 6,
+            notify_rate_per_minute: 20,
         }
     }
 }
@@ -228,6 +242,10 @@ pub const KEYS: &[&str] = &[
     "sqlite_max_page_count",
     "personal_data_key_file",
     "personal_data_cipher",
+    "notify_interval_seconds",
+    "notify_retry_base_seconds",
+    "notify_max_attempts",
+    "notify_rate_per_minute",
 ];
 
 /// Settings given as command-line flags (highest precedence); `None` = not given.
@@ -284,6 +302,18 @@ impl Config {
         }
         if !(10..=60_000).contains(&self.min_position_timeout_ms) {
             return bad("min_position_timeout_ms 须在 10 到 60000 之间 / must be 10 to 60000");
+        }
+        if !(1..=3_600).contains(&self.notify_interval_seconds) {
+            return bad("notify_interval_seconds 须在 1 到 3600 之间 / must be 1 to 3600");
+        }
+        if !(1..=3_600).contains(&self.notify_retry_base_seconds) {
+            return bad("notify_retry_base_seconds 须在 1 到 3600 之间 / must be 1 to 3600");
+        }
+        if !(1..=20).contains(&self.notify_max_attempts) {
+            return bad("notify_max_attempts 须在 1 到 20 之间 / must be 1 to 20");
+        }
+        if !(1..=20).contains(&self.notify_rate_per_minute) {
+            return bad("notify_rate_per_minute 须在 1 到 20 之间 / must be 1 to 20");
         }
         if !(1..=86_400).contains(&self.maintenance_interval_seconds) {
             return bad("maintenance_interval_seconds 须在 1 到 86400 之间 / must be 1 to 86400");

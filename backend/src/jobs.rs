@@ -43,7 +43,7 @@ impl Replica {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).contains(name)
     }
 
-    fn set(&self, name: &str, held: bool) {
+    pub(crate) fn set(&self, name: &str, held: bool) {
         let mut set = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held {
             set.insert(name.to_owned());

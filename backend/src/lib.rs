@@ -27,6 +27,7 @@ pub mod documents;
 pub mod exchange;
 pub mod jobs;
 pub mod ledger_import;
+pub mod notify;
 pub mod password;
 pub mod personal;
 pub mod projector;

@@ -10,7 +10,7 @@ use ducha_events::projection::ReadModel;
 
 /// The checkpoint's name carries the read model's shape version: bump it when `ReadModel` changes
 /// shape and every store rebuilds on next start instead of loading an incompatible snapshot.
-pub const CHECKPOINT: &str = "read_model.v2";
+pub const CHECKPOINT: &str = "read_model.v3";
 const PAGE: usize = 5_000;
 /// Pages read and decoded at once during a catch-up.
 const PARALLEL: usize = 2;

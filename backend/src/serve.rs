@@ -157,6 +157,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(live.clone().follow(store.clone(), stopped.clone()));
+    let notifier = tokio::spawn(crate::notify::job::run(state.clone(), stopped.clone()));
     let maintenance = tokio::spawn(crate::jobs::maintenance(state.clone(), stopped));
 
     let workers = match config.workers {
@@ -197,6 +198,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     // With several replicas the lease holder checkpoints; alone, always.
     let holds = replica.holds(crate::jobs::MAINTENANCE);
     let _ = maintenance.await;
+    let _ = notifier.await;
     if (!location.is_shared() || holds)
         && let Err(e) = live.checkpoint(&*store).await
     {

@@ -518,6 +518,135 @@ pub struct MeResponse {
     pub grants: Vec<GrantView>,
 }
 
+// ------------------------------------------------------------------ notifications (issue 14)
+
+/// One notification in a person's notification centre.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotificationView {
+    pub id: i64,
+    pub tenant_id: String,
+    /// `due_soon` (临期), `overdue` (逾期), `awaiting_verification` (待销号), `manual` (催办).
+    pub kind: String,
+    /// The kind in Chinese.
+    pub kind_name: String,
+    pub text: String,
+    pub finding_id: Option<String>,
+    pub inspection_id: Option<String>,
+    /// The web app's page of the finding (`/tenants/{t}/inspections/{i}/findings/{f}`), when known.
+    pub link: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; absent while unread.
+    pub read_at: Option<String>,
+}
+
+/// A page of a person's notifications, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NotificationList {
+    pub items: Vec<NotificationView>,
+    /// How many of the person's notifications are unread (all pages).
+    pub unread: u64,
+    /// Pass as `before` for the next page; absent on the last.
+    pub next_before: Option<i64>,
+}
+
+/// The unread count (the bell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnreadCount {
+    pub unread: u64,
+}
+
+/// A tenant's reminder settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// 临期: remind this many days before a deadline (0–60; default 3).
+    pub due_soon_days: u32,
+    /// 待销号: remind when a submitted rectification has waited this many days (1–60; default 5).
+    pub verify_wait_days: u32,
+    /// The Shanghai hour (0–23) from which the daily digest goes out (default 8).
+    pub digest_hour: u32,
+}
+
+/// Adds or changes an outbound channel. The secret is never shown again; on a change, leave it out
+/// to keep the stored one (send `""` to remove it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRequest {
+    /// `wecom` (企业微信群机器人), `dingtalk` (钉钉自定义机器人) or `webhook`.
+    pub kind: String,
+    /// A name for people (1–50 characters), e.g. 街道整改工作群.
+    pub name: String,
+    /// The full endpoint: `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…`,
+    /// `https://oapi.dingtalk.com/robot/send?access_token=…` or any `http(s)` URL.
+    pub url: String,
+    /// 钉钉's 加签 secret (`SEC…`) or the webhook's HMAC key; 企业微信 takes none.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Send each reminder as it falls due, not only the daily digest.
+    #[serde(default = "yes")]
+    pub each_reminder: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An outbound channel as shown to its tenant's admin: the URL masked, the secret never.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChannelView {
+    pub id: String,
+    pub kind: String,
+    pub kind_name: String,
+    pub name: String,
+    /// Scheme, host and path; the query (which carries 企业微信's key or 钉钉's token) as `?…`.
+    pub url_masked: String,
+    pub has_secret: bool,
+    pub enabled: bool,
+    pub each_reminder: bool,
+}
+
+/// One entry of a tenant's delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: i64,
+    pub channel_id: String,
+    /// The channel's name (empty when it was removed).
+    pub channel_name: String,
+    /// The reminder's key or `digest/{date}`.
+    pub key: String,
+    /// What was (or is to be) sent.
+    pub title: String,
+    pub text: String,
+    /// `pending`, `sending`, `sent`, `failed` (given up) or `uncertain` (the sender stopped while the
+    /// request was in flight: not resent unless requeued).
+    pub status: String,
+    pub status_name: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    /// When it will be tried (pending).
+    pub next_attempt_at: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// A page of the delivery log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryLog {
+    pub items: Vec<DeliveryView>,
+    pub next_before: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,7 @@ fn Header(me: MeResponse) -> impl IntoView {
             <nav class="nav" aria-label="主菜单">{links}</nav>
             <div class="who">
                 {auditor.then(|| view! { <AsOfPicker/> })}
+                <crate::pages::Bell/>
                 <span class="user" data-testid="current-user" title=me.username.clone()>{me.display_name.clone()}</span>
                 <span class="role" data-testid="current-role">{roles}</span>
                 <Link to="/account" testid="account-link">"账号安全"</Link>
@@ -153,6 +154,8 @@ fn Page(me: MeResponse) -> impl IntoView {
                 view! { <crate::pages::FindingPage tenant=tenant inspection=inspection finding=finding/> }.into_any()
             }
             Route::MyFindings { tenant } => view! { <crate::pages::MyFindingsPage tenant=tenant/> }.into_any(),
+            Route::Notifications => view! { <crate::pages::NotificationsPage/> }.into_any(),
+            Route::NotifySettings { tenant } => view! { <crate::pages::NotifySettingsPage tenant=tenant/> }.into_any(),
             Route::NotFound { path } => view! { <NotFoundPage path=path/> }.into_any(),
             // Every route has its page now; a new route may use the placeholder until its page exists.
             #[allow(unreachable_patterns)]

@@ -84,6 +84,12 @@ pub enum Route {
     SecurityPolicy,
     /// `/security/personal-data`: personal data and its erasure (security administrator).
     PersonalData,
+    /// `/notifications`: one's own notifications (消息中心; the bell in the header leads here).
+    Notifications,
+    /// `/tenants/{t}/notify`: reminder settings, outbound channels and the delivery log (sub-district admins).
+    NotifySettings {
+        tenant: String,
+    },
     NotFound {
         path: String,
     },
@@ -111,6 +117,7 @@ impl Route {
             ["security", "audit"] => Route::SecurityAudit,
             ["security", "policy"] => Route::SecurityPolicy,
             ["security", "personal-data"] => Route::PersonalData,
+            ["notifications"] => Route::Notifications,
             ["tenants", id] if is_id(id) => Route::TenantDashboard { tenant: t(id) },
             ["tenants", id, page] if is_id(id) => match *page {
                 "inspections" => Route::Inspections { tenant: t(id) },
@@ -120,6 +127,7 @@ impl Route {
                 "checklists" => Route::Checklists { tenant: t(id) },
                 "users" => Route::Users { tenant: t(id) },
                 "my-findings" => Route::MyFindings { tenant: t(id) },
+                "notify" => Route::NotifySettings { tenant: t(id) },
                 _ => Route::NotFound { path: path.to_owned() },
             },
             ["tenants", id, "inspections", i] if is_id(id) && is_id(i) => {
@@ -159,6 +167,8 @@ impl Route {
             Route::SecurityAudit => "/security/audit".into(),
             Route::SecurityPolicy => "/security/policy".into(),
             Route::PersonalData => "/security/personal-data".into(),
+            Route::Notifications => "/notifications".into(),
+            Route::NotifySettings { tenant } => format!("/tenants/{tenant}/notify"),
             Route::NotFound { path } => path.clone(),
         }
     }
@@ -187,6 +197,8 @@ impl Route {
             Route::SecurityAudit => "安全审计",
             Route::SecurityPolicy => "安全策略",
             Route::PersonalData => "个人信息保护",
+            Route::Notifications => "消息中心",
+            Route::NotifySettings { .. } => "提醒与推送",
             Route::NotFound { .. } => "页面不存在",
         }
     }
@@ -224,6 +236,8 @@ impl Route {
             Route::SecurityAudit => "security-audit",
             Route::SecurityPolicy => "security-policy",
             Route::PersonalData => "personal-data",
+            Route::Notifications => "notifications",
+            Route::NotifySettings { .. } => "notify",
             Route::NotFound { .. } => "not-found",
         }
     }
@@ -246,7 +260,8 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
                 Route::Ledger { tenant: t.clone() },
                 Route::Communities { tenant: t.clone() },
                 Route::Checklists { tenant: t.clone() },
-                Route::Users { tenant: t },
+                Route::Users { tenant: t.clone() },
+                Route::NotifySettings { tenant: t },
             ],
             ("inspector", Some(t), _) => vec![
                 Route::TenantDashboard { tenant: t.clone() },
@@ -333,6 +348,8 @@ mod tests {
             Route::Audit,
             Route::AuditTenant { tenant: t() },
             Route::Platform,
+            Route::Notifications,
+            Route::NotifySettings { tenant: t() },
         ];
         for r in routes {
             assert_eq!(Route::parse(&r.path()), r, "{}", r.path());
@@ -361,7 +378,7 @@ mod tests {
     fn each_role_gets_its_own_menu() {
         let ids = |g: &[GrantView]| nav_for(g).iter().map(Route::page_id).collect::<Vec<_>>();
         let admin = [grant("subdistrict_admin", "tenant", Some("xxq"), Some("xxjd"))];
-        assert_eq!(ids(&admin), ["dashboard", "inspections", "ledger", "communities", "checklists", "users"]);
+        assert_eq!(ids(&admin), ["dashboard", "inspections", "ledger", "communities", "checklists", "users", "notify"]);
         assert_eq!(home_for(&admin), Some(Route::TenantDashboard { tenant: "xxjd".into() }));
         let officer = [grant("district_officer", "district", Some("xxq"), None)];
         assert_eq!(nav_for(&officer), [Route::District { district: "xxq".into() }]);
@@ -372,7 +389,7 @@ mod tests {
         assert_eq!(ids(&[grant("platform_admin", "platform", None, None)]), ["platform"]);
         // Two grants: no page twice.
         let both = [admin[0].clone(), grant("inspector", "tenant", Some("xxq"), Some("xxjd"))];
-        assert_eq!(ids(&both).len(), 6);
+        assert_eq!(ids(&both).len(), 7);
         assert_eq!(home_for(&[]), None);
     }
 

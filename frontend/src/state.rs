@@ -16,6 +16,8 @@ pub struct AppState {
     /// Live refresh (`live.rs`): `live.revision` goes up on every server-sent event of the tenant
     /// being followed; read it in a `LocalResource` to refetch when something changed.
     pub live: crate::live::LiveState,
+    /// Goes up when one's notifications change here (read, all read): the bell refetches its count.
+    pub notifications: RwSignal<u32>,
 }
 
 impl AppState {
@@ -25,6 +27,7 @@ impl AppState {
             me: RwSignal::new(None),
             router: Router::new(),
             live: crate::live::LiveState::new(),
+            notifications: RwSignal::new(0),
         }
     }
 }

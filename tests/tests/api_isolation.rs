@@ -188,6 +188,15 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
             | "/tenants/{tenant_id}/inspections/{inspection_id}/achievements"
             | "/tenants/{tenant_id}/inspections/{inspection_id}/findings",
         ) => Rule::Do(RecordInspection, Tenant),
+        // One's own notifications (issue 14); the tenant's reminder settings, channels and deliveries.
+        ("get", "/me/notifications" | "/me/notifications/unread-count")
+        | ("post", "/me/notifications/read-all" | "/me/notifications/{notification_id}/read") => Rule::AnyUser,
+        (_, p)
+            if p.starts_with("/tenants/{tenant_id}/notification-")
+                || p.starts_with("/tenants/{tenant_id}/deliveries") =>
+        {
+            Rule::Do(ManageTenant, Tenant)
+        }
         // Findings and rectifications.
         ("get", "/tenants/{tenant_id}/inspections/{inspection_id}/findings/{finding_id}") => Rule::Do(Read, Finding),
         ("post", p) if p.starts_with("/tenants/{tenant_id}/inspections/{inspection_id}/findings/{finding_id}/") => {
@@ -243,6 +252,10 @@ fn variants() -> Vec<Variant> {
         v.insert("code", "theory".to_owned());
         v.insert("stream", format!("inspection-{tenant}-2023-ideology"));
         v.insert("sha256", "0".repeat(64));
+        // No such notification, channel or delivery: allowed callers get 404.
+        v.insert("notification_id", "999999".to_owned());
+        v.insert("channel_id", "qa-channel".to_owned());
+        v.insert("delivery_id", "999999".to_owned());
         v
     };
     vec![

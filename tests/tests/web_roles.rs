@@ -40,7 +40,7 @@ fn each_role_gets_exactly_its_menu_and_a_clear_refusal_elsewhere() {
         ("qu-jjw", &["district", "audit"], Some("/platform")),
         (
             "xx-admin",
-            &["dashboard", "inspections", "ledger", "communities", "checklists", "users"],
+            &["dashboard", "inspections", "ledger", "communities", "checklists", "users", "notify"],
             Some("/tenants/yyjd"),
         ),
         ("xx-duchazu1", &["dashboard", "inspections", "ledger"], Some("/tenants/xxjd/users")),

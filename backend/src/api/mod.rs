@@ -14,6 +14,7 @@
 //! | [`health`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`metrics`] | Prometheus counters and histograms |
 //! | [`dashboard`] | `GET /tenants/{tenant_id}/dashboard`: the worked example of a read endpoint |
+//! | [`notifications`] | the notification centre (`/me/notifications`), reminder settings, outbound channels, delivery log |
 //!
 //! ## Adding a resource
 //!
@@ -53,6 +54,7 @@ pub mod ledger_import;
 pub mod live;
 pub mod metrics;
 pub mod middleware;
+pub mod notifications;
 pub mod openapi;
 pub mod personal_data;
 pub mod platform;
@@ -98,6 +100,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     evidence::configure(cfg);
     self_inspections::configure(cfg);
     live::configure(cfg);
+    notifications::configure(cfg);
 }
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";

@@ -45,6 +45,7 @@ Idempotency-Key; reads take as_of / at_position. See docs/API.md.",
         (name = "audit", description = "审计：事件日志、哈希链校验、差异 / event log, chain verification, diff"),
         (name = "live", description = "实时更新（SSE）/ live updates by server-sent events"),
         (name = "documents", description = "督查报告、整改台账、通报 / reports, ledger workbooks, circulars"),
+        (name = "notifications", description = "消息中心、提醒设置、推送渠道与推送记录 / notifications, reminder settings, outbound channels, delivery log"),
     )
 )]
 pub struct ApiDoc;
@@ -167,11 +168,14 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                     add_response(op, s);
                 }
             }
-            // Evidence uploads are content-addressed and unlocking is not an event: neither has an
-            // aggregate version.
+            // Evidence uploads are content-addressed, unlocking is not an event, and notifications,
+            // their settings, channels and deliveries are server state: none has an aggregate version.
             let versioned_write = secured
                 && method != "get"
                 && !path.starts_with("/api/v1/auth/")
+                && !path.starts_with("/api/v1/me/notifications")
+                && !path.contains("/notification-")
+                && !path.contains("/deliveries")
                 && !path.ends_with("/evidence")
                 && !path.ends_with("/unlock");
             if versioned_write {

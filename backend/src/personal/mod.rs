@@ -23,7 +23,7 @@ use crate::server_state::{PersonKeys, StateError, StoredKey};
 use cipher::Cipher;
 use ducha_events::envelope::RecordedEvent;
 use ducha_events::personal::{self as pii, Sealed, Subject};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac_sm3::{Hmac, KeyInit, Mac};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ pub async fn run_all(a: &ServerState, b: &ServerState, dir: &std::path::Path) {
     evidence(a, b, dir).await;
     leases(a, b).await;
     person_keys(a, b).await;
+    notifications(a, b).await;
 }
 
 pub async fn person_keys(a: &ServerState, b: &ServerState) {
@@ -189,4 +190,126 @@ pub async fn leases(a: &ServerState, b: &ServerState) {
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
     assert_eq!(a.leases.holder("checkpoint").await.expect("holder"), None);
     assert!(a.leases.try_acquire("checkpoint", "replica-a", ttl).await.expect("take over an expired lease"));
+}
+
+pub async fn notifications(a: &ServerState, b: &ServerState) {
+    use super::notify::{Channel, DeliveryStatus, NewDelivery, NewNotification, NotifySettings, Outcome};
+    // Settings per tenant.
+    assert_eq!(a.notify.settings("t1").await.expect("settings"), None);
+    let s =
+        NotifySettings { due_soon_days: 3, verify_wait_days: 5, digest_hour: 8, updated_ms: 1, updated_by: "u".into() };
+    a.notify.save_settings("t1", &s).await.expect("save");
+    let s2 = NotifySettings { due_soon_days: 7, ..s.clone() };
+    b.notify.save_settings("t1", &s2).await.expect("save again");
+    assert_eq!(a.notify.settings("t1").await.expect("settings"), Some(s2));
+    assert_eq!(b.notify.settings("t2").await.expect("settings"), None, "per tenant");
+
+    // Notifications: once per (tenant, user, key); read marks are per person.
+    let n = |user: &str, key: &str| NewNotification {
+        tenant: "t1".into(),
+        user_id: user.into(),
+        key: key.into(),
+        kind: "overdue".into(),
+        finding_id: Some("f3".into()),
+        text: "【逾期催办】新华社区「主体责任意识有待增强」".into(),
+    };
+    let now = now_ms();
+    assert_eq!(a.notify.notify(&[n("zhang", "k1"), n("li", "k1"), n("zhang", "k2")], now).await.expect("notify"), 3);
+    assert_eq!(
+        b.notify.notify(&[n("zhang", "k1"), n("zhang", "k3")], now).await.expect("notify"),
+        1,
+        "k1 again: nothing"
+    );
+    assert_eq!(b.notify.unread_count("zhang").await.expect("count"), 3);
+    let list = a.notify.list("zhang", false, None, 10).await.expect("list");
+    assert_eq!(list.iter().map(|x| x.key.as_str()).collect::<Vec<_>>(), vec!["k3", "k2", "k1"], "newest first");
+    assert_eq!(list[0].finding_id.as_deref(), Some("f3"));
+    assert!(!a.notify.mark_read("li", list[0].id, now).await.expect("mark"), "not li's");
+    assert!(b.notify.mark_read("zhang", list[0].id, now + 5).await.expect("mark"));
+    assert!(a.notify.mark_read("zhang", list[0].id, now + 9).await.expect("again is fine"));
+    let again = a.notify.list("zhang", false, None, 1).await.expect("list");
+    assert_eq!(again[0].read_ms, Some(now + 5), "the first read time is kept");
+    assert_eq!(a.notify.unread_count("zhang").await.expect("count"), 2);
+    assert_eq!(a.notify.list("zhang", true, None, 10).await.expect("unread").len(), 2);
+    let page2 = a.notify.list("zhang", false, Some(list[0].id), 1).await.expect("page");
+    assert_eq!(page2[0].key, "k2");
+    assert_eq!(b.notify.mark_all_read("zhang", now).await.expect("all"), 2);
+    assert_eq!(a.notify.unread_count("zhang").await.expect("count"), 0);
+    assert_eq!(a.notify.unread_count("li").await.expect("count"), 1, "li's is still unread");
+
+    // Channels per tenant; an update keeps the tenant.
+    let ch = Channel {
+        id: "ch-1".into(),
+        tenant: "t1".into(),
+        kind: "dingtalk".into(),
+        name: "街道工作群".into(),
+        url: "http://127.0.0.1:9/robot/send?access_token=x".into(),
+        secret: Some("SEC123".into()),
+        enabled: true,
+        each_reminder: true,
+        created_ms: 1,
+        updated_by: "u".into(),
+    };
+    a.notify.save_channel(&ch).await.expect("save");
+    b.notify.save_channel(&Channel { tenant: "t2".into(), name: "抢占".into(), ..ch.clone() }).await.expect("save");
+    assert_eq!(
+        b.notify.channels(Some("t1")).await.expect("channels"),
+        vec![ch.clone()],
+        "another tenant cannot take it"
+    );
+    assert_eq!(b.notify.channels(Some("t2")).await.expect("channels"), vec![]);
+    assert_eq!(a.notify.channels(None).await.expect("all").len(), 1);
+
+    // The queue: once per (channel, key); claims are exclusive; answers are recorded.
+    let d = |key: &str| NewDelivery {
+        tenant: "t1".into(),
+        channel_id: "ch-1".into(),
+        key: key.into(),
+        message: "{}".into(),
+    };
+    assert!(a.notify.enqueue(&d("k1"), now).await.expect("enqueue"));
+    assert!(!b.notify.enqueue(&d("k1"), now).await.expect("enqueue"), "queued before");
+    assert!(b.notify.enqueue(&d("k2"), now + 1).await.expect("enqueue"));
+    assert!(b.notify.enqueue(&d("k3"), now + 2).await.expect("enqueue"));
+    let (ca, cb) = tokio::join!(a.notify.claim("ch-1", now + 10, 2), b.notify.claim("ch-1", now + 10, 2));
+    let (ca, cb) = (ca.expect("claim"), cb.expect("claim"));
+    let mut ids: Vec<i64> = ca.iter().chain(&cb).map(|x| x.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three claims, none twice: {ca:?} {cb:?}");
+    assert!(ca.iter().chain(&cb).all(|x| x.status == DeliveryStatus::Sending && x.attempts == 1));
+    assert_eq!(a.notify.attempts_since("ch-1", now).await.expect("attempts"), 3);
+    assert_eq!(a.notify.attempts_since("ch-1", now + 10).await.expect("attempts"), 0);
+    let by_key = |k: &str| ca.iter().chain(&cb).find(|x| x.key == k).expect("claimed").id;
+    a.notify.finish(by_key("k1"), &Outcome::Sent, now + 20).await.expect("finish");
+    let retry = Outcome::Failed { error: "HTTP 500".into(), retry_at_ms: Some(now + 1_000) };
+    b.notify.finish(by_key("k2"), &retry, now + 20).await.expect("finish");
+    assert!(a.notify.claim("ch-1", now + 999, 10).await.expect("claim").is_empty(), "not yet due");
+    let again = a.notify.claim("ch-1", now + 1_000, 10).await.expect("claim");
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    b.notify
+        .finish(again[0].id, &Outcome::Failed { error: "HTTP 500".into(), retry_at_ms: None }, now)
+        .await
+        .expect("give up");
+    // k3's sender died: after the stale limit it is uncertain, never claimed again on its own.
+    assert_eq!(a.notify.abandon_stale(now + 11).await.expect("abandon"), 1);
+    assert!(b.notify.claim("ch-1", now + 5_000, 10).await.expect("claim").is_empty());
+    let log = b.notify.deliveries("t1", None, 10).await.expect("log");
+    let status = |k: &str| log.iter().find(|x| x.key == k).map(|x| (x.status, x.attempts));
+    assert_eq!(status("k1"), Some((DeliveryStatus::Sent, 1)));
+    assert_eq!(status("k2"), Some((DeliveryStatus::Failed, 2)));
+    assert_eq!(status("k3"), Some((DeliveryStatus::Uncertain, 1)));
+    assert_eq!(log.iter().find(|x| x.key == "k2").and_then(|x| x.last_error.clone()).as_deref(), Some("HTTP 500"));
+    assert!(a.notify.deliveries("t2", None, 10).await.expect("log").is_empty(), "per tenant");
+    // The admin requeues an uncertain one; a sent one cannot be.
+    assert!(a.notify.requeue("t1", by_key("k3"), now + 6_000).await.expect("requeue"));
+    assert!(!a.notify.requeue("t1", by_key("k1"), now + 6_000).await.expect("requeue"));
+    assert!(!a.notify.requeue("t2", by_key("k2"), now + 6_000).await.expect("requeue"), "another tenant's");
+    assert_eq!(b.notify.claim("ch-1", now + 6_000, 10).await.expect("claim").len(), 1);
+    // Deleting a channel drops its pending deliveries.
+    assert!(b.notify.enqueue(&d("k9"), now).await.expect("enqueue"));
+    assert!(!a.notify.delete_channel("t2", "ch-1").await.expect("delete"), "not t2's");
+    assert!(a.notify.delete_channel("t1", "ch-1").await.expect("delete"));
+    assert!(b.notify.channels(None).await.expect("channels").is_empty());
+    assert!(b.notify.claim("ch-1", now + 9_000, 10).await.expect("claim").is_empty());
 }

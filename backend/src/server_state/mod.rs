@@ -2,8 +2,9 @@
 //! shared deployment sees the same: server-side sessions ([`Sessions`]: idle and absolute timeouts,
 //! logout and an administrator's action end them everywhere), second factors ([`SecondFactors`]:
 //! TOTP secrets and recovery codes), the first answers to idempotent requests ([`Replies`]), login
-//! failure counters and lockouts ([`LoginFailures`]), evidence files ([`EvidenceStore`]) and leases
-//! for work that must run once per deployment ([`Leases`]).
+//! failure counters and lockouts ([`LoginFailures`]), evidence files ([`EvidenceStore`]), leases
+//! for work that must run once per deployment ([`Leases`]) and the notification centre with its
+//! delivery queue ([`notify::Notifications`]).
 //!
 //! None of it is a domain fact, so none of it is an event: nothing here is chained, exported or
 //! replayed.
@@ -19,6 +20,7 @@
 pub mod conformance;
 pub mod evidence_fs;
 pub mod home;
+pub mod notify;
 pub mod postgres;
 pub mod sqlite;
 
@@ -282,6 +284,8 @@ pub struct ServerState {
     pub evidence: Arc<dyn EvidenceStore>,
     pub leases: Arc<dyn Leases>,
     pub person_keys: Arc<dyn PersonKeys>,
+    /// Notifications, reminder settings, outbound channels and the delivery queue.
+    pub notify: Arc<dyn notify::Notifications>,
     /// `sqlite:…` or `postgres`, for `/readyz` and logs.
     pub kind: &'static str,
 }
@@ -304,6 +308,7 @@ impl ServerState {
             evidence: Arc::new(evidence_fs::FsEvidence::new(evidence_dir)),
             leases: Arc::new(sqlite::LocalLeases::default()),
             person_keys: db.clone(),
+            notify: Arc::new(notify::sqlite::SqliteNotify::open(data_dir)?),
             kind: "sqlite",
         })
     }
@@ -311,6 +316,7 @@ impl ServerState {
     /// Any number of replicas on one PostgreSQL database; evidence in the database unless a shared
     /// directory is configured.
     pub fn postgres(pool: deadpool_postgres::Pool, evidence_dir: Option<&Path>) -> ServerState {
+        let notify = Arc::new(notify::postgres::PgNotify::new(pool.clone()));
         let db = Arc::new(postgres::PgState::new(pool));
         let evidence: Arc<dyn EvidenceStore> = match evidence_dir {
             Some(dir) => Arc::new(evidence_fs::FsEvidence::new(dir)),
@@ -324,6 +330,7 @@ impl ServerState {
             evidence,
             leases: db.clone(),
             person_keys: db,
+            notify,
             kind: "postgres",
         }
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 
-fn pg_err(e: tokio_postgres::Error) -> StateError {
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StateError {
     match crate::store::postgres::error::pg_err(e) {
         crate::store::StoreError::Unavailable(m) => StateError::Unavailable(m),
         crate::store::StoreError::StorageFull(m) => StateError::Full(m),
@@ -20,7 +20,7 @@ fn pg_err(e: tokio_postgres::Error) -> StateError {
     }
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> StateError {
+pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> StateError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => pg_err(e),
         other => StateError::Unavailable(format!("PostgreSQL connection pool: {other}")),

@@ -195,6 +195,10 @@ impl Directory {
     pub fn user(&self, id: &UserId) -> Option<&UserEntry> {
         self.users.get(id)
     }
+    /// Every account, by user id.
+    pub fn users(&self) -> impl Iterator<Item = &UserEntry> {
+        self.users.values()
+    }
     /// For login: exact username match.
     pub fn user_by_username(&self, username: &str) -> Option<&UserEntry> {
         self.usernames.get(username).and_then(|id| self.users.get(id))

@@ -146,6 +146,20 @@ pub struct RectificationFacts {
     pub reminders: u32,
     /// 销号日期.
     pub verified_on: Option<NaiveDate>,
+    /// Each 催办 (`ReminderIssued`), in order: what the notifications of a manual reminder say.
+    #[serde(default)]
+    pub reminder_notes: Vec<ReminderNote>,
+}
+
+/// One 催办 as the log told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReminderNote {
+    /// The global position of the `ReminderIssued` event (a stable key for its notifications).
+    pub position: u64,
+    pub message: String,
+    /// The Shanghai date it was issued.
+    pub issued_on: Option<NaiveDate>,
+    pub issued_by: crate::ids::UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -451,6 +465,7 @@ impl TenantFacts {
                             returns: 0,
                             reminders: 0,
                             verified_on: a.verified_on,
+                            reminder_notes: Vec::new(),
                         }
                     });
                     if f.imported.is_none() {
@@ -499,6 +514,7 @@ impl TenantFacts {
                                 returns: 0,
                                 reminders: 0,
                                 verified_on: None,
+                                reminder_notes: Vec::new(),
                             });
                         }
                     }
@@ -558,11 +574,18 @@ impl TenantFacts {
                     r.deadline = d.new_deadline;
                 }
             }
-            Event::ReminderIssued(_) => {
+            Event::ReminderIssued(m) => {
+                let on = local_date_of(&e.occurred_at);
                 if let Some(f) = self.finding_mut(e)
                     && let Some(r) = &mut f.rectification
                 {
                     r.reminders += 1;
+                    r.reminder_notes.push(ReminderNote {
+                        position: e.position,
+                        message: m.message.clone(),
+                        issued_on: on,
+                        issued_by: e.actor.user_id.clone(),
+                    });
                 }
             }
             Event::FindingDismissed(d) => {

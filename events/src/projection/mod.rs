@@ -21,6 +21,7 @@ pub mod directory;
 pub mod facts;
 pub mod inspection_detail;
 pub mod ledger;
+pub mod reminders;
 pub mod rollup;
 pub mod scorecard;
 pub mod warning;
@@ -38,7 +39,8 @@ pub use directory::{
 };
 pub use facts::{
     AchievementFact, Conclusion, DeductionFact, Dismissal, FieldworkFact, FindingFacts, InspectionFacts,
-    InspectionStatus, IssuedReportFact, RectificationFacts, RectificationStatus, SelfInspectionFact, TenantFacts,
+    InspectionStatus, IssuedReportFact, RectificationFacts, RectificationStatus, ReminderNote, SelfInspectionFact,
+    TenantFacts,
 };
 pub use inspection_detail::{
     AchievementView, CommunityFieldwork, CommunityRef, CommunityScore, FieldworkView, FindingView, InspectionDetail,

@@ -13,6 +13,7 @@ mod ledger;
 mod ledger_import;
 mod login;
 mod my_findings;
+mod notifications;
 mod placeholder;
 pub(crate) mod security;
 
@@ -27,5 +28,6 @@ pub use ledger::LedgerPage;
 pub use ledger_import::LedgerImportPage;
 pub use login::LoginPage;
 pub use my_findings::MyFindingsPage;
+pub use notifications::{Bell, NotificationsPage, NotifySettingsPage};
 pub use placeholder::{NotFoundPage, PlaceholderPage};
 pub use security::{AccountPage, PersonalDataPage, SecurityAuditPage, SecurityPolicyPage};

@@ -19,7 +19,7 @@ use ducha_events::chain::ChainHash;
 use tokio_postgres::{Client, GenericClient};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Written into `ducha_schema.application`.
 pub const APPLICATION: &str = "ducha";
 
@@ -151,7 +151,67 @@ CREATE TABLE person_keys (
 );
 "#;
 
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+/// Version 5 (issue 14): notifications, each tenant's reminder settings and outbound channels, the
+/// delivery queue and its attempts (`server_state::notify`).
+pub const SCHEMA_V5: &str = r#"
+CREATE TABLE notify_settings (
+    tenant              text    COLLATE "C" PRIMARY KEY,
+    due_soon_days       integer NOT NULL,
+    verify_wait_days    integer NOT NULL,
+    digest_hour         integer NOT NULL,
+    updated_ms          bigint  NOT NULL,
+    updated_by          text    NOT NULL
+);
+CREATE TABLE notify_channels (
+    id                  text    COLLATE "C" PRIMARY KEY,
+    tenant              text    COLLATE "C" NOT NULL,
+    kind                text    NOT NULL,
+    name                text    NOT NULL,
+    url                 text    NOT NULL,
+    secret              text,
+    enabled             boolean NOT NULL,
+    each_reminder       boolean NOT NULL,
+    created_ms          bigint  NOT NULL,
+    updated_by          text    NOT NULL
+);
+CREATE TABLE notifications (
+    id                  bigserial PRIMARY KEY,
+    tenant              text    COLLATE "C" NOT NULL,
+    user_id             text    COLLATE "C" NOT NULL,
+    key                 text    COLLATE "C" NOT NULL,
+    kind                text    NOT NULL,
+    finding_id          text,
+    text                text    NOT NULL,
+    created_ms          bigint  NOT NULL,
+    read_ms             bigint,
+    UNIQUE (tenant, user_id, key)
+);
+CREATE INDEX notifications_user ON notifications (user_id, id);
+CREATE TABLE deliveries (
+    id                  bigserial PRIMARY KEY,
+    tenant              text    COLLATE "C" NOT NULL,
+    channel_id          text    COLLATE "C" NOT NULL,
+    key                 text    COLLATE "C" NOT NULL,
+    message             text    NOT NULL,
+    status              text    NOT NULL,
+    attempts            integer NOT NULL,
+    next_attempt_ms     bigint  NOT NULL,
+    claimed_ms          bigint,
+    last_error          text,
+    created_ms          bigint  NOT NULL,
+    sent_ms             bigint,
+    UNIQUE (channel_id, key)
+);
+CREATE INDEX deliveries_due ON deliveries (channel_id, status, next_attempt_ms);
+CREATE INDEX deliveries_tenant ON deliveries (tenant, id);
+CREATE TABLE delivery_attempts (
+    channel_id          text    COLLATE "C" NOT NULL,
+    at_ms               bigint  NOT NULL
+);
+CREATE INDEX delivery_attempts_channel ON delivery_attempts (channel_id, at_ms);
+"#;
+
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// The recorded chain hash (None: not recorded yet).
 async fn recorded_chain_hash(client: &impl GenericClient) -> Result<Option<ChainHash>, StoreError> {
