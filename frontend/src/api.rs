@@ -124,18 +124,6 @@ impl Api {
         if (200..300).contains(&status) { parse(&text) } else { Err(ApiError::from_response(status, &text)) }
     }
 
-    /// `PUT /api/v1{path}` with a JSON body; the answer's JSON body.
-    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
-        let json = serde_json::to_string(body).map_err(|e| ApiError::bad_response(&e.to_string()))?;
-        let text = self.send("PUT", &format!("{BASE}{path}"), Some(json)).await?;
-        parse(&text)
-    }
-
-    /// `DELETE /api/v1{path}` (answers 204).
-    pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
-        self.send("DELETE", &format!("{BASE}{path}"), None).await.map(|_| ())
-    }
-
     /// `POST /api/v1{path}` without a body, for answers without one (204).
     pub async fn post_empty(&self, path: &str) -> Result<(), ApiError> {
         self.send("POST", &format!("{BASE}{path}"), None).await.map(|_| ())

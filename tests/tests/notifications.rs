@@ -196,22 +196,22 @@ fn reminders_reach_the_centre_and_every_channel() {
     assert_eq!(settings, json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 8}));
     let path = "/api/v1/tenants/xxjd/notification-settings";
     let p = problem(
-        &send(&s, "PUT", path, &admin, &json!({"due_soon_days": 61, "verify_wait_days": 5, "digest_hour": 8})),
+        &send(&s, "POST", path, &admin, &json!({"due_soon_days": 61, "verify_wait_days": 5, "digest_hour": 8})),
         422,
         "invalid",
     );
     assert_eq!(p["field"], "due_soon_days");
     let p = problem(
-        &send(&s, "PUT", path, &admin, &json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 24})),
+        &send(&s, "POST", path, &admin, &json!({"due_soon_days": 3, "verify_wait_days": 5, "digest_hour": 24})),
         422,
         "invalid",
     );
     assert_eq!(p["field"], "digest_hour");
-    problem(&send(&s, "PUT", path, &admin, &json!({"due_soon_days": 3, "colour": 1})), 422, "invalid_body");
+    problem(&send(&s, "POST", path, &admin, &json!({"due_soon_days": 3, "colour": 1})), 422, "invalid_body");
     // The digest from hour 0: it goes out today, whatever the time.
     let saved = json!({"due_soon_days": 5, "verify_wait_days": 5, "digest_hour": 0});
-    assert_eq!(expect(&send(&s, "PUT", path, &admin, &saved), 200), saved);
-    problem(&send(&s, "PUT", path, &officer, &saved), 403, "forbidden");
+    assert_eq!(expect(&send(&s, "POST", path, &admin, &saved), 200), saved);
+    problem(&send(&s, "POST", path, &officer, &saved), 403, "forbidden");
     problem(&s.get("/api/v1/tenants/yyjd/notification-settings", Some(&admin)), 403, "forbidden");
 
     // Channels: validated; secrets never shown; URLs masked.
@@ -373,8 +373,8 @@ fn reminders_reach_the_centre_and_every_channel() {
 
     // Removing a channel; the security audit log has its changes.
     let id = d["id"].as_str().unwrap();
-    expect(&s.request("DELETE", &format!("{channels}/{id}"), Some(&admin), &[], None), 204);
-    problem(&s.request("DELETE", &format!("{channels}/{id}"), Some(&admin), &[], None), 404, "not_found");
+    expect(&s.request("POST", &format!("{channels}/{id}/remove"), Some(&admin), &[], None), 204);
+    problem(&s.request("POST", &format!("{channels}/{id}/remove"), Some(&admin), &[], None), 404, "not_found");
     assert_eq!(expect(&s.get(channels, Some(&admin)), 200).as_array().map(Vec::len), Some(2));
 
     // Each reminder reached each channel once.

@@ -21,7 +21,7 @@ use crate::security_log::{self, Entry, SUCCESS};
 use crate::server_state::notify::{Channel, Delivery, DeliveryStatus, Notification, NotifySettings};
 use crate::server_state::now_ms;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ducha_events::api::{
     ChannelRequest, ChannelView, DeliveryLog, DeliveryView, NotificationList, NotificationSettings, NotificationView,
     UnreadCount,
@@ -34,7 +34,7 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list)
+    cfg.service(list_notifications)
         .service(unread_count)
         .service(read_all)
         .service(mark_read)
@@ -125,7 +125,7 @@ fn view(state: &AppState, n: Notification) -> NotificationView {
     responses((status = 200, description = "我的消息 / my notifications", body = NotificationList))
 )]
 #[get("/me/notifications")]
-pub async fn list(
+pub async fn list_notifications(
     state: web::Data<AppState>,
     who: Authenticated,
     query: web::Query<ListParams>,
@@ -229,7 +229,7 @@ pub async fn get_settings(
     request_body = NotificationSettings,
     responses((status = 200, description = "已保存 / saved", body = NotificationSettings))
 )]
-#[put("/tenants/{tenant_id}/notification-settings")]
+#[post("/tenants/{tenant_id}/notification-settings")]
 pub async fn put_settings(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -418,7 +418,7 @@ async fn find_channel(state: &AppState, tenant: &TenantId, id: &str) -> Result<C
     request_body = ChannelRequest,
     responses((status = 200, description = "已保存 / saved", body = ChannelView))
 )]
-#[put("/tenants/{tenant_id}/notification-channels/{channel_id}")]
+#[post("/tenants/{tenant_id}/notification-channels/{channel_id}")]
 pub async fn change_channel(
     state: web::Data<AppState>,
     who: Authenticated,
@@ -454,7 +454,7 @@ pub async fn change_channel(
     params(ChannelPath),
     responses((status = 204, description = "已删除 / removed"))
 )]
-#[delete("/tenants/{tenant_id}/notification-channels/{channel_id}")]
+#[post("/tenants/{tenant_id}/notification-channels/{channel_id}/remove")]
 pub async fn remove_channel(
     state: web::Data<AppState>,
     who: Authenticated,

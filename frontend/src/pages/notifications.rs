@@ -189,7 +189,7 @@ fn Settings(base: String) -> impl IntoView {
         let body =
             NotificationSettings { due_soon_days: num(due), verify_wait_days: num(wait), digest_hour: num(hour) };
         spawn_local(async move {
-            match st.api.put::<_, NotificationSettings>(&path.get_value(), &body).await {
+            match st.api.post::<_, NotificationSettings>(&path.get_value(), &body).await {
                 Ok(_) => {
                     error.set(None);
                     saved.set(true);
@@ -265,7 +265,7 @@ fn Channels(base: String) -> impl IntoView {
     };
     let remove = move |id: String| {
         spawn_local(async move {
-            match st.api.delete(&format!("{}/{id}", path.get_value())).await {
+            match st.api.post_empty(&format!("{}/{id}/remove", path.get_value())).await {
                 Ok(()) => reload.update(|n| *n += 1),
                 Err(e) => error.set(Some(e)),
             }
