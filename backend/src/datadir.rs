@@ -79,6 +79,27 @@ impl DataDir {
     }
 }
 
+/// Writes a new key file readable by its owner only (mode 0600), synced, unless one exists: `true`
+/// when it was created, `false` when a file was already there (never overwritten). Used for every
+/// key Ducha generates into a data directory (the token key, the anchors' key, the personal-data
+/// master key).
+pub fn create_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(contents)?;
+            file.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,20 +157,19 @@ pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, C
     Ok(model)
 }
 
-/// Whether personal data was erased after `position` (a `PersonalDataErased` in the security chain).
+/// Whether personal data was erased after `position`: the erasures' own stream (a few events), not
+/// the whole security log.
 async fn erased_since<S: EventStore + ?Sized>(store: &S, position: u64) -> Result<bool, StoreError> {
     if position == 0 {
         return Ok(false);
     }
-    let mut after = position;
-    loop {
-        let page = store.read_tenant(&TenantId::security(), after, PAGE, Upto::Head).await?;
-        let Some(last) = page.last() else { return Ok(false) };
-        if page.iter().any(|e| e.event_type == "PersonalDataErased") {
-            return Ok(true);
-        }
-        after = last.position;
+    let stream = ducha_events::ids::stream::personal_data();
+    let version = store.stream_version(&stream).await?;
+    if version == 0 {
+        return Ok(false);
     }
+    let last = store.read_stream(&stream, version - 1, 1, Upto::Head).await?;
+    Ok(last.first().is_some_and(|e| e.position > position))
 }
 
 /// Saves a checkpoint of the model at its position.

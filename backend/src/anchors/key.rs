@@ -10,7 +10,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The key generated into a SQLite data directory when none is configured.
@@ -247,19 +246,9 @@ fn generate_if_missing(path: &Path, algorithm: AnchorAlgorithm) -> Result<(), An
         return Ok(());
     }
     let key = AnchorKey::generate(algorithm)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            let io = |source| AnchorKeyError::Write { path: path.to_owned(), source };
-            file.write_all(key.to_text().as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(AnchorKeyError::Write { path: path.to_owned(), source }),
-    }
+    crate::datadir::create_owner_only(path, key.to_text().as_bytes())
+        .map(drop)
+        .map_err(|source| AnchorKeyError::Write { path: path.to_owned(), source })
 }
 
 #[cfg(test)]

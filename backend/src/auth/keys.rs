@@ -4,7 +4,6 @@
 
 use crate::config::{Config, JwtAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const GENERATED_KEY_FILE: &str = "jwt.key";
@@ -80,20 +79,8 @@ fn secret_from(path: &Path) -> Result<Vec<u8>, KeyError> {
 fn generate_if_missing(path: &Path) -> Result<bool, KeyError> {
     let mut bytes = [0u8; 64];
     getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            let io = |source| KeyError::Write { path: path.to_owned(), source };
-            file.write_all(format!("{}\n", hex::encode(bytes)).as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(source) => Err(KeyError::Write { path: path.to_owned(), source }),
-    }
+    crate::datadir::create_owner_only(path, format!("{}\n", hex::encode(bytes)).as_bytes())
+        .map_err(|source| KeyError::Write { path: path.to_owned(), source })
 }
 
 impl SigningKeys {

@@ -124,12 +124,13 @@ pub async fn erase<S: EventStore + ?Sized>(
 /// Destroys every key an erasure named that still exists (an erasure cut between recording it and
 /// destroying the key, or a vault restored from a backup older than the erasure). Returns how many.
 pub async fn reconcile<S: EventStore + ?Sized>(store: &S, keys: &Keyring) -> Result<u64, EraseError> {
+    // Only the erasures' own stream (small), not the whole security log.
     let mut after = 0;
     let mut named = Vec::new();
     loop {
-        let page = store.read_tenant(&TenantId::security(), after, 5_000, Upto::Head).await?;
+        let page = store.read_stream(&stream::personal_data(), after, 1_000, Upto::Head).await?;
         let Some(last) = page.last() else { break };
-        after = last.position;
+        after = last.stream_version;
         for e in page.iter().filter(|e| e.event_type == "PersonalDataErased") {
             if let Ok(Event::PersonalDataErased(x)) = e.decode() {
                 named.extend(x.key_ids);

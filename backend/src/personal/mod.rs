@@ -25,7 +25,6 @@ use ducha_events::envelope::RecordedEvent;
 use ducha_events::personal::{self as pii, Sealed, Subject};
 use hmac_sm3::{Hmac, KeyInit, Mac};
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -129,19 +128,9 @@ fn generate_if_missing(path: &Path) -> Result<(), KeyError> {
         return Ok(());
     }
     let text = MasterKey::generate_text()?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut file) => {
-            let io = |source| KeyError::Write { path: path.to_owned(), source };
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(KeyError::Write { path: path.to_owned(), source }),
-    }
+    crate::datadir::create_owner_only(path, text.as_bytes())
+        .map(drop)
+        .map_err(|source| KeyError::Write { path: path.to_owned(), source })
 }
 
 /// The keyring of a deployment: the configured master key (or the data directory's), the

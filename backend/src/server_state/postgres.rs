@@ -43,13 +43,17 @@ impl PgState {
         PgState { pool }
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StateError> {
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StateError> {
         let client = self.pool.get().await.map_err(pool_err)?;
         let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
         client.query(&stmt, params).await.map_err(pg_err)
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StateError> {
+    pub(crate) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StateError> {
         let client = self.pool.get().await.map_err(pool_err)?;
         let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
         client.execute(&stmt, params).await.map_err(pg_err)

@@ -28,16 +28,13 @@ impl PgNotify {
         PgNotify { pool }
     }
 
+    /// The same prepared-statement helpers as the rest of the server state's tables.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>, StateError> {
-        let client = self.pool.get().await.map_err(pool_err)?;
-        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
-        client.query(&stmt, params).await.map_err(pg_err)
+        crate::server_state::postgres::PgState::new(self.pool.clone()).query(sql, params).await
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StateError> {
-        let client = self.pool.get().await.map_err(pool_err)?;
-        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
-        client.execute(&stmt, params).await.map_err(pg_err)
+        crate::server_state::postgres::PgState::new(self.pool.clone()).execute(sql, params).await
     }
 }
 
