@@ -482,6 +482,7 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
         title: "东风社区2023年度意识形态工作责任制落实情况自查报告".to_owned(),
         text: "按照街道党工委部署，社区党委对照检查考核细则逐项自查：理论学习中心组全年学习12次，开展理论宣讲10场；意识形态工作台账基本完整，舆情研判机制有待健全。".to_owned(),
         inspection_id: None,
+        sections: vec![],
     }));
 
     let i: InspectionId = id(SAMPLE_INSPECTION);
@@ -683,6 +684,194 @@ fn sample_subdistrict(plan: &mut Plan, platform_admin: &Actor) {
         at(date(2024, 6, 5), 0),
         &admin,
         step(4, FindingCommand::Remind { message: "该项整改已超期，请于两周内报送进展。".to_owned() }),
+    );
+
+    sample_2024(plan, &t, &communities, (&admin, &insp1, &officer));
+}
+
+/// XX街道's 2024 inspection: community-level findings in every state a 东风社区 officer meets
+/// (整改中, 退回, 待销号, 已销号, 逾期), and 东风社区's 自查报告 in the official form, which the
+/// 督查报告 cites.
+fn sample_2024(plan: &mut Plan, t: &TenantId, communities: &[(&str, &str)], who: (&Actor, &Actor, &Actor)) {
+    let (admin, inspector, officer) = who;
+    let i: InspectionId = id("2024-ideology");
+    let ins = |cmd| Step::Inspection(t.clone(), i.clone(), cmd);
+    let sections = [
+        (1, "工作开展情况", ""),
+        (2, "强化理论武装", "社区党委理论学习中心组全年集中学习12次，开展“第一议题”学习24次；依托新时代文明实践站开展理论宣讲10场，覆盖居民800余人次。"),
+        (2, "加强阵地管理", "对辖区宣传栏、电子屏、居民微信群逐一排查，建立阵地台账，明确专人审核发布内容。"),
+        (1, "存在的问题", ""),
+        (2, "舆情研判机制不够健全", "舆情信息收集主要依靠网格员上报，研判分析不够及时。"),
+        (2, "台账资料不够规范", "部分学习记录过于简单，未体现学习成效。"),
+        (1, "下一步打算", ""),
+        (2, "健全舆情研判机制", "每季度召开一次舆情研判会，建立舆情信息报送和处置台账。"),
+        (2, "规范台账资料", "对照考核细则逐项完善台账，做到有计划、有记录、有总结。"),
+    ]
+    .iter()
+    .map(|(level, title, text)| ducha_events::event::ReportSection {
+        level: *level,
+        title: (*title).to_owned(),
+        text: (*text).to_owned(),
+    })
+    .collect();
+    plan.push(
+        at(date(2024, 9, 2), 0),
+        admin,
+        ins(InspectionCommand::Plan {
+            inspection_id: i.clone(),
+            year: 2024,
+            title: "对下级社区督查2024年度意识形态工作情况".to_owned(),
+            subject: "意识形态工作".to_owned(),
+            communities: communities.iter().map(|(c, _)| id(c)).collect(),
+            team: vec![TeamMember { user_id: inspector.user_id.clone(), leader: true }],
+            methods: vec![InspectionMethod::new("meeting"), InspectionMethod::new("document_review")],
+            checklist_id: Some(id("ideology-2023")),
+            planned_start: date(2024, 9, 9),
+            planned_end: date(2024, 9, 30),
+        }),
+    );
+    plan.push(
+        at(date(2024, 9, 5), 0),
+        officer,
+        Step::SelfInspection(
+            t.clone(),
+            id("2024-dongfeng"),
+            SelfInspectionCommand::Submit {
+                self_inspection_id: id("2024-dongfeng"),
+                community_id: id("dongfeng"),
+                year: 2024,
+                title: "东风社区2024年度意识形态工作责任制落实情况自查报告".to_owned(),
+                text: "按照街道党工委《关于开展2024年度意识形态工作责任制督查的通知》要求，社区党委对照检查考核细则开展了自查，现将有关情况报告如下：".to_owned(),
+                inspection_id: Some(i.clone()),
+                sections,
+            },
+        ),
+    );
+    plan.push(at(date(2024, 9, 9), 0), admin, ins(InspectionCommand::Start { started_on: date(2024, 9, 9) }));
+    for (k, (c, _)) in communities.iter().enumerate() {
+        let day = date(2024, 9, 10 + k as u32);
+        plan.push(
+            at(day, 10),
+            inspector,
+            ins(InspectionCommand::RecordFieldwork {
+                community_id: id(c),
+                method: InspectionMethod::new("meeting"),
+                held_on: day,
+                participants: "社区党组织书记、意识形态工作联络员".to_owned(),
+                notes: "听取汇报，查阅学习记录、意识形态工作台账和自查报告。".to_owned(),
+            }),
+        );
+    }
+    plan.push(
+        at(date(2024, 9, 24), 0),
+        inspector,
+        ins(InspectionCommand::RecordAchievement {
+            achievement_id: id("a1"),
+            category: "加强理论武装，坚定理想信念".to_owned(),
+            text: "各社区依托新时代文明实践站开展理论宣讲36场，覆盖居民3000余人次。".to_owned(),
+            figures: vec![Figure { label: "理论宣讲".to_owned(), value: 36, unit: "场".to_owned() }],
+            community_id: None,
+        }),
+    );
+    // 东风社区's findings, one per state it ends in, and one each for two other communities.
+    let findings: [(&str, &str, &str, &str, &str); 6] = [
+        ("f1", "dongfeng", "opinion", "舆情研判机制不够健全", "舆情信息收集主要依靠网格员上报，研判分析不够及时，未形成书面研判报告。"),
+        ("f2", "dongfeng", "self-check", "自查台账资料不够规范", "部分学习记录过于简单，未体现学习成效，台账归档不及时。"),
+        ("f3", "dongfeng", "theory", "理论宣讲覆盖面不够广", "理论宣讲以老党员为主，面向青年居民和“两新”组织的宣讲较少。"),
+        ("f4", "dongfeng", "staffing", "意识形态联络员培训不足", "联络员年内未参加系统培训，对网络阵地管理要求掌握不够。"),
+        ("f5", "xiangyang", "responsibility", "责任清单未及时更新", "社区班子调整后，意识形态工作责任清单未及时更新。"),
+        ("f6", "heping", "theory", "学习计划落实不到位", "年度学习计划中的专题学习有3次未按期开展。"),
+    ];
+    for (n, (f, c, category, title, description)) in findings.iter().enumerate() {
+        plan.push(
+            at(date(2024, 9, 25), n as u32),
+            inspector,
+            ins(InspectionCommand::RecordFinding {
+                finding_id: id(&format!("xx-2024-{f}")),
+                community_id: Some(id(c)),
+                category: (*category).to_owned(),
+                title: (*title).to_owned(),
+                description: (*description).to_owned(),
+                severity: if n == 0 { Severity::Major } else { Severity::General },
+            }),
+        );
+    }
+    plan.push(
+        at(date(2024, 9, 30), 0),
+        admin,
+        ins(InspectionCommand::Conclude {
+            assessment: "良好".to_owned(),
+            summary: "各社区意识形态工作责任制落实情况总体较好，舆情研判和台账管理仍需加强。".to_owned(),
+        }),
+    );
+    // (finding, measure title, deadline)
+    let assignments = [
+        ("f1", "健全舆情研判机制", date(2027, 6, 30)),
+        ("f2", "规范自查台账资料", date(2027, 3, 31)),
+        ("f3", "扩大理论宣讲覆盖面", date(2025, 6, 30)),
+        ("f4", "开展联络员专题培训", date(2025, 3, 31)),
+        ("f5", "及时更新责任清单", date(2025, 3, 31)),
+        ("f6", "抓好学习计划落实", date(2025, 6, 30)),
+    ];
+    for (k, (f, title, deadline)) in assignments.iter().enumerate() {
+        plan.push(
+            at(date(2024, 10, 8), k as u32),
+            admin,
+            Step::Finding(
+                t.clone(),
+                i.clone(),
+                id(&format!("xx-2024-{f}")),
+                FindingCommand::Assign {
+                    title: (*title).to_owned(),
+                    measure: "制定整改方案，明确责任人和时限，按期报送整改进展。".to_owned(),
+                    responsible_unit: "社区党委".to_owned(),
+                    leader: "社区书记".to_owned(),
+                    person: "意识形态联络员".to_owned(),
+                    deadline: *deadline,
+                },
+            ),
+        );
+    }
+    let step = |f: &str, cmd| Step::Finding(t.clone(), i.clone(), id(&format!("xx-2024-{f}")), cmd);
+    let progress = |text: &str| FindingCommand::ReportProgress { text: text.to_owned(), evidence: vec![] };
+    // f1 整改中: progress reported by the officer.
+    plan.push(at(date(2024, 11, 5), 0), officer, step("f1", progress("已制定舆情研判工作制度，首次研判会已召开。")));
+    // f2 退回: submitted, returned for more.
+    plan.push(at(date(2024, 11, 10), 0), officer, step("f2", progress("已对2024年学习记录逐项补充完善。")));
+    plan.push(
+        at(date(2024, 12, 2), 0),
+        officer,
+        step("f2", FindingCommand::Submit { summary: "学习记录和台账已补充完善。".to_owned() }),
+    );
+    plan.push(
+        at(date(2024, 12, 6), 0),
+        admin,
+        step("f2", FindingCommand::Return { reason: "台账归档仍不完整，请补齐第四季度资料后重新提交。".to_owned() }),
+    );
+    // f3 已销号.
+    plan.push(at(date(2025, 3, 1), 0), officer, step("f3", progress("面向青年居民开展“青春学习会”3场。")));
+    plan.push(
+        at(date(2025, 5, 20), 0),
+        officer,
+        step("f3", FindingCommand::Submit { summary: "宣讲已覆盖青年居民和辖区“两新”组织。".to_owned() }),
+    );
+    plan.push(
+        at(date(2025, 5, 28), 0),
+        admin,
+        step("f3", FindingCommand::Verify { comment: "经核查，整改到位，同意销号。".to_owned() }),
+    );
+    // f4 逾期: a reminder after the deadline, no answer yet.
+    plan.push(
+        at(date(2025, 4, 8), 0),
+        admin,
+        step("f4", FindingCommand::Remind { message: "该项整改已超期，请尽快报送整改进展。".to_owned() }),
+    );
+    // f5 待销号 (another community, reported by the sub-district).
+    plan.push(at(date(2025, 3, 10), 0), admin, step("f5", progress("向阳社区已重新梳理班子成员分工。")));
+    plan.push(
+        at(date(2025, 3, 20), 0),
+        admin,
+        step("f5", FindingCommand::Submit { summary: "责任清单已更新并重新签订。".to_owned() }),
     );
 }
 

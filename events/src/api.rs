@@ -3,7 +3,7 @@
 //! server makes one (a UUID) when the client sends none.
 
 use crate::authz::Role;
-use crate::event::{ChecklistItem, EvidenceRef, Figure, InspectionMethod, Points, Severity, TeamMember};
+use crate::event::{ChecklistItem, EvidenceRef, Figure, InspectionMethod, Points, ReportSection, Severity, TeamMember};
 use crate::finding::FindingCommand;
 use crate::ids::*;
 use crate::inspection::InspectionCommand;
@@ -225,9 +225,16 @@ request!(
         year: i32,
         #[serde(default)]
         title: String,
+        /// The report as free text; with `sections`, the opening paragraph(s) (may be empty).
+        #[serde(default)]
         text: String,
         #[serde(default)]
         inspection_id: Option<InspectionId>,
+        /// The report in the official form: its parts in order, each a heading at level 1 (一、),
+        /// 2 (（一）) or 3 (1.) and its text. Numbers are given by position; a number typed in front
+        /// of a title is dropped.
+        #[serde(default)]
+        sections: Vec<ReportSection>,
     }
 );
 
@@ -387,6 +394,7 @@ impl SubmitSelfInspectionRequest {
             title: self.title,
             text: self.text,
             inspection_id: self.inspection_id,
+            sections: self.sections,
         }
     }
 }

@@ -727,8 +727,27 @@ pub struct SelfInspectionSubmitted {
     pub community_id: CommunityId,
     pub year: i32,
     pub title: String,
+    /// A free-text report (v1), or, with `sections`, the opening paragraph(s) before them (may then
+    /// be empty).
     pub text: String,
     pub inspection_id: Option<InspectionId>,
+    /// The report in the official form (v2): numbered parts and sub-parts, in order. Empty in
+    /// free-text reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<ReportSection>,
+}
+
+/// One part of a report in the official form: a heading at `level` 1 (一、), 2 (（一）) or 3 (1.),
+/// numbered by its position (the title is stored without a number), and its text (paragraphs
+/// separated by line breaks; may be empty under a heading that only groups sub-parts).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    pub level: u8,
+    pub title: String,
+    #[serde(default)]
+    pub text: String,
 }
 
 /// Why a stored event could not be decoded.
@@ -843,7 +862,7 @@ domain_events! {
     DeadlineExtended = 1;
     ReminderIssued = 1;
     FindingDismissed = 1;
-    SelfInspectionSubmitted = 1;
+    SelfInspectionSubmitted = 2;
     InspectionImported = 1;
     FindingImported = 1;
     RectificationImported = 1;
@@ -882,6 +901,12 @@ pub fn upcast(
                     let title = description.split(['。', '.']).next().unwrap_or_default().to_owned();
                     obj.entry("title").or_insert(serde_json::Value::String(title));
                     obj.entry("severity").or_insert(serde_json::Value::String("general".to_owned()));
+                }
+            }
+            // v1 self-inspections were one free text: no sections.
+            ("SelfInspectionSubmitted", 1) => {
+                if let Some(obj) = value.as_object_mut() {
+                    obj.entry("sections").or_insert(serde_json::Value::Array(Vec::new()));
                 }
             }
             _ => {

@@ -167,6 +167,9 @@ fn rule(method: &str, path: &str) -> Option<Rule> {
         ("post", "/tenants/{tenant_id}/self-inspections") => Rule::Do(SubmitSelfInspection, Community),
         ("get", "/tenants/{tenant_id}/self-inspections") => Rule::Do(Read, TenantOrOwnCommunity),
         ("get", "/tenants/{tenant_id}/self-inspections/{self_inspection_id}") => Rule::Do(Read, SelfInspection),
+        ("get", "/tenants/{tenant_id}/self-inspections/{self_inspection_id}/document") => {
+            Rule::Do(Read, SelfInspection)
+        }
         // Inspections.
         ("get", "/tenants/{tenant_id}/inspections" | "/tenants/{tenant_id}/inspections/{inspection_id}") => {
             Rule::Do(Read, Tenant)

@@ -6,12 +6,17 @@ use crate::api::command::{Reply, Write};
 use crate::api::dashboard::TenantPath;
 use crate::api::error::ApiError;
 use crate::api::extract::{AsOf, AsOfParams};
+use crate::api::documents::download;
+use crate::api::security::record_export;
 use crate::api::state::AppState;
 use crate::commands;
+use crate::documents;
 use crate::store::Upto;
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use ducha_events::Event;
+use ducha_events::envelope::RecordedEvent;
+use ducha_events::event::{DocumentFormat, ReportSection, SelfInspectionSubmitted};
 use ducha_events::api::{CommandAccepted, SubmitSelfInspectionRequest};
 use ducha_events::authz::{Action, Actor, Target, authorize};
 use ducha_events::ids::{CommunityId, InspectionId, SelfInspectionId, TenantId, UserId, stream};
@@ -21,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(submit).service(list).service(one);
+    cfg.service(submit).service(list).service(one).service(self_inspection_document);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -70,8 +75,11 @@ pub struct SelfInspectionReport {
     pub community: CommunityRef,
     pub year: i32,
     pub title: String,
-    /// The report itself.
+    /// The report as free text, or, with `sections`, its opening paragraph(s).
     pub text: String,
+    /// The report in the official form, in order (empty for a free-text report). Numbers are not
+    /// stored: they follow from the levels (一、（一）1.), as the document prints them.
+    pub sections: Vec<ReportSection>,
     pub inspection_id: Option<InspectionId>,
     /// When it was submitted (RFC 3339, UTC) and by whom.
     pub submitted_at: String,
@@ -195,6 +203,32 @@ fn community_ref(entry: Option<&ducha_events::projection::TenantEntry>, id: &Com
     CommunityRef { community_id: Some(id.clone()), name: if name.is_empty() { WHOLE_SUBDISTRICT } else { name }.into() }
 }
 
+/// The submitted report of `path` as of `as_of`, if the caller may read it, with its record and
+/// its community.
+async fn load(
+    state: &AppState,
+    who: &Authenticated,
+    tenant_id: &TenantId,
+    id: &SelfInspectionId,
+    as_of: &AsOf,
+) -> Result<(RecordedEvent, SelfInspectionSubmitted, CommunityRef), ApiError> {
+    let target = state.tenant_target(tenant_id)?;
+    may_read_some(&who.actor, tenant_id, &target)?;
+    let not_found = || ApiError::not_found("该自查报告", "self-inspection");
+    let upto = if as_of.is_now() { Upto::Head } else { as_of.upto };
+    let events = state.store.read_stream(&stream::self_inspection(tenant_id, id), 0, 10, upto).await?;
+    let first = events.into_iter().next().ok_or_else(not_found)?;
+    let Ok(Event::SelfInspectionSubmitted(report)) = first.decode() else { return Err(not_found()) };
+    if !may_read(&who.actor, &target, &report.community_id) {
+        return Err(ApiError::from(ducha_events::DomainError::Forbidden { action: Action::Read }));
+    }
+    let community = {
+        let model = state.live.read();
+        community_ref(model.directory().tenant(tenant_id), &report.community_id)
+    };
+    Ok((first, report, community))
+}
+
 /// One 自查报告 with its text.
 #[utoipa::path(
     tag = "self-inspections",
@@ -209,29 +243,59 @@ pub async fn one(
     as_of: AsOf,
 ) -> Result<HttpResponse, ApiError> {
     let SelfInspectionPath { tenant_id, self_inspection_id } = path.into_inner();
-    let target = state.tenant_target(&tenant_id)?;
-    may_read_some(&who.actor, &tenant_id, &target)?;
-    let not_found = || ApiError::not_found("该自查报告", "self-inspection");
-    let upto = if as_of.is_now() { Upto::Head } else { as_of.upto };
-    let events =
-        state.store.read_stream(&stream::self_inspection(&tenant_id, &self_inspection_id), 0, 10, upto).await?;
-    let first = events.first().ok_or_else(not_found)?;
-    let Ok(Event::SelfInspectionSubmitted(report)) = first.decode() else { return Err(not_found()) };
-    if !may_read(&who.actor, &target, &report.community_id) {
-        return Err(ApiError::from(ducha_events::DomainError::Forbidden { action: Action::Read }));
-    }
-    let community = {
-        let model = state.live.read();
-        community_ref(model.directory().tenant(&tenant_id), &report.community_id)
-    };
+    let (first, report, community) = load(&state, &who, &tenant_id, &self_inspection_id, &as_of).await?;
     Ok(HttpResponse::Ok().json(SelfInspectionReport {
         self_inspection_id,
         community,
         year: report.year,
         title: report.title,
         text: report.text,
+        sections: report.sections,
         inspection_id: report.inspection_id,
         submitted_at: first.occurred_at.clone(),
         submitted_by: first.actor.user_id.clone(),
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentQuery {
+    /// `docx` (default), `html` (the preview the web app shows) or `txt`.
+    #[param(value_type = Option<String>)]
+    pub format: Option<DocumentFormat>,
+}
+
+/// 自查报告 as a document in the official form (DOCX, as the 督查报告), or its HTML preview or text.
+#[utoipa::path(
+    tag = "self-inspections",
+    params(SelfInspectionPath, DocumentQuery, AsOfParams),
+    responses(
+        (status = 200, description = "自查报告 / the report; `X-Ducha-Sha256` names the exact bytes",
+         content(
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (String = "text/html"),
+            (String = "text/plain"),
+         )),
+    )
+)]
+#[get("/tenants/{tenant_id}/self-inspections/{self_inspection_id}/document")]
+pub async fn self_inspection_document(
+    state: web::Data<AppState>,
+    who: Authenticated,
+    req: HttpRequest,
+    path: web::Path<SelfInspectionPath>,
+    query: web::Query<DocumentQuery>,
+    as_of: AsOf,
+) -> Result<HttpResponse, ApiError> {
+    let SelfInspectionPath { tenant_id, self_inspection_id } = path.into_inner();
+    let (first, report, community) = load(&state, &who, &tenant_id, &self_inspection_id, &as_of).await?;
+    let format = query.format.unwrap_or(DocumentFormat::Docx);
+    let submitted_on = ducha_events::time::parse(&first.occurred_at).ok().map(|t| ducha_events::time::local_date(&t));
+    let doc = documents::self_inspection::build(&community.name, &report, submitted_on);
+    let bytes = documents::render(&doc, format)?;
+    let object = format!("self-inspection:{tenant_id}/{self_inspection_id}");
+    let detail = format!("format {}; sha256 {}", format.code(), documents::sha256_hex(&bytes));
+    record_export(&state, &req, &who, "document_downloaded", object, detail).await?;
+    let filename = (format == DocumentFormat::Docx).then(|| format!("{}.docx", doc.title));
+    Ok(download(bytes, documents::content_type(format), filename, first.position))
 }

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod model;
 pub mod report;
 pub mod security_audit;
+pub mod self_inspection;
 mod sheet;
 pub mod text;
 

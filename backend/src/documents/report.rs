@@ -3,7 +3,8 @@
 //!
 //! - title `{街道}党工委{督查标题}的督查报告`;
 //! - an opening paragraph: purpose, the number of communities, the methods, the overall assessment;
-//! - `一、主要工作开展情况`: the scope and methods, the conclusion's summary, then the achievements
+//! - `一、主要工作开展情况`: the scope and methods, the 自查报告 submitted in answer to the inspection
+//!   (cited by title), the conclusion's summary, then the achievements
 //!   grouped by heading, `（一）heading。text`, with any figure the text does not already quote;
 //! - `二、存在主要问题`: the findings (dismissed ones left out) grouped by category in the order the
 //!   categories first occur, each `（一）title。description`; when a category holds several findings
@@ -109,10 +110,36 @@ fn introduction(d: &InspectionDetail) -> String {
     if !counts.is_empty() {
         s.push_str(&format!("督查组共开展{}。", counts.join("、")));
     }
+    s.push_str(&self_inspections(d));
     if let Some(summary) = d.summary.as_deref().filter(|s| !s.trim().is_empty()) {
         s.push_str(summary.trim());
     }
     s
+}
+
+/// The 自查报告 submitted in answer to the inspection, cited by title (with the community's name in
+/// front when the title lacks it): `督查前，2个社区报送了自查报告：《…》、西山社区《…》。`
+fn self_inspections(d: &InspectionDetail) -> String {
+    if d.self_inspections.is_empty() {
+        return String::new();
+    }
+    let mut communities: Vec<&str> = d.self_inspections.iter().map(|s| s.community.name.as_str()).collect();
+    communities.dedup();
+    communities.sort_unstable();
+    communities.dedup();
+    let cited: Vec<String> = d
+        .self_inspections
+        .iter()
+        .map(|s| {
+            let title = s.title.trim_start_matches('《').trim_end_matches('》');
+            if title.contains(&s.community.name) {
+                format!("《{title}》")
+            } else {
+                format!("{}《{title}》", s.community.name)
+            }
+        })
+        .collect();
+    format!("督查前，{}个社区报送了自查报告：{}。", communities.len(), cited.join("、"))
 }
 
 fn achievements(d: &InspectionDetail) -> Vec<Block> {

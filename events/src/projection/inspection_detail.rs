@@ -4,7 +4,7 @@
 use super::facts::{InspectionStatus, RectificationStatus};
 use super::{ReadModel, TenantEntry};
 use crate::event::{DocumentFormat, Figure, InspectionMethod, Points, Severity};
-use crate::ids::{AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, TenantId, UserId};
+use crate::ids::{AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, SelfInspectionId, TenantId, UserId};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +111,17 @@ pub struct FindingView {
     pub deadline: Option<NaiveDate>,
 }
 
+/// A 自查报告 submitted in answer to an inspection (the 督查报告 cites it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfInspectionRef {
+    pub self_inspection_id: SelfInspectionId,
+    pub community: CommunityRef,
+    /// The title as shown: the report's own, or 「{社区}{年度}年度自查报告」 when it has none.
+    pub title: String,
+    pub submitted_on: Option<NaiveDate>,
+}
+
 /// A 督查报告 that was issued (`ReportIssued`): which bytes (hash), made from which log position,
 /// when and by whom.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -162,6 +173,8 @@ pub struct InspectionDetail {
     pub concluded_on: Option<NaiveDate>,
     /// Reports issued from this inspection, in order.
     pub issued_reports: Vec<IssuedReportView>,
+    /// The 自查报告 submitted in answer to it, in the order they were submitted.
+    pub self_inspections: Vec<SelfInspectionRef>,
 }
 
 impl ReadModel {
@@ -304,6 +317,20 @@ impl ReadModel {
                     issued_by_name: self.directory().display_name(&r.issued_by.user_id).to_owned(),
                     event_position: r.event_position,
                     signature: r.signature.clone(),
+                })
+                .collect(),
+            self_inspections: facts
+                .self_inspections
+                .iter()
+                .filter(|s| s.inspection_id.as_ref() == Some(inspection_id))
+                .map(|s| {
+                    let community = community(Some(&s.community_id));
+                    SelfInspectionRef {
+                        self_inspection_id: s.self_inspection_id.clone(),
+                        title: crate::self_inspection::display_title(&community.name, s.year, &s.title),
+                        community,
+                        submitted_on: s.submitted_on,
+                    }
                 })
                 .collect(),
         })

@@ -44,7 +44,7 @@ pub use facts::{
 };
 pub use inspection_detail::{
     AchievementView, CommunityFieldwork, CommunityRef, CommunityScore, FieldworkView, FindingView, InspectionDetail,
-    IssuedReportView, ItemScore, TeamMemberView, WHOLE_SUBDISTRICT,
+    IssuedReportView, ItemScore, SelfInspectionRef, TeamMemberView, WHOLE_SUBDISTRICT,
 };
 pub use ledger::{LEDGER_COLUMNS, LedgerFilter, LedgerPage, LedgerRow, LedgerSort, Page, SourceRef};
 pub use rollup::{

@@ -370,6 +370,7 @@ pub fn sample_log() -> Vec<(RecordedEvent, Event)> {
                 title: "2023年度意识形态工作自查报告".into(),
                 text: "……".into(),
                 inspection_id: Some(iid("i1")),
+                sections: vec![],
             },
         ));
     }
