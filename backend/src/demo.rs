@@ -775,10 +775,34 @@ fn sample_2024(plan: &mut Plan, t: &TenantId, communities: &[(&str, &str)], who:
     );
     // 东风社区's findings, one per state it ends in, and one each for two other communities.
     let findings: [(&str, &str, &str, &str, &str); 6] = [
-        ("f1", "dongfeng", "opinion", "舆情研判机制不够健全", "舆情信息收集主要依靠网格员上报，研判分析不够及时，未形成书面研判报告。"),
-        ("f2", "dongfeng", "self-check", "自查台账资料不够规范", "部分学习记录过于简单，未体现学习成效，台账归档不及时。"),
-        ("f3", "dongfeng", "theory", "理论宣讲覆盖面不够广", "理论宣讲以老党员为主，面向青年居民和“两新”组织的宣讲较少。"),
-        ("f4", "dongfeng", "staffing", "意识形态联络员培训不足", "联络员年内未参加系统培训，对网络阵地管理要求掌握不够。"),
+        (
+            "f1",
+            "dongfeng",
+            "opinion",
+            "舆情研判机制不够健全",
+            "舆情信息收集主要依靠网格员上报，研判分析不够及时，未形成书面研判报告。",
+        ),
+        (
+            "f2",
+            "dongfeng",
+            "self-check",
+            "自查台账资料不够规范",
+            "部分学习记录过于简单，未体现学习成效，台账归档不及时。",
+        ),
+        (
+            "f3",
+            "dongfeng",
+            "theory",
+            "理论宣讲覆盖面不够广",
+            "理论宣讲以老党员为主，面向青年居民和“两新”组织的宣讲较少。",
+        ),
+        (
+            "f4",
+            "dongfeng",
+            "staffing",
+            "意识形态联络员培训不足",
+            "联络员年内未参加系统培训，对网络阵地管理要求掌握不够。",
+        ),
         ("f5", "xiangyang", "responsibility", "责任清单未及时更新", "社区班子调整后，意识形态工作责任清单未及时更新。"),
         ("f6", "heping", "theory", "学习计划落实不到位", "年度学习计划中的专题学习有3次未按期开展。"),
     ];
@@ -846,7 +870,12 @@ fn sample_2024(plan: &mut Plan, t: &TenantId, communities: &[(&str, &str)], who:
     plan.push(
         at(date(2024, 12, 6), 0),
         admin,
-        step("f2", FindingCommand::Return { reason: "台账归档仍不完整，请补齐第四季度资料后重新提交。".to_owned() }),
+        step(
+            "f2",
+            FindingCommand::Return {
+                reason: "台账归档仍不完整，请补齐第四季度资料后重新提交。".to_owned()
+            },
+        ),
     );
     // f3 已销号.
     plan.push(at(date(2025, 3, 1), 0), officer, step("f3", progress("面向青年居民开展“青春学习会”3场。")));

@@ -28,6 +28,7 @@ pub mod finding;
 pub mod ids;
 pub mod inspection;
 pub mod ledger_import;
+pub mod numbering;
 pub mod personal;
 pub mod platform;
 pub mod projection;

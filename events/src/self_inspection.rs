@@ -98,7 +98,7 @@ pub fn display_title(community_name: &str, year: i32, title: &str) -> String {
 
 /// Checks a report's opening `text` and `sections`, and returns the sections as stored: titles
 /// trimmed and without a number typed in front (`一、`, `（二）`, `3.` … are given by position).
-fn check_sections(text: &str, sections: &[ReportSection]) -> Result<Vec<ReportSection>, DomainError> {
+pub fn check_sections(text: &str, sections: &[ReportSection]) -> Result<Vec<ReportSection>, DomainError> {
     if sections.is_empty() {
         require_text("text", text, TEXT_MAX)?;
         return Ok(Vec::new());
@@ -115,7 +115,11 @@ fn check_sections(text: &str, sections: &[ReportSection]) -> Result<Vec<ReportSe
             return Err(DomainError::invalid(&field("level"), format!("层级应为1至{LEVEL_MAX}（一、（一）1.）")));
         }
         if s.level > previous + 1 {
-            let why = if i == 0 { "第一部分应为一级标题（一、）".to_owned() } else { format!("{}级标题前应有上一级标题", s.level) };
+            let why = if i == 0 {
+                "第一部分应为一级标题（一、）".to_owned()
+            } else {
+                format!("{}级标题前应有上一级标题", s.level)
+            };
             return Err(DomainError::invalid(&field("level"), why));
         }
         previous = s.level;
@@ -237,17 +241,23 @@ mod tests {
     }
     fn with_sections(text: &str, sections: Vec<ReportSection>) -> SelfInspectionCommand {
         match submit("c1", 2023, "东风社区2023年度意识形态工作自查报告", text) {
-            SelfInspectionCommand::Submit { self_inspection_id, community_id, year, title, text, inspection_id, .. } => {
-                SelfInspectionCommand::Submit {
-                    self_inspection_id,
-                    community_id,
-                    year,
-                    title,
-                    text,
-                    inspection_id,
-                    sections,
-                }
-            }
+            SelfInspectionCommand::Submit {
+                self_inspection_id,
+                community_id,
+                year,
+                title,
+                text,
+                inspection_id,
+                ..
+            } => SelfInspectionCommand::Submit {
+                self_inspection_id,
+                community_id,
+                year,
+                title,
+                text,
+                inspection_id,
+                sections,
+            },
         }
     }
     fn ok_submit() -> SelfInspectionCommand {
@@ -357,8 +367,8 @@ mod tests {
             sec(1, "二、存在的问题", "台账不够完善。"),
             sec(1, "三、下一步打算", "继续抓好学习。"),
         ];
-        let events = run(&tenant(), &SelfInspectionState::default(), &officer_of("c1"), with_sections("", sections))
-            .unwrap();
+        let events =
+            run(&tenant(), &SelfInspectionState::default(), &officer_of("c1"), with_sections("", sections)).unwrap();
         let Event::SelfInspectionSubmitted(e) = &events[0] else { panic!("{events:?}") };
         let titles: Vec<(u8, &str)> = e.sections.iter().map(|s| (s.level, s.title.as_str())).collect();
         assert_eq!(
@@ -379,7 +389,8 @@ mod tests {
     #[test]
     fn sections_are_checked_each_with_its_field() {
         let s = SelfInspectionState::default();
-        let bad = |sections: Vec<ReportSection>| err(run(&tenant(), &s, &officer_of("c1"), with_sections("", sections)));
+        let bad =
+            |sections: Vec<ReportSection>| err(run(&tenant(), &s, &officer_of("c1"), with_sections("", sections)));
         let field = |f: &str| ("invalid", Some(f.to_owned()));
         assert_eq!(bad(vec![sec(2, "强化理论武装", "x")]), field("sections[0].level"));
         assert_eq!(bad(vec![sec(1, "工作开展情况", ""), sec(3, "第一议题", "x")]), field("sections[1].level"));
@@ -388,7 +399,10 @@ mod tests {
         assert_eq!(bad(vec![sec(1, "工作开展情况", ""), sec(1, "  二、 ", "x")]), field("sections[1].title"));
         assert_eq!(bad(vec![sec(1, &"题".repeat(201), "x")]), field("sections[0].title"));
         assert_eq!(bad(vec![sec(1, "工作", "x"); SECTIONS_MAX + 1]), field("sections"));
-        assert_eq!(bad(vec![sec(1, "工作", &"字".repeat(30_000)), sec(1, "问题", &"字".repeat(30_000))]), field("sections"));
+        assert_eq!(
+            bad(vec![sec(1, "工作", &"字".repeat(30_000)), sec(1, "问题", &"字".repeat(30_000))]),
+            field("sections")
+        );
         // Without sections the text is the report and is required.
         assert_eq!(bad(vec![]), field("text"));
     }

@@ -138,6 +138,9 @@ fn Page(me: MeResponse) -> impl IntoView {
             Route::Communities { tenant } => view! { <crate::pages::CommunitiesPage tenant=tenant/> }.into_any(),
             Route::Checklists { tenant } => view! { <crate::pages::ChecklistsPage tenant=tenant/> }.into_any(),
             Route::Users { tenant } => view! { <crate::pages::UsersPage tenant=tenant/> }.into_any(),
+            Route::SelfInspections { tenant } => {
+                view! { <crate::pages::SelfInspectionsPage tenant=tenant/> }.into_any()
+            }
             Route::Platform => view! { <crate::pages::PlatformPage/> }.into_any(),
             Route::Account => view! { <crate::pages::AccountPage/> }.into_any(),
             Route::Accounts => view! { <crate::pages::AccountsPage/> }.into_any(),

@@ -103,6 +103,32 @@ pub fn encode_query_value(s: &str) -> String {
     out
 }
 
+/// The inverse of [`encode_query_value`] (and `+` as a space, as forms send it); a broken escape
+/// is kept as written, and bytes that are not UTF-8 become U+FFFD.
+pub fn decode_query_value(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The header a write answers with: the log position it reached.
 pub const POSITION_HEADER: &str = "X-Ducha-Position";
 /// The header a request sends so that whichever replica answers has applied that position first

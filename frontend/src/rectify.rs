@@ -63,6 +63,44 @@ impl LedgerQuery {
         if f.is_empty() { page } else { format!("{f}&{page}") }
     }
 
+    /// The view as the page's address keeps it (`?community=dongfeng&status=returned&page=2`):
+    /// filters, sort, and page and page size when not the defaults. A link reproduces the view.
+    pub fn search(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let f = self.filters();
+        if !f.is_empty() {
+            parts.push(f);
+        }
+        if self.page > 1 {
+            parts.push(format!("page={}", self.page));
+        }
+        if self.page_size != LedgerQuery::default().page_size {
+            parts.push(format!("page_size={}", self.page_size.clamp(1, MAX_PAGE_SIZE)));
+        }
+        parts.join("&")
+    }
+
+    /// The view of an address's query (`?` optional); unknown names and bad numbers are ignored,
+    /// so an old or hand-edited link still opens the ledger.
+    pub fn from_search(search: &str) -> LedgerQuery {
+        let mut q = LedgerQuery::default();
+        for pair in search.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = crate::problem::decode_query_value(value);
+            match name {
+                "community" => q.community = value,
+                "category" => q.category = value,
+                "status" => q.status = value,
+                "warning" => q.warning = value,
+                "sort" if !value.is_empty() => q.sort = value,
+                "page" => q.page = value.parse().unwrap_or(1).max(1),
+                "page_size" => q.page_size = value.parse().unwrap_or(q.page_size).clamp(1, MAX_PAGE_SIZE),
+                _ => {}
+            }
+        }
+        q
+    }
+
     /// The number of pages for `total` rows (at least 1).
     pub fn pages(&self, total: u64) -> u32 {
         let size = u64::from(self.page_size.clamp(1, MAX_PAGE_SIZE));
@@ -218,6 +256,31 @@ pub fn file_size(bytes: u64) -> String {
 mod tests {
     use super::*;
     use ducha_events::api::ScopeView;
+
+    #[test]
+    fn the_ledger_view_round_trips_through_the_address() {
+        let q = LedgerQuery {
+            community: "dongfeng".into(),
+            category: "舆情 研判".into(),
+            status: "returned".into(),
+            warning: "red".into(),
+            sort: "deadline".into(),
+            page: 3,
+            page_size: 100,
+        };
+        let search = q.search();
+        assert_eq!(
+            search,
+            "community=dongfeng&category=%E8%88%86%E6%83%85%20%E7%A0%94%E5%88%A4&status=returned&warning=red&sort=deadline&page=3&page_size=100"
+        );
+        assert_eq!(LedgerQuery::from_search(&format!("?{search}")), q);
+        // The default view has an empty address; junk is ignored, numbers are bounded.
+        assert_eq!(LedgerQuery::default().search(), "");
+        assert_eq!(LedgerQuery::from_search(""), LedgerQuery::default());
+        let odd = LedgerQuery::from_search("?page=0&page_size=99999&x=1&status&category=a+b&community=%E4%");
+        assert_eq!((odd.page, odd.page_size, odd.status.as_str()), (1, MAX_PAGE_SIZE, ""));
+        assert_eq!((odd.category.as_str(), odd.community.as_str()), ("a b", "\u{FFFD}%"));
+    }
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

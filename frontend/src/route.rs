@@ -57,6 +57,10 @@ pub enum Route {
     MyFindings {
         tenant: String,
     },
+    /// `/tenants/{t}/self-inspections`: 自查报告 (community officers write theirs; the sub-district reads all).
+    SelfInspections {
+        tenant: String,
+    },
     /// `/districts/{d}`: the district dashboard.
     District {
         district: String,
@@ -127,6 +131,7 @@ impl Route {
                 "checklists" => Route::Checklists { tenant: t(id) },
                 "users" => Route::Users { tenant: t(id) },
                 "my-findings" => Route::MyFindings { tenant: t(id) },
+                "self-inspections" => Route::SelfInspections { tenant: t(id) },
                 "notify" => Route::NotifySettings { tenant: t(id) },
                 _ => Route::NotFound { path: path.to_owned() },
             },
@@ -157,6 +162,7 @@ impl Route {
             Route::Checklists { tenant } => format!("/tenants/{tenant}/checklists"),
             Route::Users { tenant } => format!("/tenants/{tenant}/users"),
             Route::MyFindings { tenant } => format!("/tenants/{tenant}/my-findings"),
+            Route::SelfInspections { tenant } => format!("/tenants/{tenant}/self-inspections"),
             Route::District { district } => format!("/districts/{district}"),
             Route::Audit => "/audit".into(),
             Route::AuditTenant { tenant } => format!("/audit/tenants/{tenant}"),
@@ -188,6 +194,7 @@ impl Route {
             Route::Checklists { .. } => "考核细则",
             Route::Users { .. } => "用户与角色",
             Route::MyFindings { .. } => "我的问题",
+            Route::SelfInspections { .. } => "自查报告",
             Route::District { .. } => "全区概览",
             Route::Audit | Route::AuditTenant { .. } => "审计",
             Route::Platform => "平台管理",
@@ -228,6 +235,7 @@ impl Route {
             Route::Checklists { .. } => "checklists",
             Route::Users { .. } => "users",
             Route::MyFindings { .. } => "my-findings",
+            Route::SelfInspections { .. } => "self-inspections",
             Route::District { .. } => "district",
             Route::Audit | Route::AuditTenant { .. } => "audit",
             Route::Platform => "platform",
@@ -258,6 +266,7 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
                 Route::TenantDashboard { tenant: t.clone() },
                 Route::Inspections { tenant: t.clone() },
                 Route::Ledger { tenant: t.clone() },
+                Route::SelfInspections { tenant: t.clone() },
                 Route::Communities { tenant: t.clone() },
                 Route::Checklists { tenant: t.clone() },
                 Route::Users { tenant: t.clone() },
@@ -266,9 +275,12 @@ pub fn nav_for(grants: &[GrantView]) -> Vec<Route> {
             ("inspector", Some(t), _) => vec![
                 Route::TenantDashboard { tenant: t.clone() },
                 Route::Inspections { tenant: t.clone() },
-                Route::Ledger { tenant: t },
+                Route::Ledger { tenant: t.clone() },
+                Route::SelfInspections { tenant: t },
             ],
-            ("community_officer", Some(t), _) => vec![Route::MyFindings { tenant: t }],
+            ("community_officer", Some(t), _) => {
+                vec![Route::MyFindings { tenant: t.clone() }, Route::SelfInspections { tenant: t }]
+            }
             ("district_officer", _, Some(d)) => vec![Route::District { district: d }],
             ("auditor", Some(t), _) => vec![Route::TenantDashboard { tenant: t }, Route::Audit],
             ("auditor", None, Some(d)) => vec![Route::District { district: d }, Route::Audit],
@@ -292,6 +304,7 @@ pub fn district_back_for(grants: &[GrantView], route: &Route) -> Option<Route> {
             | Route::Inspections { .. }
             | Route::Inspection { .. }
             | Route::Ledger { .. }
+            | Route::SelfInspections { .. }
             | Route::Communities { .. }
             | Route::Checklists { .. }
             | Route::Users { .. }
@@ -344,6 +357,7 @@ mod tests {
             Route::Checklists { tenant: t() },
             Route::Users { tenant: t() },
             Route::MyFindings { tenant: t() },
+            Route::SelfInspections { tenant: t() },
             Route::District { district: "xxq".into() },
             Route::Audit,
             Route::AuditTenant { tenant: t() },
@@ -378,18 +392,21 @@ mod tests {
     fn each_role_gets_its_own_menu() {
         let ids = |g: &[GrantView]| nav_for(g).iter().map(Route::page_id).collect::<Vec<_>>();
         let admin = [grant("subdistrict_admin", "tenant", Some("xxq"), Some("xxjd"))];
-        assert_eq!(ids(&admin), ["dashboard", "inspections", "ledger", "communities", "checklists", "users", "notify"]);
+        assert_eq!(
+            ids(&admin),
+            ["dashboard", "inspections", "ledger", "self-inspections", "communities", "checklists", "users", "notify"]
+        );
         assert_eq!(home_for(&admin), Some(Route::TenantDashboard { tenant: "xxjd".into() }));
         let officer = [grant("district_officer", "district", Some("xxq"), None)];
         assert_eq!(nav_for(&officer), [Route::District { district: "xxq".into() }]);
         let auditor = [grant("auditor", "district", Some("xxq"), None)];
         assert_eq!(ids(&auditor), ["district", "audit"]);
         let community = [grant("community_officer", "community", Some("xxq"), Some("xxjd"))];
-        assert_eq!(ids(&community), ["my-findings"]);
+        assert_eq!(ids(&community), ["my-findings", "self-inspections"]);
         assert_eq!(ids(&[grant("platform_admin", "platform", None, None)]), ["platform"]);
         // Two grants: no page twice.
         let both = [admin[0].clone(), grant("inspector", "tenant", Some("xxq"), Some("xxjd"))];
-        assert_eq!(ids(&both).len(), 7);
+        assert_eq!(ids(&both).len(), 8);
         assert_eq!(home_for(&[]), None);
     }
 

@@ -85,6 +85,21 @@ impl Router {
         self.path.set(to.to_owned());
     }
 
+    /// Puts a page's own state (a ledger's filters) into the address without leaving the page:
+    /// the current history entry's query becomes `search`; the route does not change, so the page
+    /// is not drawn again. A copied link then reproduces the view.
+    pub fn set_query(&self, search: &str) {
+        let loc = window().location();
+        let path = loc.pathname().unwrap_or_else(|_| "/".into());
+        let to = if search.is_empty() { path } else { format!("{path}?{search}") };
+        let _ = window().history().and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&to)));
+    }
+
+    /// The current address's query (`?a=b`, or empty).
+    pub fn search(&self) -> String {
+        window().location().search().unwrap_or_default()
+    }
+
     /// Follows the browser's back/forward buttons.
     pub fn sync(&self) {
         self.path.set(location_path());

@@ -177,6 +177,10 @@ impl Browser {
             // A UTF-8 C library locale (always present on Debian, unlike zh_CN.UTF-8): without
             // it Chromium cannot open files with Chinese names (set_file_input of 整改照片.jpg).
             .env("LC_ALL", "C.UTF-8")
+            // The browser's own words (a file input's 选择文件, a date input's 年/月/日) in Chinese:
+            // Chromium on Linux takes its interface language from LANGUAGE (with Debian's
+            // chromium-l10n installed; `--lang` alone does not do it when headless).
+            .env("LANGUAGE", "zh_CN")
             .build()
             .unwrap_or_else(|e| panic!("browser configuration: {e}"));
         let (inner, mut handler) = rt
@@ -421,6 +425,48 @@ impl<'b> Page<'b> {
             self.fail(&e);
         }
         self
+    }
+
+    /// The text the browser itself draws inside `selector`'s element (its user-agent shadow tree:
+    /// a file input's button and label, a date input's 年/月/日 fields), which scripts cannot
+    /// read: text nodes, `value` and `aria-placeholder`/`aria-label` attributes, read over
+    /// DevTools with shadow roots pierced.
+    pub fn browser_drawn_text(&self, selector: &str) -> String {
+        use chromiumoxide::cdp::browser_protocol::dom::{
+            DescribeNodeParams, GetDocumentParams, Node, QuerySelectorParams,
+        };
+        fn collect(n: &Node, out: &mut String) {
+            if n.node_type == 3 {
+                out.push_str(&n.node_value);
+            }
+            if let Some(attrs) = &n.attributes {
+                for pair in attrs.chunks(2) {
+                    if let [name, value] = pair
+                        && matches!(name.as_str(), "value" | "aria-placeholder" | "aria-label")
+                    {
+                        out.push_str(value);
+                    }
+                }
+            }
+            for child in n.shadow_roots.iter().flatten().chain(n.children.iter().flatten()) {
+                collect(child, out);
+            }
+        }
+        let found = self.run(&format!("browser-drawn text of {selector}"), async {
+            let doc = self.page.execute(GetDocumentParams::builder().depth(0).build()).await?;
+            let q = QuerySelectorParams::new(doc.result.root.node_id, selector);
+            let node = self.page.execute(q).await?.result.node_id;
+            let d = DescribeNodeParams::builder().node_id(node).depth(-1).pierce(true).build();
+            Ok(self.page.execute(d).await?.result.node)
+        });
+        match found {
+            Ok(node) => {
+                let mut out = String::new();
+                collect(&node, &mut out);
+                out
+            }
+            Err(e) => self.fail(&e),
+        }
     }
 
     /// The current URL.

@@ -74,7 +74,14 @@ fn a_self_inspection_in_the_official_form_round_trips_and_prints() {
         .collect();
     assert_eq!(
         titles,
-        [(1, "工作开展情况"), (2, "强化理论武装"), (3, "落实第一议题"), (1, "存在的问题"), (1, "下一步打算"), (2, "完善台账")]
+        [
+            (1, "工作开展情况"),
+            (2, "强化理论武装"),
+            (3, "落实第一议题"),
+            (1, "存在的问题"),
+            (1, "下一步打算"),
+            (2, "完善台账")
+        ]
     );
     assert_eq!(one["text"], "根据街道党工委要求，现将自查情况报告如下：");
 
@@ -99,7 +106,10 @@ fn a_self_inspection_in_the_official_form_round_trips_and_prints() {
         "东风社区",
     ];
     assert_eq!(&lines[..expected.len()], &expected);
-    assert_eq!(lines[expected.len()], format!("{}年{}月{}日", today.format("%Y"), today.format("%-m"), today.format("%-d")));
+    assert_eq!(
+        lines[expected.len()],
+        format!("{}年{}月{}日", today.format("%Y"), today.format("%-m"), today.format("%-d"))
+    );
 
     // DOCX, read by python-docx: the same paragraphs, headings in 黑体 and 楷体_GB2312.
     let docx = s.get(&format!("{location}/document"), Some(&officer));
@@ -144,7 +154,10 @@ fn bad_sections_are_refused_with_their_field_and_write_nothing() {
     let head = s.head_position();
     let cases = [
         (json!([{"level": 2, "title": "强化理论武装", "text": "x"}]), "sections[0].level"),
-        (json!([{"level": 1, "title": "工作", "text": ""}, {"level": 3, "title": "学习", "text": "x"}]), "sections[1].level"),
+        (
+            json!([{"level": 1, "title": "工作", "text": ""}, {"level": 3, "title": "学习", "text": "x"}]),
+            "sections[1].level",
+        ),
         (json!([{"level": 1, "title": "  一、 ", "text": "x"}]), "sections[0].title"),
         (json!([{"level": 9, "title": "工作", "text": "x"}]), "sections[0].level"),
     ];

@@ -124,6 +124,12 @@ fn form_helpers_type_click_select_and_upload() {
           }
         </script></body></html>"#,
     );
+    // The browser's own chrome speaks Chinese too (the file button, the date fields).
+    let file_chrome = page.browser_drawn_text("[data-testid=evidence]");
+    assert!(file_chrome.contains("选择文件"), "file input draws {file_chrome:?}");
+    page.eval("document.body.insertAdjacentHTML('beforeend', '<input type=date data-testid=day>')");
+    let date_chrome = page.browser_drawn_text("[data-testid=day]");
+    assert!(date_chrome.contains('年') && date_chrome.contains('日'), "date input draws {date_chrome:?}");
     page.type_into("[data-testid=name]", "东湖社区 2024");
     assert!(page.eval("window.inputs").as_i64().unwrap_or(0) >= 1, "typing fires input events");
     page.type_into("[data-testid=note]", "理论学习不够深入");

@@ -156,12 +156,14 @@ fn ensure_tools() -> Result<(), String> {
     // DevTools protocol (no chromedriver), and a CJK font so that Chinese text renders.
     let browser_missing = !Path::new("/usr/bin/chromium").exists();
     let font_missing = !Path::new("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc").exists();
-    if browser_missing || font_missing {
+    // chromium-l10n: the browser's own words (file and date inputs) in Chinese.
+    let l10n_missing = !Path::new("/usr/lib/chromium/locales/zh-CN.pak").exists();
+    if browser_missing || font_missing || l10n_missing {
         step(
-            "apt-get install chromium fonts-wqy-zenhei",
+            "apt-get install chromium chromium-l10n fonts-wqy-zenhei",
             Command::new("sh")
                 .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["-c", "apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei"]),
+                .args(["-c", "apt-get update -qq && apt-get install -y -qq chromium chromium-l10n fonts-wqy-zenhei"]),
         )?;
     }
     Ok(())

@@ -4,9 +4,9 @@
 use crate::api::auth::Authenticated;
 use crate::api::command::{Reply, Write};
 use crate::api::dashboard::TenantPath;
+use crate::api::documents::download;
 use crate::api::error::ApiError;
 use crate::api::extract::{AsOf, AsOfParams};
-use crate::api::documents::download;
 use crate::api::security::record_export;
 use crate::api::state::AppState;
 use crate::commands;
@@ -15,12 +15,12 @@ use crate::store::Upto;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::NaiveDate;
 use ducha_events::Event;
-use ducha_events::envelope::RecordedEvent;
-use ducha_events::event::{DocumentFormat, ReportSection, SelfInspectionSubmitted};
 use ducha_events::api::{CommandAccepted, SubmitSelfInspectionRequest};
 use ducha_events::authz::{Action, Actor, Target, authorize};
+use ducha_events::envelope::RecordedEvent;
+use ducha_events::event::{DocumentFormat, ReportSection, SelfInspectionSubmitted};
 use ducha_events::ids::{CommunityId, InspectionId, SelfInspectionId, TenantId, UserId, stream};
-use ducha_events::projection::{CommunityRef, WHOLE_SUBDISTRICT};
+use ducha_events::projection::{CommunityRef, InspectionStatus, WHOLE_SUBDISTRICT};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -66,6 +66,19 @@ pub struct SelfInspectionView {
 pub struct SelfInspectionList {
     /// In the order they were submitted.
     pub items: Vec<SelfInspectionView>,
+    /// The inspections under way or planned whose scope holds a community the caller may read:
+    /// what a new 自查报告 can answer (`inspection_id`), with those communities.
+    pub answerable: Vec<AnswerableInspection>,
+}
+
+/// An inspection a community can answer with its 自查报告.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AnswerableInspection {
+    pub inspection_id: InspectionId,
+    pub year: i32,
+    pub title: String,
+    /// The communities in its scope that the caller may read.
+    pub communities: Vec<CommunityId>,
 }
 
 /// One 自查报告 in full.
@@ -193,9 +206,29 @@ pub async fn list(
                 .collect()
         })
         .unwrap_or_default();
+    let answerable = view
+        .tenant_facts(&tenant)
+        .map(|facts| {
+            facts
+                .inspections
+                .iter()
+                .filter(|i| i.status() != InspectionStatus::Concluded)
+                .filter_map(|i| {
+                    let communities: Vec<CommunityId> =
+                        i.communities.iter().filter(|c| may_read(&who.actor, &target, c)).cloned().collect();
+                    (!communities.is_empty()).then(|| AnswerableInspection {
+                        inspection_id: i.inspection_id.clone(),
+                        year: i.year,
+                        title: i.title.clone(),
+                        communities,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let position = view.position();
     drop(view);
-    Ok(HttpResponse::Ok().insert_header(("x-ducha-position", position)).json(SelfInspectionList { items }))
+    Ok(HttpResponse::Ok().insert_header(("x-ducha-position", position)).json(SelfInspectionList { items, answerable }))
 }
 
 fn community_ref(entry: Option<&ducha_events::projection::TenantEntry>, id: &CommunityId) -> CommunityRef {

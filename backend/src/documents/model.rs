@@ -69,27 +69,7 @@ pub struct Document {
     pub signature: Option<Signature>,
 }
 
-/// Chinese numerals for heading numbers (一 … 九十九, then Arabic digits).
-pub fn chinese_number(n: usize) -> String {
-    const DIGITS: [&str; 10] = ["零", "一", "二", "三", "四", "五", "六", "七", "八", "九"];
-    match n {
-        0 => DIGITS[0].to_owned(),
-        1..=9 => DIGITS[n].to_owned(),
-        10..=19 => format!("十{}", if n == 10 { "" } else { DIGITS[n - 10] }),
-        20..=99 => format!("{}十{}", DIGITS[n / 10], if n.is_multiple_of(10) { "" } else { DIGITS[n % 10] }),
-        _ => n.to_string(),
-    }
-}
-
-/// The official heading numbers: level 1 `一、`, level 2 `（一）`, level 3 `1.`, level 4 `（1）`.
-pub fn heading_number(level: u8, n: usize) -> String {
-    match level {
-        1 => format!("{}、", chinese_number(n)),
-        2 => format!("（{}）", chinese_number(n)),
-        3 => format!("{n}."),
-        _ => format!("（{n}）"),
-    }
-}
+pub use ducha_events::numbering::{chinese_number, heading_number};
 
 /// A date as 成文日期 writes it: `2023年12月1日` (GB/T 9704-2012 uses Arabic numerals).
 pub fn date_zh(d: chrono::NaiveDate) -> String {
@@ -109,20 +89,6 @@ pub fn with_full_stop(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heading_numbers_follow_the_official_order() {
-        assert_eq!(heading_number(1, 1), "一、");
-        assert_eq!(heading_number(1, 3), "三、");
-        assert_eq!(heading_number(2, 5), "（五）");
-        assert_eq!(heading_number(2, 10), "（十）");
-        assert_eq!(heading_number(2, 12), "（十二）");
-        assert_eq!(heading_number(2, 20), "（二十）");
-        assert_eq!(heading_number(2, 47), "（四十七）");
-        assert_eq!(heading_number(2, 120), "（120）");
-        assert_eq!(heading_number(3, 2), "2.");
-        assert_eq!(heading_number(4, 2), "（2）");
-    }
 
     #[test]
     fn full_stops_and_dates() {

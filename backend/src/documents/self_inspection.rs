@@ -9,20 +9,16 @@
 //!
 //! Made only from the submitted event, so the same report always gives the same bytes.
 
-use super::model::{Block, Document, Run, Signature, Style, date_zh, heading_number, with_full_stop};
+use super::model::{Block, Document, Run, Signature, Style, date_zh, with_full_stop};
 use chrono::NaiveDate;
 use ducha_events::event::SelfInspectionSubmitted;
 
 /// The document of `report` by the community named `community`, submitted on `submitted_on`.
 pub fn build(community: &str, report: &SelfInspectionSubmitted, submitted_on: Option<NaiveDate>) -> Document {
     let mut blocks: Vec<Block> = paragraphs(&report.text).map(|p| Block::text(p, Style::Body)).collect();
-    // The running number at each level; a heading resets the levels below it.
-    let mut numbers = [0usize; 4];
-    for section in &report.sections {
-        let level = usize::from(section.level.clamp(1, 3));
-        numbers[level] += 1;
-        numbers[level + 1..].iter_mut().for_each(|n| *n = 0);
-        let number = heading_number(section.level, numbers[level]);
+    let numbers = ducha_events::numbering::outline_numbers(report.sections.iter().map(|s| s.level));
+    for (section, number) in report.sections.iter().zip(numbers) {
+        let level = section.level.clamp(1, 3);
         let mut texts = paragraphs(&section.text);
         let style = match level {
             1 => Style::Heading1,
@@ -127,6 +123,9 @@ mod tests {
         let mut r = report("一、工作开展情况\n\n本社区开展宣讲10场。\n", vec![]);
         r.title = "东风社区2023年度意识形态工作自查报告".into();
         let doc = build("东风社区", &r, None);
-        assert_eq!(text::render(&doc), "东风社区2023年度意识形态工作自查报告\n一、工作开展情况\n本社区开展宣讲10场。\n");
+        assert_eq!(
+            text::render(&doc),
+            "东风社区2023年度意识形态工作自查报告\n一、工作开展情况\n本社区开展宣讲10场。\n"
+        );
     }
 }

@@ -4,7 +4,9 @@
 use super::facts::{InspectionStatus, RectificationStatus};
 use super::{ReadModel, TenantEntry};
 use crate::event::{DocumentFormat, Figure, InspectionMethod, Points, Severity};
-use crate::ids::{AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, SelfInspectionId, TenantId, UserId};
+use crate::ids::{
+    AchievementId, ChecklistId, CommunityId, FindingId, InspectionId, SelfInspectionId, TenantId, UserId,
+};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 

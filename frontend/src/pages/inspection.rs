@@ -33,6 +33,8 @@ struct IssuedReport {
     sha256: String,
     log_position: u64,
     recorded_at_position: u64,
+    #[serde(default)]
+    as_of: Option<String>,
 }
 
 /// Everything a section or form of the page needs; `Copy`, so forms can be rebuilt freely.
@@ -365,9 +367,16 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
     let showing = RwSignal::new(false);
     let issued = ctx.issued;
     let issue_form = FormState::new();
+    // 报告时点: empty for the report as it stands now, or a past Shanghai wall-clock time that the
+    // preview, the download and the issue all use (the API's `as_of`).
+    let point = RwSignal::new(None::<chrono::NaiveDateTime>);
+    let at = move |path: &str| match point.get_untracked() {
+        Some(t) => crate::problem::with_query(path, "as_of", &format::as_of_param(t)),
+        None => path.to_owned(),
+    };
     let r1 = report.clone();
     let download = move |_| {
-        let (path, name) = (r1.clone(), format!("{title}.docx"));
+        let (path, name) = (at(&r1), format!("{title}.docx"));
         downloading.set(true);
         dl_error.set(None);
         spawn_local(async move {
@@ -384,11 +393,15 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
         }
         showing.set(true);
         preview.set(None);
-        let fut = st.api.get_text(&format!("{r2}?format=html"));
+        let fut = st.api.get_text(&at(&format!("{r2}?format=html")));
         spawn_local(async move { preview.set(Some(fut.await.map(|html| check::preview_html(&html)))) });
     };
     let issue = move |_| {
-        issue_form.submit(st, ctx.path("report/issue"), serde_json::json!({}), ctx.version, move |r: IssuedReport| {
+        let body = match point.get_untracked() {
+            Some(t) => serde_json::json!({ "as_of": format::as_of_param(t) }),
+            None => serde_json::json!({}),
+        };
+        issue_form.submit(st, ctx.path("report/issue"), body, ctx.version, move |r: IssuedReport| {
             issued.set(Some(r));
             ctx.reload();
         });
@@ -414,12 +427,42 @@ fn report_bar(ctx: Ctx) -> impl IntoView {
                     </Writable>
                 })}
             </div>
+            {move || {
+                let cited = ctx.d.with_value(|d| d.self_inspections.clone());
+                (!cited.is_empty()).then(|| view! {
+                    <p class="muted small" data-testid="inspection-self-inspections">
+                        "报告引用的自查报告："
+                        {cited.into_iter().map(|s| format!("《{}》", s.title)).collect::<Vec<_>>().join("、")}
+                        " "
+                        <Link to=Route::SelfInspections { tenant: ctx.tenant.get_value() }.path()>"查看"</Link>
+                    </p>
+                })
+            }}
+            <label class="report-point" title="生成并签发某一历史时点的报告（北京时间）；不填则为当前状态">
+                "报告时点（可选）"
+                <input type="datetime-local" data-testid="report-as-of"
+                    prop:value=move || point.get().map(format::local_input_value).unwrap_or_default()
+                    on:change=move |ev| {
+                        point.set(format::parse_local_input(&event_target_value(&ev)));
+                        showing.set(false);
+                    }/>
+            </label>
+            {move || point.get().map(|t| view! {
+                <p class="muted small" data-testid="report-as-of-note">
+                    {format!("预览、下载和签发均为 {} 时的报告。", t.format("%Y-%m-%d %H:%M"))}
+                </p>
+            })}
             {move || dl_error.get().map(|e| view! { <ErrorBox error=e/> })}
             {form_error(issue_form, &[])}
             {stale(issue_form, ctx)}
             {move || issued.get().map(|r| view! {
                 <p class="notice" role="status" data-testid="inspection-report-issued">
-                    {format!("报告已签发（依据日志位置 {}，记录于位置 {}）。SHA-256：", r.log_position, r.recorded_at_position)}
+                    {format!(
+                        "报告已签发（{}依据日志位置 {}，记录于位置 {}）。SHA-256：",
+                        r.as_of.as_deref().map(|a| format!("时点 {}，", format::rfc3339(a))).unwrap_or_default(),
+                        r.log_position,
+                        r.recorded_at_position
+                    )}
                     <code class="hash" data-testid="inspection-report-sha256">{r.sha256}</code>
                 </p>
             })}

@@ -21,7 +21,9 @@ const SORTS: [(&str, &str); 4] =
 #[component]
 pub fn LedgerPage(tenant: String) -> impl IntoView {
     let st = use_app();
-    let q = RwSignal::new(LedgerQuery::default());
+    // The filters live in the address: a link opens the same view, and every change is written back.
+    let q = RwSignal::new(LedgerQuery::from_search(&st.router.search()));
+    Effect::new(move |_| st.router.set_query(&q.with(LedgerQuery::search)));
     // Live: refetch the page when the tenant's event stream reports a change.
     crate::live::use_live(&tenant);
     let t = tenant.clone();
@@ -53,7 +55,8 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
             .into_iter()
             .map(|c| {
                 let id = c.community_id.as_str().to_owned();
-                view! { <option value=id>{c.name}</option> }
+                let selected = q.with_untracked(|q| q.community == id);
+                view! { <option value=id selected=selected>{c.name}</option> }
             })
             .collect_view()
     };
@@ -64,15 +67,27 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
             .unwrap_or_default()
             .into_iter()
             .map(|c| {
-                view! { <option value=c.code>{c.name}</option> }
+                let selected = q.with_untracked(|q| q.category == c.code);
+                view! { <option value=c.code selected=selected>{c.name}</option> }
             })
             .collect_view()
     };
-    let status_options =
-        RectificationStatus::ALL.iter().map(|s| view! { <option value=s.code()>{s.name_zh()}</option> }).collect_view();
+    let initial = q.get_untracked();
+    let status_options = RectificationStatus::ALL
+        .iter()
+        .map(|s| view! { <option value=s.code() selected=initial.status == s.code()>{s.name_zh()}</option> })
+        .collect_view();
     let warning_options = WarningLevel::ALL
         .iter()
-        .map(|w| view! { <option value=w.code()>{warning::badge_label(Some(*w))}</option> })
+        .map(|w| {
+            view! {
+                <option value=w.code() selected=initial.warning == w.code()>{warning::badge_label(Some(*w))}</option>
+            }
+        })
+        .collect_view();
+    let size_options = [50u32, 100, 200, 500]
+        .map(|n| view! { <option value=n.to_string() selected=initial.page_size == n>{format!("{n} 行")}</option> })
+        .into_iter()
         .collect_view();
 
     let exporting = RwSignal::new(false);
@@ -143,10 +158,7 @@ pub fn LedgerPage(tenant: String) -> impl IntoView {
                 <label>"每页"
                     <select data-testid="ledger-page-size"
                         on:change=set(|q, v| q.page_size = v.parse().unwrap_or(50))>
-                        <option value="50">"50 行"</option>
-                        <option value="100">"100 行"</option>
-                        <option value="200">"200 行"</option>
-                        <option value="500">"500 行"</option>
+                        {size_options}
                     </select>
                 </label>
             </div>

@@ -16,6 +16,7 @@ mod my_findings;
 mod notifications;
 mod placeholder;
 pub(crate) mod security;
+mod self_inspections;
 
 pub use admin::{AccountsPage, ChecklistsPage, CommunitiesPage, DistrictUsersPage, PlatformPage, UsersPage};
 pub use audit::AuditPage;
@@ -31,3 +32,4 @@ pub use my_findings::MyFindingsPage;
 pub use notifications::{Bell, NotificationsPage, NotifySettingsPage};
 pub use placeholder::{NotFoundPage, PlaceholderPage};
 pub use security::{AccountPage, PersonalDataPage, SecurityAuditPage, SecurityPolicyPage};
+pub use self_inspections::SelfInspectionsPage;
