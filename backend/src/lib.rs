@@ -35,6 +35,7 @@ pub mod render;
 pub mod security_log;
 pub mod serve;
 pub mod server_state;
+pub mod snapshots;
 pub mod store;
 pub mod verify;
 pub mod web;

@@ -124,7 +124,11 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         }
     }
     let live = Arc::new(LiveModel::load(&*store).await?);
-    let server = home.state.clone();
+    let mut server = home.state.clone();
+    if let Some(k) = &keys {
+        // Channels' endpoints and secrets are encrypted at rest under the master key.
+        server.notify = Arc::new(server_state::notify::sealed::SealedChannels::new(server.notify.clone(), k.clone()));
+    }
     tracing::info!(server_state = %home.display, kind = server.kind, "server state");
     let auth = Arc::new(AuthService::new(&config, key_dir.as_deref(), &server)?);
     let config = Arc::new(config);

@@ -62,6 +62,10 @@ sys.exit(schemathesis())
 ";
 
 fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
+    schemathesis_phases(server, token, "examples,coverage,fuzzing", extra)
+}
+
+fn schemathesis_phases(server: &Server, token: &str, phases: &str, extra: &[&str]) -> String {
     let report = server.data_dir.path().join("schemathesis");
     // Through the interpreter, so the test does not depend on where pip put the script.
     let mut cmd = Command::new("python3");
@@ -75,7 +79,7 @@ fn schemathesis(server: &Server, token: &str, extra: &[&str]) -> String {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--max-examples", "10", "--seed", "20231130", "--workers", "2", "--request-timeout", "30"])
-        .args(["--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all", "--no-color"])
+        .args(["--phases", phases, "--suppress-health-check", "all", "--no-color"])
         .args(["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/api/v1/auth/login"])
         .args(["--exclude-path-regex", "/live$"])
         .arg("--report-dir")
@@ -102,4 +106,34 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let out = schemathesis(&fresh, &auditor, &["--include-method", "GET", "--max-examples", "5"]);
     eprintln!("{out}");
     assert!(!fresh.log().contains("panicked"), "the server panicked:\n{}", fresh.log());
+}
+
+/// The stateful phase: schemathesis follows the OpenAPI links from each `201 Created` to the
+/// operations on what was created (create an inspection → read it → start it → record a finding →
+/// assign it …), with no 5xx and no schema violation along the way.
+#[test]
+fn schemathesis_follows_the_links_from_created_resources() {
+    let server = Server::demo();
+    // The links are in the served document: the new id comes from the answer, the rest of the path
+    // from the request.
+    let spec = server.get("/api/v1/openapi.json", None).json();
+    let created = &spec["paths"]["/api/v1/tenants/{tenant_id}/inspections"]["post"]["responses"]["201"]["links"];
+    let get = &created["get_inspection"];
+    assert_eq!(get["operationId"], "get_inspection", "{created}");
+    assert_eq!(get["parameters"]["inspection_id"], "$response.body#/id");
+    assert_eq!(get["parameters"]["tenant_id"], "$request.path.tenant_id");
+    let links: usize = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|item| item["post"]["responses"]["201"]["links"].as_object())
+        .map(|l| l.len())
+        .sum();
+    assert!(links >= 20, "only {links} links");
+
+    let admin = server.login("xx-admin");
+    let out = schemathesis_phases(&server, &admin, "stateful", &["--max-examples", "10"]);
+    eprintln!("{out}");
+    assert!(out.contains("Stateful"), "the stateful phase ran:\n{out}");
+    assert!(!server.log().contains("panicked"), "the server panicked:\n{}", server.log());
 }

@@ -210,3 +210,51 @@ fn every_command_takes_the_postgres_store() {
     let err = String::from_utf8_lossy(&unreachable.stderr);
     assert!(!unreachable.status.success() && err.contains("无法连接事件存储") && !err.contains("hunter2"), "{err}");
 }
+
+/// `ducha backup` of a PostgreSQL store (a logical backup through the store API, evidence rows
+/// included), restored into another PostgreSQL database and into SQLite: the manifest's heads are
+/// the source's, both targets verify with those heads and give the same read model, and a
+/// non-empty PostgreSQL target is refused, unchanged.
+#[test]
+fn a_postgres_backup_restores_into_postgres_and_sqlite_with_the_same_heads() {
+    let Some(source) = TestDatabase::create_blocking("ducha backup of PostgreSQL") else { return };
+    let Some(target) = TestDatabase::create_blocking("ducha restore into PostgreSQL") else { return };
+    ok(&["--store", &source.url, "demo"]);
+    let expected = heads(&source.url);
+    let expected_rollup = rollup(&source.url);
+
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("pg.tar");
+    let out = ok(&["--store", &source.url, "backup", "--out", archive.to_str().unwrap()]);
+    assert!(!out.is_empty());
+    let manifest = Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json").output().expect("tar");
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).expect("manifest JSON");
+    assert_eq!(manifest["store_kind"], "postgres", "{manifest}");
+    let in_manifest: BTreeMap<String, (u64, String)> = manifest["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tenant"].as_str().unwrap().to_owned(),
+                (t["sequence"].as_u64().unwrap(), t["hash"].as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(in_manifest, expected, "the manifest holds the source's heads");
+
+    ok(&["restore", archive.to_str().unwrap(), "--to", &target.url]);
+    assert_eq!(heads(&target.url), expected, "restored into PostgreSQL with the same heads");
+    assert_eq!(rollup(&target.url), expected_rollup, "and the same read model");
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let to_sqlite = sqlite(sqlite_dir.path());
+    ok(&["restore", archive.to_str().unwrap(), "--to", &to_sqlite]);
+    assert_eq!(heads(&to_sqlite), expected, "restored into SQLite with the same heads");
+    assert_eq!(rollup(&to_sqlite), expected_rollup);
+
+    // The PostgreSQL target is no longer empty: refused, and still the same.
+    let again = run(&["restore", archive.to_str().unwrap(), "--to", &target.url]);
+    assert!(!again.status.success(), "a second restore into the same database is refused");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(heads(&target.url), expected);
+}

@@ -7,7 +7,11 @@
 //! - every operation gets 400 and 500; those with path parameters 404; those with a body 413, 415
 //!   and 422; every authenticated write (POST/PUT/PATCH/DELETE outside `/auth/`) the `If-Match` and
 //!   `Idempotency-Key` headers and 409, 412 and 422;
-//! - all of them are `application/problem+json` with the `Problem` schema.
+//! - all of them are `application/problem+json` with the `Problem` schema;
+//! - every `201 Created` answer links (OpenAPI `links`) to the operations on what it created: the
+//!   resource's own path and everything under it, with the new id from `$response.body#/id` and
+//!   the rest of the path from the request, so stateful clients and testers (schemathesis'
+//!   stateful phase in CI) can follow create → read → act.
 
 use crate::api::error::{PROBLEM_JSON, Problem};
 use utoipa::OpenApi;
@@ -203,5 +207,51 @@ pub fn finalize(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             debug_assert!(!versioned_write || has_param(op, "If-Match"));
         }
     }
+    add_links(&mut api);
     api
+}
+
+/// The `{name}` parameters of a path template, in order.
+fn path_params(path: &str) -> Vec<&str> {
+    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect()
+}
+
+/// Links every `201` answer of a `POST P` to the operations on `P/{id}` and below (see the module
+/// documentation). An operation is linked only when each of its path parameters is known: one of
+/// the request's own, or the new id.
+fn add_links(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    // (path, operation id) of every operation.
+    let mut ops: Vec<(String, String)> = Vec::new();
+    for (path, item) in &api.paths.paths {
+        for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete].into_iter().flatten() {
+            if let Some(id) = &op.operation_id {
+                ops.push((path.clone(), id.clone()));
+            }
+        }
+    }
+    for (path, item) in api.paths.paths.iter_mut() {
+        let Some(op) = item.post.as_mut() else { continue };
+        let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else { continue };
+        let own = path_params(path);
+        let prefix = format!("{path}/{{");
+        for (target, operation_id) in &ops {
+            let Some(rest) = target.strip_prefix(&prefix) else { continue };
+            let Some((new_id, _)) = rest.split_once('}') else { continue };
+            let mut link = LinkBuilder::new().operation_id(operation_id.clone());
+            let mut known = true;
+            for p in path_params(target) {
+                if p == new_id {
+                    link = link.parameter(p, "$response.body#/id");
+                } else if own.contains(&p) {
+                    link = link.parameter(p, format!("$request.path.{p}"));
+                } else {
+                    known = false;
+                }
+            }
+            if known {
+                created.links.insert(operation_id.clone(), RefOr::T(link.build()));
+            }
+        }
+    }
 }

@@ -77,9 +77,13 @@ impl AppState {
     /// (only `tenant`'s events and the platform's when a tenant is given: cheaper, same answers for
     /// that tenant).
     pub async fn view(&self, as_of: &AsOf, tenant: Option<&TenantId>) -> Result<ModelView<'_>, ApiError> {
-        match as_of.upto {
-            Upto::Head => Ok(ModelView::Live(self.live.read())),
-            upto => Ok(ModelView::AsOf(Box::new(projector::as_of(&*self.store, upto, tenant).await?))),
+        match (as_of.upto, tenant) {
+            (Upto::Head, _) => Ok(ModelView::Live(self.live.read())),
+            // One sub-district's past: from the nearest snapshot (crate::snapshots).
+            (Upto::Position(p), Some(t)) => {
+                Ok(ModelView::AsOf(Box::new(crate::snapshots::as_of(&*self.store, &self.live.snapshots, p, t).await?)))
+            }
+            (upto, None) => Ok(ModelView::AsOf(Box::new(projector::as_of(&*self.store, upto, None).await?))),
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct LiveModel {
     follow: tokio::sync::Mutex<()>,
     position: AtomicU64,
     loaded: AtomicBool,
+    /// Per-tenant snapshots for "as of" views; cleared with the model after an erasure.
+    pub snapshots: crate::snapshots::Snapshots,
 }
 
 const PAGE: usize = 2_000;
@@ -106,6 +112,7 @@ impl LiveModel {
             follow: tokio::sync::Mutex::new(()),
             position: AtomicU64::new(position),
             loaded: AtomicBool::new(true),
+            snapshots: crate::snapshots::Snapshots::default(),
         })
     }
 
@@ -145,6 +152,7 @@ impl LiveModel {
             // at once, so that no copy of the plaintext outlives the key.
             if page.iter().any(|e| e.event_type == "PersonalDataErased") {
                 let last = page.last().map_or(position, |e| e.position);
+                self.snapshots.clear();
                 let rebuilt = projector::as_of(store, Upto::Position(last), None).await?;
                 let at = rebuilt.position();
                 *self.model.write().unwrap_or_else(|p| p.into_inner()) = rebuilt;

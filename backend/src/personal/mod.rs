@@ -343,15 +343,28 @@ impl Keyring {
     /// derived from the master key, bound to the account (等保 数据保密性: the TOTP secrets must be
     /// readable to check codes, so they are encrypted, not hashed).
     pub fn seal_secret(&self, user_id: &str, secret: &str) -> Result<String, String> {
-        let key = hmac_sm3(&self.master.wrap, &[b"ducha/second-factor"]);
-        let aad = format!("totp:{user_id}");
-        let (nonce, ct) = self.cipher.seal(&key[..self.cipher.key_len()], aad.as_bytes(), secret.as_bytes())?;
-        Ok(format!("{SECRET_PREFIX}{}:{}{}", self.cipher.code(), hex::encode(nonce), hex::encode(ct)))
+        self.seal_labelled(b"ducha/second-factor", &format!("totp:{user_id}"), secret)
     }
 
     /// The secret [`Keyring::seal_secret`] stored; one stored in clear (before encryption was on)
     /// as it is; `None` when it does not open (another master key, another account's row).
     pub fn open_secret(&self, user_id: &str, stored: &str) -> Option<String> {
+        self.open_labelled(b"ducha/second-factor", &format!("totp:{user_id}"), stored)
+    }
+
+    /// A secret the server must be able to read again (a TOTP seed, a channel's signing key), as
+    /// stored: `sealed:<cipher>:<hex nonce ‖ ciphertext>` under a key derived from the master key
+    /// for `purpose`, bound to `binding` (authenticated, so a value moved to another row does not
+    /// open).
+    pub fn seal_labelled(&self, purpose: &[u8], binding: &str, secret: &str) -> Result<String, String> {
+        let key = hmac_sm3(&self.master.wrap, &[purpose]);
+        let (nonce, ct) = self.cipher.seal(&key[..self.cipher.key_len()], binding.as_bytes(), secret.as_bytes())?;
+        Ok(format!("{SECRET_PREFIX}{}:{}{}", self.cipher.code(), hex::encode(nonce), hex::encode(ct)))
+    }
+
+    /// What [`Keyring::seal_labelled`] stored; a value stored in clear as it is; `None` when it
+    /// does not open (another master key, purpose or binding).
+    pub fn open_labelled(&self, purpose: &[u8], binding: &str, stored: &str) -> Option<String> {
         let Some(rest) = stored.strip_prefix(SECRET_PREFIX) else { return Some(stored.to_owned()) };
         let (alg, blob) = rest.split_once(':')?;
         let cipher = Cipher::parse(alg)?;
@@ -360,9 +373,8 @@ impl Keyring {
             return None;
         }
         let (nonce, ct) = blob.split_at(cipher::NONCE_LEN);
-        let key = hmac_sm3(&self.master.wrap, &[b"ducha/second-factor"]);
-        let aad = format!("totp:{user_id}");
-        String::from_utf8(cipher.open(&key[..cipher.key_len()], nonce, aad.as_bytes(), ct)?).ok()
+        let key = hmac_sm3(&self.master.wrap, &[purpose]);
+        String::from_utf8(cipher.open(&key[..cipher.key_len()], nonce, binding.as_bytes(), ct)?).ok()
     }
 
     /// Opens the sealed values of these events in place: the plaintext where the key exists,

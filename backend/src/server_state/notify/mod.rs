@@ -12,6 +12,7 @@
 //! status, a refused connection, the channel's own error code) is retried with back-off.
 
 pub mod postgres;
+pub mod sealed;
 pub mod sqlite;
 
 use super::StateError;
