@@ -415,6 +415,35 @@ async fn main() {
         times[0] * 1000.0,
         times[2] * 1000.0
     );
+    let full_median = times[2];
+
+    // The same views from per-tenant snapshots (issue 11, `ducha::snapshots`, what the API uses):
+    // the first view folds the tenant whole and leaves snapshots behind; then views at 20 points
+    // spread over the tenant's life, in scrambled order, each checked against the full fold.
+    let snaps = ducha::snapshots::Snapshots::default();
+    let started = Instant::now();
+    ducha::snapshots::as_of(store, &snaps, head.last_position, &big).await.expect("as of");
+    let cold = started.elapsed().as_secs_f64();
+    let (count, held) = snaps.held();
+    let mut warm = Vec::new();
+    for i in [13u64, 2, 19, 7, 11, 5, 17, 3, 20, 9, 1, 15, 6, 18, 10, 4, 14, 8, 16, 12] {
+        let at = head.last_position * i / 20;
+        let started = Instant::now();
+        let model = ducha::snapshots::as_of(store, &snaps, at, &big).await.expect("as of");
+        warm.push(started.elapsed().as_secs_f64());
+        if i % 5 == 0 {
+            let full = projector::as_of(store, Upto::Position(at), Some(&big)).await.expect("as of");
+            assert!(model == full, "a snapshot view differs from the full fold at {at}");
+        }
+    }
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "| as-of from snapshots, one tenant | first view {:.1} ms (leaves {count} snapshots, {held} events held) | 20 views: median {:.1} ms, max {:.1} ms | full fold ÷ snapshot view (median) {:.1}× |",
+        cold * 1000.0,
+        warm[10] * 1000.0,
+        warm[19] * 1000.0,
+        full_median / warm[10]
+    );
 }
 
 /// The store as it was read before `read_for_fold`: every fold page through `read_all` /

@@ -94,14 +94,21 @@ fn ledger_workbook_is_scoped_to_the_caller() {
     let book = read("xlsx", &all.body);
     let sheet = &book["sheets"][0];
     assert_eq!(sheet["rows"][1][0], "序号");
-    assert_eq!(sheet["max_row"].as_u64().unwrap(), 2 + 5, "title, header and the five findings");
+    assert_eq!(
+        sheet["max_row"].as_u64().unwrap(),
+        2 + 11,
+        "title, header and the findings (the sample's five, the 2024 inspection's six)"
+    );
 
-    // A community officer gets their own community's rows only (the sample's findings are all
-    // cross-cutting, so none).
+    // A community officer gets their own community's rows only: 东风社区's four of 2024 (the
+    // sample's findings are cross-cutting), none of 向阳社区's or 和平社区's.
     let officer = s.login("xx-dongfeng");
     let own = s.get("/api/v1/tenants/xxjd/ledger.xlsx", Some(&officer));
     assert_eq!(own.status, 200, "{}", own.text());
-    assert_eq!(read("xlsx", &own.body)["sheets"][0]["max_row"].as_u64().unwrap(), 2);
+    let own = read("xlsx", &own.body);
+    assert_eq!(own["sheets"][0]["max_row"].as_u64().unwrap(), 2 + 4);
+    let text = own["sheets"][0]["rows"].to_string();
+    assert!(text.contains("东风社区") && !text.contains("向阳社区") && !text.contains("和平社区"), "{text}");
     assert_eq!(s.get("/api/v1/tenants/xxjd/ledger.xlsx", Some(&s.login("yy-admin"))).status, 403);
     let bad = s.get("/api/v1/tenants/xxjd/ledger.xlsx?warning=purple", Some(&admin));
     assert_eq!(bad.status, 400);

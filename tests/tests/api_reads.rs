@@ -32,7 +32,17 @@ fn count(page: &Value, key: &str, value: &str) -> usize {
 fn the_ledger_filters_sorts_pages_and_travels_in_time() {
     let s = Server::demo();
     let admin = s.login("xx-admin");
-    let ledger = |query: &str, token: &str| s.get(&format!("/api/v1/tenants/xxjd/ledger{query}"), Some(token));
+    // The whole ledger: the sample's five findings and the 2024 inspection's six; 东风社区's officer
+    // sees their four.
+    let whole = |token: &str| ok(s.get("/api/v1/tenants/xxjd/ledger", Some(token)))["total"].as_u64();
+    assert_eq!(whole(&admin), Some(11));
+    assert_eq!(whole(&s.login("xx-dongfeng")), Some(4));
+    // From here on, the sample inspection's ledger (the filter in front of every query).
+    let ledger = |query: &str, token: &str| {
+        let q = query.strip_prefix('?').unwrap_or(query);
+        let sep = if q.is_empty() { "" } else { "&" };
+        s.get(&format!("/api/v1/tenants/xxjd/ledger?inspection=2023-ideology{sep}{q}"), Some(token))
+    };
 
     // The sample: five findings, one verified (销号), one overdue (red).
     let all = ok(ledger("", &admin));
@@ -49,7 +59,7 @@ fn the_ledger_filters_sorts_pages_and_travels_in_time() {
     assert_eq!(ids(&ok(ledger("?warning=red", &admin))), ["xx-2023-f4"]);
     assert_eq!(ids(&ok(ledger("?status=verified", &admin))), ["xx-2023-f1"]);
     assert_eq!(ids(&ok(ledger("?status=unassigned", &admin))), ["xx-2023-f2", "xx-2023-f5"]);
-    assert_eq!(ok(ledger("?year=2023&inspection=2023-ideology", &admin))["total"], 5);
+    assert_eq!(ok(ledger("?year=2023", &admin))["total"], 5);
     assert_eq!(ok(ledger("?year=2024", &admin))["total"], 0);
     assert_eq!(ok(ledger("?category=theory", &admin))["total"], 1);
     assert_eq!(ok(ledger("?community=dongfeng", &admin))["total"], 0, "the sample's findings are cross-cutting");
@@ -99,7 +109,7 @@ fn the_ledger_filters_sorts_pages_and_travels_in_time() {
     assert_eq!(ok(ledger("", &s.login("qu-xcb")))["total"], 5);
     assert_eq!(ok(ledger("", &s.login("xx-jiwei")))["total"], 5);
     let officer = s.login("xx-dongfeng");
-    assert_eq!(ok(ledger("", &officer))["total"], 0, "forced to 东风社区, which has no finding");
+    assert_eq!(ok(ledger("", &officer))["total"], 0, "forced to 东风社区, which has no finding in 2023");
     assert_eq!(ok(ledger("?community=dongfeng", &officer))["total"], 0);
     problem(&ledger("?community=heping", &officer), 403);
     let yy = s.login("yy-admin");
@@ -111,8 +121,10 @@ fn the_ledger_filters_sorts_pages_and_travels_in_time() {
     let cards = ok(s.get("/api/v1/tenants/xxjd/scorecards", Some(&admin)));
     let names: Vec<&str> = cards.as_array().unwrap().iter().map(|c| c["community"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["东风社区", "向阳社区", "和平社区", "建设社区", "友谊社区", "光明社区"]);
-    assert!(cards.as_array().unwrap().iter().all(|c| c["inspections"] == 1 && c["latest_max"] == 100));
-    assert_eq!(ok(s.get("/api/v1/tenants/xxjd/scorecards?year=2023", Some(&admin))), cards);
+    // Every community was inspected in 2023 (the sample) and 2024.
+    assert!(cards.as_array().unwrap().iter().all(|c| c["inspections"] == 2 && c["latest_max"] == 100), "{cards}");
+    let y2023 = ok(s.get("/api/v1/tenants/xxjd/scorecards?year=2023", Some(&admin)));
+    assert!(y2023.as_array().unwrap().iter().all(|c| c["inspections"] == 1 && c["latest_max"] == 100), "{y2023}");
     let none = ok(s.get("/api/v1/tenants/xxjd/scorecards?year=2022", Some(&admin)));
     assert!(none.as_array().unwrap().iter().all(|c| c["inspections"] == 0));
     let early = ok(s.get("/api/v1/tenants/xxjd/scorecards?as_of=2023-11-01T00:00:00%2B08:00", Some(&admin)));
@@ -150,9 +162,11 @@ fn the_district_rollup_and_rankings_as_json_and_csv() {
     let xx = &rows[0]["metrics"];
     assert_eq!(
         (xx["inspections"].as_u64(), xx["findings"].as_u64(), xx["overdue"].as_u64()),
-        (Some(1), Some(5), Some(1))
+        // 2023's sample and 2024's inspection: 5 + 6 findings; overdue: the sample's (三) and
+        // three of 2024's (one waits for verification past its deadline).
+        (Some(2), Some(11), Some(4))
     );
-    assert_eq!(xx["completion_rate"]["done"], 1);
+    assert_eq!(xx["completion_rate"]["done"], 2);
     let total: u64 = rows.iter().map(|r| r["metrics"]["findings"].as_u64().unwrap()).sum();
     assert_eq!(r["totals"]["findings"].as_u64(), Some(total));
     assert_eq!(r["ranking_by_score"].as_array().unwrap().len(), 3);
@@ -163,7 +177,7 @@ fn the_district_rollup_and_rankings_as_json_and_csv() {
     assert!(table[0].iter().any(|h| h == "整改完成率(%)") && table[0].iter().any(|h| h == "已销号"));
     assert_eq!(table.len(), 1 + 3 + 1);
     assert_eq!(&table[1][..2], ["xxjd", "XX街道"]);
-    assert_eq!(table[1][5], "5");
+    assert_eq!(table[1][5], "11");
     assert_eq!(table[4][1], "合计");
     assert_eq!(table[4][5], total.to_string());
     assert!(table.iter().all(|row| row.len() == table[0].len()));

@@ -286,7 +286,11 @@ async fn issuing_records_hash_and_position_and_regenerating_gives_the_same_bytes
 fn the_ledger_workbook_reads_back_with_openpyxl() {
     let dir = demo();
     let file = dir.path().join("ledger.xlsx");
-    ducha_ok(dir.path(), &["ledger", "--tenant", "xxjd", "--out", file.to_str().unwrap()]);
+    // The sample inspection's ledger (XX街道's 2024 rows are checked in api_documents.rs).
+    ducha_ok(
+        dir.path(),
+        &["ledger", "--tenant", "xxjd", "--inspection", "2023-ideology", "--out", file.to_str().unwrap()],
+    );
     let book = read("xlsx", &file);
     let sheet = &book["sheets"][0];
     assert_eq!(sheet["name"], "整改台账");
@@ -342,7 +346,20 @@ fn the_ledger_workbook_reads_back_with_openpyxl() {
     assert!(red >= 1);
 
     // Filtered like the ledger screen, and as of a past date.
-    ducha_ok(dir.path(), &["ledger", "--tenant", "xxjd", "--status", "verified", "--out", file.to_str().unwrap()]);
+    ducha_ok(
+        dir.path(),
+        &[
+            "ledger",
+            "--tenant",
+            "xxjd",
+            "--inspection",
+            "2023-ideology",
+            "--status",
+            "verified",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
     let book = read("xlsx", &file);
     assert_eq!(book["sheets"][0]["max_row"], 3);
     assert!(book["sheets"][0]["rows"][0][0].as_str().unwrap().contains("完成情况：已销号"));
@@ -374,7 +391,7 @@ fn the_district_circular_ranks_the_subdistricts() {
     assert_eq!(rows[1][11], "得分排名");
     let ranks: Vec<f64> = rows[2..5].iter().map(|r| r[11].as_f64().unwrap()).collect();
     assert!(ranks.contains(&1.0), "{ranks:?}");
-    assert_eq!(rows[5][4], 27.0, "the district's findings, as `ducha rollup` counts them");
+    assert_eq!(rows[5][4], 33.0, "the district's findings, as `ducha rollup` counts them");
     assert_eq!(book["sheets"][1]["name"], "问题类别");
 
     let docx = dir.path().join("circular.docx");
@@ -413,7 +430,7 @@ fn unknown_names_and_bad_paths_get_clear_errors() {
         err(&["report", "--tenant", "nowhere", "--inspection", "2023-ideology", "--out", out]).contains("未找到街道")
     );
     assert!(err(&["report", "--tenant", "xxjd", "--inspection", "2099-none", "--out", out]).contains("未找到督查"));
-    assert!(err(&["report", "--tenant", "xxjd", "--inspection", "2024-ideology", "--out", out]).contains("未找到督查"));
+    assert!(err(&["report", "--tenant", "xxjd", "--inspection", "2030-ideology", "--out", out]).contains("未找到督查"));
     assert!(err(&[&REPORT[..], &["--out", "/nonexistent-dir/r.docx"]].concat()).contains("无法写入文件"));
     assert!(err(&[&REPORT[..], &["--out", dir.path().to_str().unwrap()]].concat()).contains("是目录"));
     assert!(err(&[&REPORT[..], &["--at-position", "99999999", "--out", out]].concat()).contains("超出日志末尾"));

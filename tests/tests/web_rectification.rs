@@ -208,19 +208,32 @@ fn ledger_filters_sorts_pages_and_exports() {
     let t0 = Instant::now();
     let s = Server::demo();
     let base = s.base_url();
-    // The demo's 5 findings and 50 more of 东风社区: two pages of 50.
+    // The demo's 11 findings (the sample's 5, 2024's 6) and 50 more of 东风社区: two pages of 50.
     dongfeng_findings(&s, 50);
+    // What each filter should show, as the API counts it.
+    let api_admin = s.login("xx-admin");
+    let total = |query: &str| -> usize {
+        let page = s.get(&format!("{T}/ledger?{query}"), Some(&api_admin)).json();
+        page["total"].as_u64().expect("total") as usize
+    };
+    let (all, staffing, in_progress, red) =
+        (total(""), total("category=staffing"), total("status=in_progress"), total("warning=red"));
+    assert_eq!(all, 61);
+    assert!(staffing >= 1 && in_progress >= 2 && red >= 2, "{staffing} {in_progress} {red}");
     let browser = Browser::launch();
     let page = browser.new_page();
     page.login(&base, "xx-admin", "ducha-demo");
     page.click("[data-testid=nav-ledger]");
     page.wait_for("[data-testid=ledger-row]");
     assert_eq!(page.texts_of("[data-testid=ledger-row]").len(), 50);
-    assert_eq!(page.attribute("[data-testid=ledger-total]", "data-total").as_deref(), Some("55"));
+    assert_eq!(page.attribute("[data-testid=ledger-total]", "data-total"), Some(all.to_string()));
     page.screenshot("web-rectification-ledger");
     assert!(page.exists("[data-testid=ledger-page-prev][disabled]"));
     page.click("[data-testid=ledger-page-next]");
-    page.wait_until("document.querySelectorAll('[data-testid=ledger-row]').length === 5", "page 2");
+    page.wait_until(
+        &format!("document.querySelectorAll('[data-testid=ledger-row]').length === {}", all - 50),
+        "page 2",
+    );
     assert!(page.text_of("[data-testid=ledger-total]").contains("第 2 / 2 页"));
     assert!(page.exists("[data-testid=ledger-page-next][disabled]"), "the last page");
     assert_eq!(page.text_of("[data-testid=ledger-row]:first-child td"), "51");
@@ -235,14 +248,16 @@ fn ledger_filters_sorts_pages_and_exports() {
 
     // Filters: status, then warning level; an empty result says what to do.
     choose(&page, "[data-testid=ledger-filter-category]", "staffing");
-    page.wait_until("document.querySelectorAll('[data-testid=ledger-row]').length === 1", "1 of 队伍建设");
+    let rows_are = |n: usize| format!("document.querySelectorAll('[data-testid=ledger-row]').length === {n}");
+    page.wait_until(&rows_are(staffing), "the rows of 队伍建设");
     choose(&page, "[data-testid=ledger-filter-category]", "");
     choose(&page, "[data-testid=ledger-filter-status]", "in_progress");
-    page.wait_until("document.querySelectorAll('[data-testid=ledger-row]').length === 2", "2 in progress");
+    page.wait_until(&rows_are(in_progress), "the rows in progress");
     choose(&page, "[data-testid=ledger-filter-status]", "");
     choose(&page, "[data-testid=ledger-filter-warning]", "red");
-    page.wait_until("document.querySelectorAll('[data-testid=ledger-row]').length === 1", "1 red");
-    choose(&page, "[data-testid=ledger-filter-community]", "dongfeng");
+    page.wait_until(&rows_are(red), "the red rows");
+    // 光明社区 has no overdue rectification.
+    choose(&page, "[data-testid=ledger-filter-community]", "guangming");
     page.wait_for_text("[data-testid=empty]", "筛选条件");
 
     // Export with the same filters: an XLSX blob fetched with the token.
@@ -258,7 +273,7 @@ fn ledger_filters_sorts_pages_and_exports() {
     // 100 rows a page: everything on one page.
     choose(&page, "[data-testid=ledger-filter-warning]", "");
     choose(&page, "[data-testid=ledger-page-size]", "100");
-    page.wait_until("document.querySelectorAll('[data-testid=ledger-row]').length === 55", "55 rows");
+    page.wait_until(&rows_are(all), "every row on one page");
 
     // A phone: the table becomes cards, nothing overflows the viewport.
     page.set_viewport(390, 844, true);
