@@ -118,6 +118,62 @@ impl Visibility {
     }
 }
 
+type SharedRead = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Result<Arc<Vec<RecordedEvent>>, String>>,
+>;
+
+/// One read of a tenant's log shared by every live stream that needs the same one: an append wakes
+/// every stream of the tenant at once (hundreds of open dashboards), and each would otherwise read
+/// the same events itself — as many blocking reads, store connections and buffers at a time as
+/// there are streams (the soak measured the memory this took). Streams at the same position woken
+/// by the same head share one read; a read is keyed by tenant and position and valid for the head
+/// it was started at (a later head starts a new one, and drops the tenant's older ones).
+#[derive(Default)]
+pub struct SharedReads {
+    reads: std::sync::Mutex<std::collections::HashMap<(TenantId, u64), (u64, SharedRead)>>,
+}
+
+impl SharedReads {
+    /// The tenant's events after `after` (up to `PAGE`), read once for everyone asking with the
+    /// store's head at `head`.
+    async fn read(
+        &self,
+        store: &Arc<dyn EventStore>,
+        tenant: &TenantId,
+        after: u64,
+        head: u64,
+    ) -> Result<Arc<Vec<RecordedEvent>>, String> {
+        use futures_util::FutureExt;
+        let shared = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            match reads.get(&(tenant.clone(), after)) {
+                Some((at, read)) if *at == head => read.clone(),
+                _ => {
+                    reads.retain(|(t, _), (at, _)| t != tenant || *at >= head);
+                    let (store, t) = (store.clone(), tenant.clone());
+                    let read = async move {
+                        store.read_tenant(&t, after, PAGE, Upto::Head).await.map(Arc::new).map_err(|e| e.to_string())
+                    }
+                    .boxed()
+                    .shared();
+                    reads.insert((tenant.clone(), after), (head, read.clone()));
+                    read
+                }
+            }
+        };
+        shared.await
+    }
+
+    /// How many reads are kept (for tests).
+    pub fn len(&self) -> usize {
+        self.reads.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One SSE frame.
 fn frame(e: &RecordedEvent) -> Bytes {
     let data = LiveEvent {
@@ -180,8 +236,8 @@ async fn pump(
     loop {
         // Everything new since the last frame (a notification may stand for many appends).
         loop {
-            heads.borrow_and_update();
-            let batch = match store.read_tenant(&tenant, after, PAGE, Upto::Head).await {
+            let head = *heads.borrow_and_update();
+            let batch = match model.live_reads.read(&store, &tenant, after, head).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(error = %e, tenant = %tenant, "live stream cannot read the log; ending it");
@@ -305,5 +361,29 @@ mod tests {
         let model = state.live.read();
         let facts = model.directory().tenant(&tenant).unwrap();
         assert!(facts.communities.iter().any(|c| c.community_id.as_str() == "xinhua"));
+    }
+
+    /// Streams woken by the same append share one read of the log: a hundred concurrent asks at
+    /// the same position and head get the very same page; a later head reads again and drops the
+    /// tenant's older reads.
+    #[actix_web::test]
+    async fn streams_at_one_position_share_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Demo::load(dir.path()).await;
+        let state = &demo.state;
+        let tenant = TenantId::parse("xxjd").unwrap();
+        let head = state.store.head().await.unwrap();
+        let after = head - 20;
+        let reads = SharedReads::default();
+        let asks = (0..100).map(|_| reads.read(&state.store, &tenant, after, head));
+        let pages = futures_util::future::join_all(asks).await;
+        let first = pages[0].as_ref().unwrap().clone();
+        assert!(!first.is_empty() && first.iter().all(|e| e.tenant == tenant && e.position > after));
+        assert!(pages.iter().all(|p| Arc::ptr_eq(p.as_ref().unwrap(), &first)), "one read for all");
+        assert_eq!(reads.len(), 1);
+        // A new head: a new read, the old one dropped.
+        let again = reads.read(&state.store, &tenant, after, head + 1).await.unwrap();
+        assert!(!Arc::ptr_eq(&again, &first));
+        assert_eq!(reads.len(), 1);
     }
 }

@@ -98,6 +98,8 @@ pub struct LiveModel {
     loaded: AtomicBool,
     /// Per-tenant snapshots for "as of" views; cleared with the model after an erasure.
     pub snapshots: crate::snapshots::Snapshots,
+    /// The live streams' shared reads of each tenant's new events (`api::live`).
+    pub live_reads: crate::api::live::SharedReads,
 }
 
 const PAGE: usize = 2_000;
@@ -113,6 +115,7 @@ impl LiveModel {
             position: AtomicU64::new(position),
             loaded: AtomicBool::new(true),
             snapshots: crate::snapshots::Snapshots::default(),
+            live_reads: crate::api::live::SharedReads::default(),
         })
     }
 
