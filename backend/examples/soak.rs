@@ -495,11 +495,13 @@ async fn reader(
     }
 }
 
-fn rss_bytes(pid: u32) -> Option<u64> {
+/// The server's resident memory (bytes) and threads.
+fn rss_and_threads(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let field = |name: &str| -> Option<u64> {
+        status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")? * 1024, field("Threads:")?))
 }
 
 fn open_files_limit() -> Option<u64> {
@@ -589,6 +591,9 @@ fn main() {
     let outcome = rt.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(4096)
+            // Below the server's keep-alive (5 s): a pooled connection is never reused just as the
+            // server closes it (which would be the client's error, not the server's).
+            .pool_idle_timeout(Duration::from_secs(2))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .expect("client");
@@ -679,11 +684,11 @@ fn main() {
             .collect();
 
         // Memory, every 5 s, until the end of the run.
-        let mut memory: Vec<(f64, u64)> = Vec::new();
+        let mut memory: Vec<(f64, u64, u64)> = Vec::new();
         let mut next_report = 60.0;
         while shared.started.elapsed() < run {
-            if let Some(rss) = rss_bytes(pid) {
-                memory.push((shared.started.elapsed().as_secs_f64(), rss));
+            if let Some((rss, threads)) = rss_and_threads(pid) {
+                memory.push((shared.started.elapsed().as_secs_f64(), rss, threads));
             } else {
                 shared.error("the server is gone".into());
                 break;
@@ -800,7 +805,8 @@ fn main() {
 
 struct Outcome {
     elapsed: f64,
-    memory: Vec<(f64, u64)>,
+    /// (seconds, RSS bytes, threads).
+    memory: Vec<(f64, u64, u64)>,
     latencies: BTreeMap<&'static str, Vec<(f64, f64)>>,
     errors: Vec<String>,
     error_count: u64,
@@ -817,21 +823,23 @@ struct Outcome {
 fn report(a: &Args, o: &Outcome) -> bool {
     let fifth = o.elapsed / 5.0;
     println!("\n## Soak: {:.1} min, {} live streams, {} readers, 3 writers\n", o.elapsed / 60.0, a.sse, a.readers);
-    println!("Memory (server RSS), per minute:\n");
-    println!("| minute | RSS MiB |");
-    println!("| ---: | ---: |");
-    let mut minute = 0.0;
-    for (t, rss) in &o.memory {
-        if *t >= minute {
-            println!("| {:.0} | {:.1} |", t / 60.0, *rss as f64 / 1048576.0);
-            minute += 60.0;
+    // Every 30 s for short runs, every minute for long ones.
+    let step = if o.elapsed < 600.0 { 30.0 } else { 60.0 };
+    println!("Memory (server RSS) and threads, every {step:.0} s:\n");
+    println!("| minute | RSS MiB | threads |");
+    println!("| ---: | ---: | ---: |");
+    let mut next = 0.0;
+    for (t, rss, threads) in &o.memory {
+        if *t >= next {
+            println!("| {:.1} | {:.1} | {threads} |", t / 60.0, *rss as f64 / 1048576.0);
+            next += step;
         }
     }
-    if let Some((t, rss)) = o.memory.last() {
-        println!("| {:.1} (last) | {:.1} |", t / 60.0, *rss as f64 / 1048576.0);
+    if let Some((t, rss, threads)) = o.memory.last() {
+        println!("| {:.1} (last) | {:.1} | {threads} |", t / 60.0, *rss as f64 / 1048576.0);
     }
     let after: Vec<(f64, f64)> =
-        o.memory.iter().filter(|(t, _)| *t >= fifth).map(|(t, r)| (t / 60.0, *r as f64)).collect();
+        o.memory.iter().filter(|(t, _, _)| *t >= fifth).map(|(t, r, _)| (t / 60.0, *r as f64)).collect();
     let s = slope(&after);
     let growing = s / 1024.0 > a.max_slope_kib;
     println!(
