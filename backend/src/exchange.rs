@@ -3,7 +3,7 @@
 
 use crate::store::{AppendRequest, EventStore, ExpectedVersion, Upto};
 use anyhow::{Context, bail};
-use ducha_events::chain::ChainVerifier;
+use ducha_events::chain::{ChainHash, ChainVerifier};
 use ducha_events::envelope::{NewEvent, RecordedEvent};
 use ducha_events::ids::TenantId;
 use std::io::{BufRead, Write};
@@ -28,27 +28,10 @@ pub async fn export<S: EventStore + ?Sized>(store: &S, tenant: &TenantId, out: &
 /// Reads an export, checks its chain, and appends it to `store`. The tenant must be new to the
 /// store. Each appended event must come out with the same hash as in the file, or the import stops.
 pub async fn import<S: EventStore + ?Sized>(store: &S, input: impl BufRead) -> anyhow::Result<u64> {
-    let mut events: Vec<RecordedEvent> = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("读取第 {} 行失败 / cannot read line", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let e: RecordedEvent = serde_json::from_str(&line)
-            .with_context(|| format!("第 {} 行不是有效的事件 / line {} is not a valid event", i + 1, i + 1))?;
-        events.push(e);
-    }
+    // The file's chain must be in the target's hash: the store re-hashes every event it appends.
+    let events = read_export(input, store.chain_hash())?;
     let Some(first) = events.first() else { bail!("导入文件为空 / the import file is empty") };
     let tenant = first.tenant.clone();
-    if events.iter().any(|e| e.tenant != tenant) {
-        bail!("导入文件包含多个租户 / the file mixes tenants");
-    }
-    // The file's chain must be in the target's hash: the store re-hashes every event it appends.
-    let mut verifier = ChainVerifier::new(store.chain_hash());
-    for e in &events {
-        e.decode().with_context(|| format!("事件 {} 无法解码 / cannot decode", e.event_id))?;
-        verifier.check(e).map_err(|b| anyhow::anyhow!("导入文件的哈希链无效 / the file's chain is broken: {b}"))?;
-    }
     if store.tenants().await?.iter().any(|h| h.tenant == tenant) {
         bail!("租户 {tenant} 在目标库中已存在 / tenant already exists in the target store");
     }
@@ -115,6 +98,32 @@ pub async fn import<S: EventStore + ?Sized>(store: &S, input: impl BufRead) -> a
         bail!("导入后的哈希与文件不一致（目标库中已有更晚的事件？） / imported hashes differ from the file");
     }
     Ok(events.len() as u64)
+}
+
+/// Reads an export (untrusted bytes) without a store: one event per line, one tenant, every payload
+/// decodable, the chain hashed with `hash` and unbroken from the genesis. Not empty.
+pub fn read_export(input: impl BufRead, hash: ChainHash) -> anyhow::Result<Vec<RecordedEvent>> {
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("读取第 {} 行失败 / cannot read line", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: RecordedEvent = serde_json::from_str(&line)
+            .with_context(|| format!("第 {} 行不是有效的事件 / line {} is not a valid event", i + 1, i + 1))?;
+        events.push(e);
+    }
+    let Some(first) = events.first() else { bail!("导入文件为空 / the import file is empty") };
+    let tenant = first.tenant.clone();
+    if events.iter().any(|e| e.tenant != tenant) {
+        bail!("导入文件包含多个租户 / the file mixes tenants");
+    }
+    let mut verifier = ChainVerifier::new(hash);
+    for e in &events {
+        e.decode().with_context(|| format!("事件 {} 无法解码 / cannot decode", e.event_id))?;
+        verifier.check(e).map_err(|b| anyhow::anyhow!("导入文件的哈希链无效 / the file's chain is broken: {b}"))?;
+    }
+    Ok(events)
 }
 
 /// What `ducha copy` did.

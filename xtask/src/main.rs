@@ -1,11 +1,13 @@
-//! Project tasks: `cargo xtask test | run | web | bench`. Only the standard library, so it builds fast.
+//! Project tasks: `cargo xtask test | run | web | bench | fuzz | soak`. Only the standard library, so it builds fast.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod fuzz;
 mod peers;
 mod postgres;
+mod soak;
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -14,9 +16,11 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("web") => web().map(|_| ()),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|run|web|bench>\n  test   format, lint, wasm check, the web app and every test\n  run    build the web app and the server, serve the demo (prints the URL and the demo logins)\n  web    build the web app (WASM) into target/web-dist\n  bench  run the benchmarks and print their figures (`bench peers`: only Ducha next to eventsourcing and cqrs-es)"
+                "usage: cargo xtask <test|run|web|bench|fuzz|soak>\n  test   format, lint, wasm check, the web app and every test\n  run    build the web app and the server, serve the demo (prints the URL and the demo logins)\n  web    build the web app (WASM) into target/web-dist\n  bench  run the benchmarks and print their figures (`bench peers`: only Ducha next to eventsourcing and cqrs-es)\n  fuzz   [--seconds N] [TARGET…] run the libFuzzer targets of fuzz/ (nightly, cargo-fuzz), N s each (default 60)\n  soak   [--minutes M] the release server under a mixed load for M minutes (default 10): memory, errors, SSE, p99"
             );
             return ExitCode::from(2);
         }

@@ -97,8 +97,12 @@ pub(crate) fn rejection(r: TokenRejection) -> ApiError {
 
 /// The bearer token of a request, or the 401 for its absence or shape.
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
-    let token = match value {
+    bearer_token(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+}
+
+/// The token of an `Authorization: Bearer …` header value, or the 401 for its absence or shape.
+pub fn bearer_token(value: Option<&str>) -> Result<String, ApiError> {
+    let token = match value.map(str::trim) {
         None => return Err(ApiError::unauthorized("token_missing", "请先登录", "missing bearer token")),
         Some(v) => match v.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),

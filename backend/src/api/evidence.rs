@@ -70,7 +70,7 @@ pub struct EvidencePath {
     pub sha256: String,
 }
 
-fn is_sha256(s: &str) -> bool {
+pub fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -109,7 +109,7 @@ fn may_upload(actor: &Actor, tenant: &TenantId, tenant_target: &Target) -> Resul
 
 /// The MIME type of an upload: its part's type, or its extension's when the part has none (or the
 /// generic `application/octet-stream`). `None` when it is not one we accept.
-fn accepted_type(declared: Option<&str>, filename: &str) -> Option<&'static str> {
+pub fn accepted_type(declared: Option<&str>, filename: &str) -> Option<&'static str> {
     let declared = declared.map(|d| d.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     match declared.as_deref() {
         Some(d) if !d.is_empty() && d != "application/octet-stream" => {
@@ -123,7 +123,7 @@ fn accepted_type(declared: Option<&str>, filename: &str) -> Option<&'static str>
 }
 
 /// Whether the first bytes look like `content_type` (a renamed executable is not a PDF).
-fn looks_like(content_type: &str, head: &[u8]) -> bool {
+pub fn looks_like(content_type: &str, head: &[u8]) -> bool {
     match content_type {
         "application/pdf" => head.starts_with(b"%PDF-"),
         "image/jpeg" => head.starts_with(&[0xFF, 0xD8, 0xFF]),
@@ -135,7 +135,7 @@ fn looks_like(content_type: &str, head: &[u8]) -> bool {
 }
 
 /// The file name as given, without any folder part, at most 255 characters.
-fn clean_filename(name: Option<&str>) -> String {
+pub fn clean_filename(name: Option<&str>) -> String {
     let base = name.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("").trim();
     let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
     if cleaned.is_empty() { "evidence".to_owned() } else { cleaned }

@@ -85,21 +85,28 @@ impl FromRequest for IfMatch {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdempotencyKey(pub Option<String>);
 
+impl IdempotencyKey {
+    /// The header's value as bytes (untrusted): 1 to 128 visible ASCII characters.
+    pub fn parse(value: &[u8]) -> Result<IdempotencyKey, ApiError> {
+        match std::str::from_utf8(value) {
+            Ok(s) if is_visible_token(s) => Ok(IdempotencyKey(Some(s.to_owned()))),
+            _ => Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key 应为 1 到 128 个可见 ASCII 字符",
+                "Idempotency-Key must be 1 to 128 visible ASCII characters",
+            )
+            .with_field("Idempotency-Key")),
+        }
+    }
+}
+
 impl FromRequest for IdempotencyKey {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match req.headers().get("idempotency-key") {
             None => Ok(IdempotencyKey(None)),
-            Some(v) => match v.to_str() {
-                Ok(s) if is_visible_token(s) => Ok(IdempotencyKey(Some(s.to_owned()))),
-                _ => Err(ApiError::bad_request(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key 应为 1 到 128 个可见 ASCII 字符",
-                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                )
-                .with_field("Idempotency-Key")),
-            },
+            Some(v) => IdempotencyKey::parse(v.as_bytes()),
         };
         ready(result)
     }
@@ -150,34 +157,53 @@ impl FromRequest for AsOf {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Only our two parameters are read here; the endpoint's own query struct reads the rest.
-        let params = web::Query::<AsOfParams>::from_query(req.query_string()).map(web::Query::into_inner);
+        let asked = AsOfQuery::parse(req.query_string());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let params = params.map_err(|e| {
-                as_of_error(&format!("查询参数无效：{e}"), &format!("invalid query: {e}"), "at_position")
-            })?;
-            match (params.as_of, params.at_position) {
-                (Some(_), Some(_)) => Err(as_of_error(
-                    "as_of 与 at_position 只能给出一个",
-                    "give either as_of or at_position, not both",
-                    "as_of",
-                )),
-                (Some(t), None) => {
-                    let at = time::parse(&t).map_err(|_| {
-                        as_of_error(
-                            "as_of 应为 RFC 3339 时间，如 2024-01-01T00:00:00+08:00",
-                            "as_of must be an RFC 3339 time",
-                            "as_of",
-                        )
-                    })?;
+            match asked? {
+                AsOfQuery::Time(at) => {
                     let state = state.ok_or_else(|| ApiError::internal("AppState missing"))?;
                     let position = state.store.position_at(at).await?;
                     Ok(AsOf { upto: Upto::Position(position), today: time::local_date(&at), at: Some(at) })
                 }
-                (None, Some(p)) => Ok(AsOf { upto: Upto::Position(p), ..AsOf::now() }),
-                (None, None) => Ok(AsOf::now()),
+                AsOfQuery::Position(p) => Ok(AsOf { upto: Upto::Position(p), ..AsOf::now() }),
+                AsOfQuery::Now => Ok(AsOf::now()),
             }
         })
+    }
+}
+
+/// What a query string asks "as of", before the store turns a time into a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOfQuery {
+    Now,
+    Time(Timestamp),
+    Position(u64),
+}
+
+impl AsOfQuery {
+    /// Reads `as_of` and `at_position` from a raw query string (untrusted); the endpoint's own query
+    /// struct reads the rest.
+    pub fn parse(query: &str) -> Result<AsOfQuery, ApiError> {
+        let params = web::Query::<AsOfParams>::from_query(query)
+            .map(web::Query::into_inner)
+            .map_err(|e| as_of_error(&format!("查询参数无效：{e}"), &format!("invalid query: {e}"), "at_position"))?;
+        match (params.as_of, params.at_position) {
+            (Some(_), Some(_)) => Err(as_of_error(
+                "as_of 与 at_position 只能给出一个",
+                "give either as_of or at_position, not both",
+                "as_of",
+            )),
+            (Some(t), None) => time::parse(&t).map(AsOfQuery::Time).map_err(|_| {
+                as_of_error(
+                    "as_of 应为 RFC 3339 时间，如 2024-01-01T00:00:00+08:00",
+                    "as_of must be an RFC 3339 time",
+                    "as_of",
+                )
+            }),
+            (None, Some(p)) => Ok(AsOfQuery::Position(p)),
+            (None, None) => Ok(AsOfQuery::Now),
+        }
     }
 }
 

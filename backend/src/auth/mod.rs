@@ -22,7 +22,7 @@ use crate::server_state::{SessionStatus, Sessions, StateError};
 use ducha_events::authz::{Grant, Scope};
 use ducha_events::projection::UserEntry;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -153,6 +153,31 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| crate::password::hash("ducha-timing-equaliser").unwrap_or_default())
 }
 
+/// What a token must satisfy: only `algorithm` (no `none`, no HS/RS confusion), this issuer and
+/// audience, every time claim present and within `leeway` seconds.
+pub fn token_validation(algorithm: Algorithm, issuer: &str, audience: &str, leeway: u64) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.algorithms = vec![algorithm];
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.leeway = leeway;
+    validation
+}
+
+/// Reads a bearer token (untrusted bytes): signature, algorithm, issuer, audience, times, then the
+/// claims. Everything but the session, which [`AuthService::validate`] checks.
+pub fn read_token(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Claims, TokenRejection> {
+    let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
+        ErrorKind::ExpiredSignature => TokenRejection::Expired,
+        ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
+        _ => TokenRejection::Invalid,
+    })?;
+    Ok(data.claims)
+}
+
 pub struct AuthService {
     keys: SigningKeys,
     validation: Validation,
@@ -184,15 +209,8 @@ impl AuthService {
     ) -> Result<AuthService, AuthError> {
         let keys = SigningKeys::load(config, data_dir)?;
         tracing::info!(source = %keys.source, "token signing key loaded");
-        // Only the configured algorithm is accepted: no `none`, no HS/RS confusion.
-        let mut validation = Validation::new(keys.algorithm);
-        validation.algorithms = vec![keys.algorithm];
-        validation.set_issuer(&[&config.jwt_issuer]);
-        validation.set_audience(&[&config.jwt_audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = config.token_leeway_seconds;
+        let validation =
+            token_validation(keys.algorithm, &config.jwt_issuer, &config.jwt_audience, config.token_leeway_seconds);
         Ok(AuthService {
             keys,
             validation,
@@ -289,14 +307,7 @@ impl AuthService {
 
     /// Everything but the session: signature, algorithm, issuer, audience, times.
     pub fn validate_signed(&self, token: &str) -> Result<Claims, TokenRejection> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.keys.decoding, &self.validation).map_err(|e| match e
-            .kind()
-        {
-            ErrorKind::ExpiredSignature => TokenRejection::Expired,
-            ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
-            _ => TokenRejection::Invalid,
-        })?;
-        Ok(data.claims)
+        read_token(token, &self.keys.decoding, &self.validation)
     }
 
     /// Ends a token's session (logout), on every replica and across restarts.
