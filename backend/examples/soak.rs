@@ -398,7 +398,7 @@ async fn writer(
         let _ = first.bytes().await;
         shared.record("POST progress", t);
         highest = highest.max(p);
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             let t = Instant::now();
             match send().await {
                 Ok(r) if r.status().is_success() => {
@@ -415,7 +415,7 @@ async fn writer(
                 Err(e) => shared.error(format!("retry of {key}: {e}")),
             }
         }
-        if n % 20 == 0 {
+        if n.is_multiple_of(20) {
             let boundary = "soak-boundary-5b1f";
             let body = format!(
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"整改说明-{n}.txt\"\r\nContent-Type: text/plain\r\n\r\n{tenant} 第{n}次整改说明。\r\n--{boundary}--\r\n"
