@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 /// Tenants with fewer events than this are folded whole (it takes tens of milliseconds).
 pub const MIN_EVENTS: u64 = 20_000;
 /// Events of a tenant between two of its snapshots: the most an "as of" view folds on top.
-pub const EVERY: u64 = 20_000;
+pub const EVERY: u64 = 10_000;
 /// The events all snapshots together may hold (a snapshot of a model of `n` events counts `n`).
 pub const BUDGET: u64 = 2_000_000;
 const PAGE: usize = 5_000;
