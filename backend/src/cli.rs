@@ -152,7 +152,9 @@ pub enum Cmd {
         to_state: Option<String>,
     },
     /// Take a consistent online backup (the server may keep running) into one archive: the events,
-    /// the evidence files and a manifest (position, every tenant's chain head, SHA-256 of every part).
+    /// the evidence files and a manifest (position, every tenant's chain head, SHA-256 of every part),
+    /// signed with the deployment's anchor key (`anchor_key_file`, or the data directory's
+    /// `anchor.key`).
     Backup {
         /// The archive to write (must not exist).
         #[arg(long)]
@@ -161,6 +163,12 @@ pub enum Cmd {
         /// on PostgreSQL, in the database).
         #[arg(long)]
         evidence_dir: Option<PathBuf>,
+        /// TOML configuration file (for `anchor_key_file` and `anchor_algorithm`).
+        #[arg(long, env = "DUCHA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Write the manifest unsigned (a shared store with no `anchor_key_file`).
+        #[arg(long)]
+        unsigned: bool,
     },
     /// Restore a backup into an empty store (`--to`, else `--store`/`--data-dir`): every part is
     /// checked against the manifest and the restored chains must end on the manifest's heads.
@@ -176,6 +184,13 @@ pub enum Cmd {
         /// The evidence directory of the target, when not the data directory's `evidence` folder.
         #[arg(long)]
         evidence_dir: Option<PathBuf>,
+        /// Accept only a manifest signed by this public key (`ed25519:<hex>` or `sm2:<hex>`, as
+        /// `ducha anchors public-key` prints it), kept apart from the backups.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Accept an archive whose manifest is not signed (made before backups were signed).
+        #[arg(long, conflicts_with = "public_key")]
+        allow_unsigned: bool,
     },
     /// Print a district's roll-up table.
     Rollup {
@@ -442,8 +457,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Copy { from, to, from_state, to_state } => {
             copy(&from, &to, from_state.as_deref(), to_state.as_deref(), sync).await
         }
-        Cmd::Backup { out, evidence_dir } => {
-            let m = crate::backup::backup(&location, evidence_dir.as_deref(), &out).await?;
+        Cmd::Backup { out, evidence_dir, config, unsigned } => {
+            let key = if unsigned { None } else { Some(backup_key(config.as_deref(), &location)?) };
+            let m = crate::backup::backup(&location, evidence_dir.as_deref(), &out, key.as_ref()).await?;
             println!(
                 "已备份 {} 个事件（位置 {}，{} 个租户）与 {} 个佐证文件到 {} / backed up {} events (position {}) and {} \
                  evidence files",
@@ -457,14 +473,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 m.evidence_files
             );
             print!("{}", m.render_heads());
+            match &key {
+                Some(k) => {
+                    let p = k.public_key();
+                    println!(
+                        "清单已用 {} 密钥 {} 签名 / manifest signed with {} key {}",
+                        p.algorithm.code(),
+                        p.key_id,
+                        p.algorithm.code(),
+                        p.key_id
+                    );
+                }
+                None => println!("清单未签名（--unsigned） / manifest not signed (--unsigned)"),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Restore { file, to, to_state, evidence_dir } => {
+        Cmd::Restore { file, to, to_state, evidence_dir, public_key, allow_unsigned } => {
             let target = match to {
                 Some(url) => StoreLocation::parse(&url, sync)?,
                 None => location,
             };
-            let r = crate::backup::restore(&file, &target, to_state.as_deref(), evidence_dir.as_deref()).await?;
+            let trust = crate::backup::signature::Trust {
+                pinned: public_key.as_deref().map(parse_public_key).transpose()?,
+                allow_unsigned,
+            };
+            let r =
+                crate::backup::restore(&file, &target, to_state.as_deref(), evidence_dir.as_deref(), &trust).await?;
             let m = &r.manifest;
             println!(
                 "已恢复 {} 个事件与 {} 个佐证文件到 {}，哈希链校验通过，链头与备份清单一致 / restored {} events and {} \
@@ -476,6 +510,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.evidence_files
             );
             print!("{}", m.render_heads());
+            println!("{}", render_signed(&r.signed));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Serve { listen, demo, config } => {
@@ -546,6 +581,39 @@ fn read_anchors(path: &std::path::Path) -> anyhow::Result<crate::anchors::Anchor
         bail!("锚点文件格式 {:?} 无法识别 / unknown anchors file format", file.format);
     }
     Ok(file)
+}
+
+/// The key that signs a backup's manifest: the configured `anchor_key_file`, or the SQLite data
+/// directory's `anchor.key` (generated if absent, as `ducha serve` does). A shared store without a
+/// configured key is refused rather than backed up unsigned without being asked.
+fn backup_key(config: Option<&std::path::Path>, location: &StoreLocation) -> anyhow::Result<crate::anchors::AnchorKey> {
+    let config = crate::config::Config::load(config, &crate::config::FlagOverrides::default())?;
+    let data_dir = location.data_dir();
+    if config.anchor_key_file.is_none() && data_dir.is_none() {
+        bail!(
+            "共享存储的备份需要签名密钥：在配置中设置 anchor_key_file（与各副本相同），或明确加 --unsigned / a backup of \
+             a shared store needs the signing key: set anchor_key_file (the replicas' one), or pass --unsigned"
+        );
+    }
+    Ok(crate::anchors::AnchorKey::load(config.anchor_key_file.as_deref(), data_dir, config.anchor_algorithm)?)
+}
+
+fn render_signed(signed: &crate::backup::signature::Signed) -> String {
+    use crate::backup::signature::Signed;
+    match signed {
+        Signed::ByPinnedKey(p) => format!(
+            "清单签名有效，签名密钥 {} 即指定公钥 / the manifest's signature verifies under the pinned key {}",
+            p.key_id, p.key_id
+        ),
+        Signed::By(p) => format!(
+            "清单签名有效（密钥 {}，{}），但未与指定公钥核对：请用 --public-key 确认签名者 / the manifest's signature \
+             verifies (key {}), but no key was pinned: pass --public-key to check who signed it",
+            p.key_id,
+            p.algorithm.code(),
+            p.key_id
+        ),
+        Signed::Unsigned => "清单未签名（--allow-unsigned） / the manifest is not signed (--allow-unsigned)".to_owned(),
+    }
 }
 
 /// A pinned public key: `ed25519:<hex>`, `sm2:<hex>`, or bare hex (Ed25519 is 32 bytes, SM2 65).

@@ -280,3 +280,162 @@ fn a_non_empty_target_and_a_tampered_archive_are_refused() {
     assert!(!out.status.success() && !stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert!(std::fs::read_dir(fresh.path()).unwrap().next().is_none(), "nothing written");
 }
+
+/// Rewrites a tar archive with Python's tarfile (an independent reader and writer): each
+/// `(name, Some(bytes))` replaces that member's content, `(name, None)` drops it; order is kept.
+fn rewrite_archive(src: &Path, dst: &Path, changes: &[(&str, Option<&[u8]>)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = vec![src.display().to_string(), dst.display().to_string()];
+    for (i, (name, bytes)) in changes.iter().enumerate() {
+        args.push((*name).to_owned());
+        match bytes {
+            Some(b) => {
+                let f = dir.path().join(format!("part{i}"));
+                std::fs::write(&f, b).unwrap();
+                args.push(f.display().to_string());
+            }
+            None => args.push("-".to_owned()),
+        }
+    }
+    let script = r#"
+import io, sys, tarfile
+src, dst, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+changes = dict(zip(rest[0::2], rest[1::2]))
+with tarfile.open(src) as t, tarfile.open(dst, "w", format=tarfile.GNU_FORMAT) as out:
+    for m in t.getmembers():
+        if m.name in changes:
+            if changes[m.name] == "-":
+                continue
+            data = open(changes[m.name], "rb").read()
+        else:
+            data = t.extractfile(m).read()
+        m.size = len(data)
+        out.addfile(m, io.BytesIO(data))
+"#;
+    let out = std::process::Command::new("python3").arg("-c").arg(script).args(&args).output().expect("python3");
+    assert!(out.status.success(), "rewriting the archive: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn member(archive: &Path, name: &str) -> Vec<u8> {
+    let out = std::process::Command::new("tar").arg("-xOf").arg(archive).arg(name).output().expect("tar");
+    assert!(out.status.success(), "tar {name}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn restore_with(archive: &Path, target: &Path, extra: &[&str]) -> std::process::Output {
+    let to = format!("sqlite:{}", target.display());
+    let mut args = vec!["restore", archive.to_str().unwrap(), "--to", &to];
+    args.extend_from_slice(extra);
+    ducha(target, &args)
+}
+
+/// The manifest is signed with the deployment's anchor key. An insider who rewrites an evidence
+/// file and recomputes the manifest cannot make the old signature fit; re-signing with a key of
+/// their own passes only where no key is pinned (and restore prints that key's id); an archive
+/// with its signature removed is refused unless `--allow-unsigned`. A wrong or malformed pinned key
+/// is refused. Nothing is written by a refused restore.
+#[test]
+fn a_backup_is_signed_and_a_rewritten_or_resigned_manifest_is_refused() {
+    use ducha::anchors::AnchorKey;
+    use ducha::backup::signature::{SIGNATURE, sign};
+    let server = Server::demo();
+    let token = server.login("xx-admin");
+    let evidence = pdf(9);
+    let sha = upload(&server, &token, "整改台账.pdf", &evidence);
+    let out_dir = tempfile::tempdir().unwrap();
+    let archive = out_dir.path().join("signed.tar");
+    let printed = ducha_ok(server.data_dir.path(), &["backup", "--out", archive.to_str().unwrap()]);
+
+    // The deployment's key, as `ducha anchors public-key` publishes it.
+    let public: Value =
+        serde_json::from_str(&ducha_ok(server.data_dir.path(), &["anchors", "public-key"])).expect("public key JSON");
+    let key_id = public["key_id"].as_str().unwrap().to_owned();
+    let pinned = format!("{}:{}", public["algorithm"].as_str().unwrap(), public["public_key"].as_str().unwrap());
+    assert!(printed.contains(&key_id), "backup names the signing key: {printed}");
+    let sig: Value = serde_json::from_slice(&member(&archive, SIGNATURE)).expect("signature JSON");
+    assert_eq!(sig["signer"]["key_id"], key_id.as_str());
+    let names = std::process::Command::new("tar").arg("-tf").arg(&archive).output().unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    assert_eq!(names.lines().take(2).collect::<Vec<_>>(), ["manifest.json", SIGNATURE], "{names}");
+
+    // Restored with the pinned key.
+    let good = tempfile::tempdir().unwrap();
+    let out = restore_with(&archive, good.path(), &["--public-key", &pinned]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&key_id) && said.contains("pinned key"), "{said}");
+
+    // The insider's edit: another evidence file, with the manifest's hash and size made to fit.
+    let manifest_bytes = member(&archive, "manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let forged_pdf = pdf(10);
+    let forged_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&forged_pdf))
+    };
+    let part = format!("evidence/xxjd/{sha}");
+    for p in manifest["parts"].as_array_mut().unwrap() {
+        if p["name"] == part.as_str() {
+            p["sha256"] = json!(forged_sha);
+            p["size"] = json!(forged_pdf.len());
+        }
+    }
+    let forged_manifest = serde_json::to_vec_pretty(&manifest).unwrap();
+    let rewritten = out_dir.path().join("rewritten.tar");
+    rewrite_archive(&archive, &rewritten, &[("manifest.json", Some(&forged_manifest)), (&part, Some(&forged_pdf))]);
+    let fresh = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["--public-key", &pinned][..]] {
+        let out = restore_with(&rewritten, fresh.path(), extra);
+        assert!(!out.status.success());
+        let msg = stderr(&out);
+        assert!(msg.contains("签名无效") && msg.contains("does not verify"), "{extra:?}: {msg}");
+        assert!(std::fs::read_dir(fresh.path()).unwrap().next().is_none(), "nothing written");
+    }
+
+    // Re-signed with the insider's own key: self-consistent, so only the pinned key catches it.
+    let insider = AnchorKey::generate(ducha::anchors::AnchorAlgorithm::Ed25519).unwrap();
+    let resigned_sig = serde_json::to_vec_pretty(&sign(&insider, &forged_manifest)).unwrap();
+    let resigned = out_dir.path().join("resigned.tar");
+    rewrite_archive(&rewritten, &resigned, &[(SIGNATURE, Some(&resigned_sig))]);
+    let out = restore_with(&resigned, fresh.path(), &["--public-key", &pinned]);
+    assert!(!out.status.success());
+    let msg = stderr(&out);
+    let insider_id = insider.public_key().key_id;
+    assert!(msg.contains(&insider_id) && msg.contains("not by the pinned key"), "{msg}");
+    assert!(std::fs::read_dir(fresh.path()).unwrap().next().is_none(), "nothing written");
+    let unpinned = tempfile::tempdir().unwrap();
+    let out = restore_with(&resigned, unpinned.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&insider_id) && said.contains("--public-key") && !said.contains(&key_id), "{said}");
+
+    // The signature removed: refused, unless explicitly allowed (never with a pinned key).
+    let unsigned = out_dir.path().join("unsigned.tar");
+    rewrite_archive(&archive, &unsigned, &[(SIGNATURE, None)]);
+    let out = restore_with(&unsigned, fresh.path(), &[]);
+    assert!(!out.status.success() && stderr(&out).contains("--allow-unsigned"), "{}", stderr(&out));
+    let out = restore_with(&unsigned, fresh.path(), &["--public-key", &pinned]);
+    assert!(!out.status.success() && stderr(&out).contains("not signed"), "{}", stderr(&out));
+    assert!(std::fs::read_dir(fresh.path()).unwrap().next().is_none(), "nothing written");
+    let out = restore_with(&unsigned, fresh.path(), &["--allow-unsigned"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--allow-unsigned"));
+
+    // A wrong or malformed pinned key.
+    let other = AnchorKey::generate(ducha::anchors::AnchorAlgorithm::Sm2).unwrap().public_key();
+    let wrong = format!("sm2:{}", other.public_key);
+    let target = tempfile::tempdir().unwrap();
+    let out = restore_with(&archive, target.path(), &["--public-key", &wrong]);
+    assert!(!out.status.success() && stderr(&out).contains("not by the pinned key"), "{}", stderr(&out));
+    let out = restore_with(&archive, target.path(), &["--public-key", "ed25519:zz"]);
+    assert!(!out.status.success() && stderr(&out).contains("公钥无效"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    assert!(std::fs::read_dir(target.path()).unwrap().next().is_none(), "nothing written");
+
+    // `--unsigned` writes no signature.
+    let plain = out_dir.path().join("plain.tar");
+    let printed = ducha_ok(server.data_dir.path(), &["backup", "--out", plain.to_str().unwrap(), "--unsigned"]);
+    assert!(printed.contains("--unsigned"), "{printed}");
+    let names = std::process::Command::new("tar").arg("-tf").arg(&plain).output().unwrap();
+    assert!(!String::from_utf8_lossy(&names.stdout).contains(SIGNATURE));
+}

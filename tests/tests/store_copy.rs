@@ -225,8 +225,22 @@ fn a_postgres_backup_restores_into_postgres_and_sqlite_with_the_same_heads() {
 
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("pg.tar");
-    let out = ok(&["--store", &source.url, "backup", "--out", archive.to_str().unwrap()]);
-    assert!(!out.is_empty());
+    // A shared store has no data directory to keep a key in: without the replicas' anchor key the
+    // backup is refused rather than silently unsigned.
+    let refused = run(&["--store", &source.url, "backup", "--out", archive.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("anchor_key_file") && err.contains("--unsigned"), "{err}");
+    assert!(!archive.exists());
+    let key = ducha::anchors::AnchorKey::generate(ducha::anchors::AnchorAlgorithm::Sm2).unwrap();
+    let key_file = dir.path().join("anchor.key");
+    std::fs::write(&key_file, key.to_text()).unwrap();
+    let config = dir.path().join("ducha.toml");
+    std::fs::write(&config, format!("anchor_key_file = {:?}\n", key_file.display().to_string())).unwrap();
+    let config = config.to_str().unwrap();
+    let out = ok(&["--store", &source.url, "backup", "--out", archive.to_str().unwrap(), "--config", config]);
+    let public = key.public_key();
+    assert!(out.contains(&public.key_id), "{out}");
+    let pinned = format!("sm2:{}", public.public_key);
     let manifest = Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json").output().expect("tar");
     let manifest: Value = serde_json::from_slice(&manifest.stdout).expect("manifest JSON");
     assert_eq!(manifest["store_kind"], "postgres", "{manifest}");
@@ -243,12 +257,12 @@ fn a_postgres_backup_restores_into_postgres_and_sqlite_with_the_same_heads() {
         .collect();
     assert_eq!(in_manifest, expected, "the manifest holds the source's heads");
 
-    ok(&["restore", archive.to_str().unwrap(), "--to", &target.url]);
+    ok(&["restore", archive.to_str().unwrap(), "--to", &target.url, "--public-key", &pinned]);
     assert_eq!(heads(&target.url), expected, "restored into PostgreSQL with the same heads");
     assert_eq!(rollup(&target.url), expected_rollup, "and the same read model");
     let sqlite_dir = tempfile::tempdir().unwrap();
     let to_sqlite = sqlite(sqlite_dir.path());
-    ok(&["restore", archive.to_str().unwrap(), "--to", &to_sqlite]);
+    ok(&["restore", archive.to_str().unwrap(), "--to", &to_sqlite, "--public-key", &pinned]);
     assert_eq!(heads(&to_sqlite), expected, "restored into SQLite with the same heads");
     assert_eq!(rollup(&to_sqlite), expected_rollup);
 

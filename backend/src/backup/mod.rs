@@ -7,10 +7,16 @@
 //! (PostgreSQL, KurrentDB) is read through the [`EventStore`] trait up to the head taken when the
 //! backup began, into a new SQLite store inside the archive (a logical backup).
 //!
-//! A restore checks every part against the manifest and the events' chains against the manifest's
-//! heads before it writes anything, refuses a target that is not empty, and checks the chains again
-//! in the target.
+//! The manifest is signed with the deployment's anchor key (`manifest.sig.json`, the second entry;
+//! see [`signature`]).
+//!
+//! A restore checks the signature, every part against the manifest and the events' chains against
+//! the manifest's heads before it writes anything, refuses a target that is not empty, and checks
+//! the chains again in the target.
 
+pub mod signature;
+
+use crate::anchors::AnchorKey;
 use crate::server_state::evidence_fs::FsEvidence;
 use crate::server_state::{EvidenceMeta, EvidenceStore};
 use crate::store::location::open;
@@ -181,7 +187,13 @@ fn source_person_keys(
     Ok(None)
 }
 
-pub async fn backup(location: &StoreLocation, evidence_dir: Option<&Path>, out: &Path) -> anyhow::Result<Manifest> {
+/// Writes the archive `out` (which must not exist); the manifest is signed with `key` when given.
+pub async fn backup(
+    location: &StoreLocation,
+    evidence_dir: Option<&Path>,
+    out: &Path,
+    key: Option<&AnchorKey>,
+) -> anyhow::Result<Manifest> {
     if out.exists() {
         bail!("备份文件已存在，不会覆盖：{} / the backup file exists; not overwritten", out.display());
     }
@@ -294,6 +306,10 @@ pub async fn backup(location: &StoreLocation, evidence_dir: Option<&Path>, out: 
         };
         let json = serde_json::to_vec_pretty(&manifest)?;
         builder.append_data(&mut header(json.len() as u64), MANIFEST, json.as_slice())?;
+        if let Some(key) = key {
+            let sig = serde_json::to_vec_pretty(&signature::sign(key, &json))?;
+            builder.append_data(&mut header(sig.len() as u64), signature::SIGNATURE, sig.as_slice())?;
+        }
         for part in &manifest.parts {
             let file = std::fs::File::open(staging.path().join(&part.name))?;
             builder.append_data(&mut header(part.size), &part.name, file)?;
@@ -314,15 +330,26 @@ fn safe_name(name: &str) -> Option<PathBuf> {
     ok.then(|| path.to_path_buf())
 }
 
+/// An archive read by [`unpack_checked`].
+#[derive(Debug)]
+pub struct Unpacked {
+    pub manifest: Manifest,
+    /// The manifest's exact bytes (what the signature covers).
+    pub manifest_bytes: Vec<u8>,
+    pub signature: Option<signature::ManifestSignature>,
+}
+
 /// Reads an archive into `staging`, checking it against its manifest: every part present, of its
-/// size and SHA-256, and nothing else.
-pub fn unpack_checked(file: &Path, staging: &Path) -> anyhow::Result<Manifest> {
+/// size and SHA-256, and nothing else (besides the manifest's signature, which is read, not
+/// checked: see [`signature::check`]).
+pub fn unpack_checked(file: &Path, staging: &Path) -> anyhow::Result<Unpacked> {
     let damaged =
         || format!("不是 Ducha 备份文件，或已损坏：{} / not a Ducha backup archive, or damaged", file.display());
     let input =
         std::fs::File::open(file).with_context(|| format!("无法打开备份文件 {} / cannot open", file.display()))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(input));
-    let mut manifest: Option<Manifest> = None;
+    let mut manifest: Option<(Manifest, Vec<u8>)> = None;
+    let mut sig: Option<signature::ManifestSignature> = None;
     let mut found: BTreeMap<String, (u64, String)> = BTreeMap::new();
     for entry in archive.entries().with_context(damaged)? {
         let mut entry = entry.with_context(damaged)?;
@@ -341,7 +368,18 @@ pub fn unpack_checked(file: &Path, staging: &Path) -> anyhow::Result<Manifest> {
             if m.format != FORMAT {
                 bail!("备份格式 {:?} 无法识别（本程序读 {FORMAT}） / unknown backup format", m.format);
             }
-            manifest = Some(m);
+            manifest = Some((m, text));
+            continue;
+        }
+        if name == signature::SIGNATURE {
+            if sig.is_some() {
+                bail!("备份中有两份清单签名 / the archive holds two manifest signatures");
+            }
+            let mut text = Vec::new();
+            entry.by_ref().take(64 * 1024).read_to_end(&mut text).with_context(damaged)?;
+            sig = Some(serde_json::from_slice(&text).with_context(|| {
+                format!("备份清单的签名无法读取 / the manifest's signature cannot be read ({})", file.display())
+            })?);
             continue;
         }
         let Some(rel) = safe_name(&name) else {
@@ -369,7 +407,7 @@ pub fn unpack_checked(file: &Path, staging: &Path) -> anyhow::Result<Manifest> {
         }
         found.insert(name, (size, hex::encode(hasher.finalize())));
     }
-    let Some(manifest) = manifest else {
+    let Some((manifest, manifest_bytes)) = manifest else {
         bail!("{}（没有 {MANIFEST} / no manifest)", damaged());
     };
     for part in &manifest.parts {
@@ -391,7 +429,7 @@ pub fn unpack_checked(file: &Path, staging: &Path) -> anyhow::Result<Manifest> {
     if !manifest.parts.iter().any(|p| p.name == EVENTS_PART) {
         bail!("备份清单没有事件库 {EVENTS_PART} / the manifest lists no events");
     }
-    Ok(manifest)
+    Ok(Unpacked { manifest, manifest_bytes, signature: sig })
 }
 
 /// Whether a directory is missing or empty.
@@ -438,20 +476,25 @@ fn check_heads(report: &crate::verify::VerifyReport, manifest: &Manifest, what: 
 #[derive(Debug, Clone)]
 pub struct Restored {
     pub manifest: Manifest,
+    /// Who signed the manifest.
+    pub signed: signature::Signed,
     pub evidence_files: u64,
 }
 
 /// Restores the archive `file` into the empty store `target` (evidence files into its server state:
-/// `to_state` when given, else beside the events).
+/// `to_state` when given, else beside the events), if its signature satisfies `trust`.
 pub async fn restore(
     file: &Path,
     target: &StoreLocation,
     to_state: Option<&str>,
     evidence_dir: Option<&Path>,
+    trust: &signature::Trust,
 ) -> anyhow::Result<Restored> {
     crate::server_state::home::check(target, to_state)?;
     let staging = tempfile::tempdir().context("无法创建临时目录 / cannot create a temporary directory")?;
-    let manifest = unpack_checked(file, staging.path())?;
+    let unpacked = unpack_checked(file, staging.path())?;
+    let signed = signature::check(&unpacked.manifest_bytes, unpacked.signature.as_ref(), trust)?;
+    let manifest = unpacked.manifest;
     let Some(chain_hash) = ChainHash::parse(&manifest.chain_hash) else {
         bail!("备份清单的哈希算法 {:?} 无法识别 / unknown chain hash in the manifest", manifest.chain_hash);
     };
@@ -535,7 +578,7 @@ pub async fn restore(
     crate::projector::checkpoint(&*opened.store, &model).await?;
     check_heads(&crate::verify::verify_all(&*opened.store).await?, &manifest, "恢复后的存储 / restored store")?;
     opened.close().await;
-    Ok(Restored { manifest, evidence_files })
+    Ok(Restored { manifest, signed, evidence_files })
 }
 
 #[cfg(test)]
