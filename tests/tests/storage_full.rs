@@ -8,6 +8,11 @@
 //! - A real full filesystem: a small tmpfs mounted by the test (we run as root), holding the store
 //!   and the evidence folder, filled up with a file; then the file is deleted and the same process
 //!   writes again. Where `mount` is refused (an unprivileged CI), the test says why and stops.
+//! - PostgreSQL: the test database moved into a tablespace on such a tmpfs, which is then filled:
+//!   53100 `disk full` becomes the same 503, and the same process recovers once space returns.
+//!
+//! And a commit that fails inside PostgreSQL (an error raised at COMMIT by a deferred trigger the
+//! test installs) is never acknowledged: an error answer, nothing in the store or the read model.
 
 use ducha_tests::{Response, Server, ducha_ok, try_http};
 use serde_json::{Value, json};
@@ -297,4 +302,200 @@ fn a_full_filesystem_refuses_writes_and_uploads_then_recovers_without_a_restart(
         .unwrap();
     assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
     drop(server);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: a full tablespace (53100) and a commit that fails.
+// ---------------------------------------------------------------------------------------------
+
+/// `psql -c SQL` on a database URL; its trimmed output.
+fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let out = std::process::Command::new("psql")
+        .args(["--no-psqlrc", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn psql_ok(url: &str, sql: &str) -> String {
+    psql(url, sql).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Business events of a correlation id in a PostgreSQL store, read by `psql`.
+fn pg_events_of(url: &str, correlation: &str) -> u64 {
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE correlation_id = '{correlation}' AND tenant NOT IN ('_security', '_anchors')"
+    );
+    psql_ok(url, &sql).parse().expect("count")
+}
+
+/// `ducha --store URL verify` in a scratch data directory.
+fn verify_store(url: &str) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(ducha_tests::ducha_bin())
+        .arg("--store")
+        .arg(url)
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A PostgreSQL tablespace on a filesystem of this machine: created by the test server's
+/// superuser, dropped (after the databases in it) on drop.
+struct Tablespace {
+    admin: String,
+    name: String,
+}
+
+impl Drop for Tablespace {
+    fn drop(&mut self) {
+        let _ = psql(&self.admin, &format!("DROP TABLESPACE IF EXISTS {}", self.name));
+    }
+}
+
+/// The shared signing secret of a replica started by a test.
+fn replica_secret() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwt.secret");
+    std::fs::write(&file, "a-postgres-fault-test-secret-of-at-least-32-bytes").unwrap();
+    (dir, file)
+}
+
+#[test]
+fn a_full_postgres_tablespace_refuses_writes_with_storage_full_then_recovers() {
+    use ducha::store::postgres::testing::{TestDatabase, server_url};
+    const TEST: &str = "storage_full: PostgreSQL tablespace";
+    let Some(admin) = server_url(TEST) else { return };
+    // The tablespace must be on this machine's filesystem: only a server running here can use it.
+    let data_directory = psql_ok(&admin, "SHOW data_directory");
+    if !Path::new(&data_directory).exists() {
+        println!("skipped: the test PostgreSQL server is not on this machine ({data_directory}); cannot fill its disk");
+        return;
+    }
+    let fs = match Tmpfs::mount("64m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            println!("skipped: cannot make a small filesystem here ({why}); SQLite's full-disk tests cover the API");
+            return;
+        }
+    };
+    // PostgreSQL (user postgres) writes the tablespace: let it in.
+    let location = fs.dir.join("tablespace");
+    std::fs::create_dir_all(&location).unwrap();
+    let chmod = std::process::Command::new("chmod").arg("0755").arg(&fs.dir).status().unwrap();
+    let chown = std::process::Command::new("chown").arg("postgres:postgres").arg(&location).status().unwrap();
+    assert!(chmod.success() && chown.success(), "giving the tablespace folder to postgres");
+    let name = format!("ducha_full_{}", std::process::id());
+    psql_ok(&admin, &format!("CREATE TABLESPACE {name} LOCATION '{}'", location.display()));
+    let _tablespace = Tablespace { admin: admin.clone(), name: name.clone() };
+    let db = TestDatabase::create_blocking(TEST).expect("a test database");
+    let db_name = db.url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_owned();
+    psql_ok(&admin, &format!("ALTER DATABASE {db_name} SET TABLESPACE {name}"));
+
+    let (_secret_dir, secret) = replica_secret();
+    let server = Server::replica(&db.url, &secret, true, &[]);
+    let token = server.login("xx-admin");
+    assert_eq!(remind(&server.addr, &token, "pg-before").status, 200);
+
+    let filler = fill_up(&fs.dir);
+    let (accepted, refused_key, refused) = fill(&server.addr, &token, "pg", 5000);
+    println!("{} writes fitted in PostgreSQL's free pages after the filesystem was filled", accepted.len());
+    assert_storage_full(&refused, "a reminder on a full tablespace");
+    assert_eq!(pg_events_of(&db.url, &refused_key), 0, "nothing of the refused write is in the store");
+    assert!(server.log().contains("53100") || server.log().contains("disk full"), "the log says why");
+    // Reads keep working; /readyz and the metrics say why writes fail.
+    assert_eq!(server.get(FINDING, Some(&token)).status, 200, "reads keep working");
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!((status, &ready["status"], &ready["storage"]), (200, &json!("degraded"), &json!("full")), "{ready}");
+    assert!(server.get("/metrics", None).text().contains("\nducha_storage_full 1\n"));
+
+    // Space returns: the same process writes again; the refused write retried with its key
+    // appends once; every accepted write is there once; the chains verify.
+    std::fs::remove_file(&filler).unwrap();
+    let r = remind(&server.addr, &token, &refused_key);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = remind(&server.addr, &token, &refused_key);
+    assert_eq!((r.status, r.header("idempotent-replayed")), (200, Some("true")), "{}", r.text());
+    let (status, ready) = readyz(&server.addr);
+    assert_eq!((status, &ready["status"], &ready["storage"]), (200, &json!("ready"), &json!("ok")), "{ready}");
+    assert_eq!(pg_events_of(&db.url, &refused_key), 1);
+    for key in &accepted {
+        assert_eq!(pg_events_of(&db.url, key), 1, "{key}");
+    }
+    drop(server);
+    verify_store(&db.url);
+}
+
+/// A write whose COMMIT fails inside PostgreSQL (an I/O error raised by a deferred trigger, the
+/// last thing a commit runs) is answered with an error, never acknowledged: nothing of it is in
+/// the store or the read model, the head does not move, and once commits work again the same
+/// request with its key appends once and the chains verify. Both write paths: with an
+/// `Idempotency-Key` (the careful path, one transaction) and without (the one-statement path).
+#[test]
+fn a_commit_that_fails_in_postgres_is_never_acknowledged() {
+    use ducha::store::postgres::testing::TestDatabase;
+    let Some(db) = TestDatabase::create_blocking("storage_full: PostgreSQL commit error") else { return };
+    let (_secret_dir, secret) = replica_secret();
+    let mut server = Server::replica(&db.url, &secret, true, &[]);
+    let token = server.login("xx-admin");
+    assert_eq!(remind(&server.addr, &token, "commit-before").status, 200);
+    db.execute_blocking(
+        "CREATE TABLE test_fail_commit (reason text);
+         CREATE FUNCTION test_fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT 1 FROM test_fail_commit) THEN
+             RAISE EXCEPTION 'injected I/O error at commit' USING ERRCODE = '58030';
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER test_fail_commit AFTER INSERT ON events
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_fail_commit();
+         INSERT INTO test_fail_commit VALUES ('on');",
+    );
+    let head = |s: &Server| readyz(&s.addr).1["head"].as_u64().expect("head");
+    let before_head = head(&server);
+    let before_finding = server.get(FINDING, Some(&token)).text();
+    let before_events = psql_ok(&db.url, "SELECT count(*) FROM events");
+
+    // With a key (careful path) and without (one statement, autocommit).
+    let auth = format!("Bearer {token}");
+    let keyless = |id: &str| {
+        let body = json!({ "message": "提交失败测试催办（无键）" }).to_string();
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("X-Request-Id", id)];
+        try_http(&server.addr, "POST", &format!("{FINDING}/remind"), &headers, Some(body.as_bytes())).expect("answer")
+    };
+    for r in [remind(&server.addr, &token, "commit-failed"), keyless("commit-failed-keyless")] {
+        assert!(r.status >= 500, "a failed commit is not acknowledged: {} {}", r.status, r.text());
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert!(r.header("x-ducha-position").is_none(), "no position is promised");
+        let p = r.json();
+        assert!(p["title"].as_str().is_some_and(|t| !t.is_ascii()), "a Chinese title: {p}");
+    }
+    assert_eq!(pg_events_of(&db.url, "commit-failed"), 0);
+    assert_eq!(pg_events_of(&db.url, "commit-failed-keyless"), 0);
+    assert_eq!(psql_ok(&db.url, "SELECT count(*) FROM events"), before_events, "not a row more");
+    assert_eq!(head(&server), before_head, "the head did not move");
+    assert_eq!(server.get(FINDING, Some(&token)).text(), before_finding, "the read model did not take it");
+    assert!(server.log().contains("injected I/O error at commit"), "the log says why");
+
+    // Commits work again: the retry with the key appends once, and a replica started now from the
+    // store (a full rebuild) sees exactly what the running one does.
+    psql_ok(&db.url, "DELETE FROM test_fail_commit");
+    let r = remind(&server.addr, &token, "commit-failed");
+    assert_eq!((r.status, r.header("idempotent-replayed")), (200, None), "{}", r.text());
+    let r = remind(&server.addr, &token, "commit-failed");
+    assert_eq!((r.status, r.header("idempotent-replayed")), (200, Some("true")), "{}", r.text());
+    assert_eq!(pg_events_of(&db.url, "commit-failed"), 1);
+    let live = server.get(FINDING, Some(&token)).text();
+    assert_ne!(live, before_finding);
+    server.restart(&[("DUCHA_JWT_SECRET_FILE", secret.to_str().unwrap())]);
+    assert_eq!(server.get(FINDING, Some(&token)).text(), live, "a rebuild from the store agrees");
+    drop(server);
+    verify_store(&db.url);
 }
