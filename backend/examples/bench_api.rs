@@ -17,6 +17,12 @@
 //! With `--postgres ADMIN_URL` the data go into a fresh database on that server and `--replicas N`
 //! servers share it (one signing key); wrk then runs once per replica at the same time, each with
 //! its share of the connections, and the table sums their requests per second (p99: the worst).
+//!
+//! Scale (issue 11): on SQLite with one replica the server is started twice: first with no
+//! read-model checkpoint (it folds the whole log), stopped with SIGTERM (which saves the
+//! checkpoint), then from the checkpoint. Both starts print the time to `listening`, the resident
+//! memory then and its peak; the end prints the memory after the load. `--tenants 1000 --findings
+//! 3260` is about 10,000 events per sub-district, 10 M in all. `--skip-wrk` measures only the starts.
 
 // The same allocator as the `ducha` binary.
 #[global_allocator]
@@ -45,13 +51,26 @@ struct Args {
     dir: Option<PathBuf>,
     postgres: Option<String>,
     replicas: u64,
+    skip_wrk: bool,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { tenants: 100, findings: 1000, seconds: 10, connections: 64, dir: None, postgres: None, replicas: 1 };
+    let mut a = Args {
+        tenants: 100,
+        findings: 1000,
+        seconds: 10,
+        connections: 64,
+        dir: None,
+        postgres: None,
+        replicas: 1,
+        skip_wrk: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--skip-wrk" {
+            a.skip_wrk = true;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         let n = || value.replace('_', "").parse::<u64>().unwrap_or_else(|_| panic!("{flag} needs a number"));
         match flag.as_str() {
@@ -66,6 +85,81 @@ fn args() -> Args {
         }
     }
     a
+}
+
+/// Starts `ducha serve` on a free port (on `store_url`, else the SQLite data directory `dir`); the
+/// process, its address and the seconds from spawn to its `listening` line.
+fn start_server(
+    bin: &Path,
+    dir: &Path,
+    log_dir: &Path,
+    store_url: Option<&str>,
+    secret: &Path,
+) -> (std::process::Child, String, f64) {
+    let spawned = std::time::Instant::now();
+    let mut cmd = Command::new(bin);
+    match store_url {
+        Some(url) => cmd.args(["--store", url]).arg("--data-dir").arg(log_dir),
+        None => cmd.arg("--data-dir").arg(dir),
+    };
+    let mut server = cmd
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DUCHA_LOG_LEVEL", "warn")
+        .env("DUCHA_JWT_SECRET_FILE", secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ducha serve");
+    let mut out = server.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let addr = loop {
+        let mut buf = [0u8; 256];
+        let n = out.read(&mut buf).expect("read stdout");
+        assert!(n > 0, "server exited: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(rest) = seen.split("listening on http://").nth(1)
+            && let Some(addr) = rest.split_whitespace().next()
+            && rest.contains('\n')
+        {
+            break addr.to_owned();
+        }
+    };
+    let secs = spawned.elapsed().as_secs_f64();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (server, addr, secs)
+}
+
+/// Resident memory and its peak (bytes) of a process.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// The size of the read-model checkpoint in a SQLite store (read with the sqlite3 module of Python,
+/// so the server's own code is not what measures it).
+fn checkpoint_size(db: &Path) -> u64 {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys;c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);\
+             print(sum(len(r[0]) for r in c.execute('select data from checkpoints')))",
+        ])
+        .arg(db)
+        .output();
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
 }
 
 /// The streams of one tenant: (stream name, events).
@@ -303,37 +397,45 @@ fn main() {
     for r in 0..a.replicas {
         let log_dir = dir.join(format!("replica-{r}"));
         std::fs::create_dir_all(&log_dir).expect("dir");
-        let mut cmd = Command::new(&bin);
-        match &pg {
-            Some(db) => cmd.args(["--store", &db.url]).arg("--data-dir").arg(&log_dir),
-            None => cmd.arg("--data-dir").arg(&dir),
-        };
-        let mut server = cmd
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("DUCHA_LOG_LEVEL", "warn")
-            .env("DUCHA_JWT_SECRET_FILE", &secret)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ducha serve");
-        let mut out = server.stdout.take().expect("stdout");
-        let mut seen = String::new();
-        let addr = loop {
-            let mut buf = [0u8; 256];
-            let n = out.read(&mut buf).expect("read stdout");
-            assert!(n > 0, "server exited: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if let Some(rest) = seen.split("listening on http://").nth(1)
-                && let Some(addr) = rest.split_whitespace().next()
-                && rest.contains('\n')
-            {
-                break addr.to_owned();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let store_url = pg.as_ref().map(|db| db.url.as_str());
+        let start = || start_server(&bin, &dir, &log_dir, store_url, &secret);
+        let (mut server, mut addr, secs) = start();
         eprintln!("replica {r} serving on {addr} after {:.1} s", started.elapsed().as_secs_f64());
+        if pg.is_none() && a.replicas == 1 {
+            let (rss, peak) = memory(server.id());
+            let db_bytes = std::fs::metadata(dir.join("ducha.db")).map_or(0, |m| m.len());
+            println!("\nscale: {written} events generated; ducha.db {:.0} MiB", mib(db_bytes));
+            println!("| start | time to listening | RSS then | peak RSS |");
+            println!("| --- | ---: | ---: | ---: |");
+            println!(
+                "| no checkpoint (folds the whole log) | {secs:.1} s | {:.0} MiB | {:.0} MiB |",
+                mib(rss),
+                mib(peak)
+            );
+            let stopping = std::time::Instant::now();
+            let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+            let _ = server.wait();
+            let stop_secs = stopping.elapsed().as_secs_f64();
+            let warm;
+            (server, addr, warm) = start();
+            let (rss, peak) = memory(server.id());
+            let checkpoint_bytes = checkpoint_size(&dir.join("ducha.db"));
+            println!(
+                "| from the checkpoint ({:.0} MiB, saved at SIGTERM in {stop_secs:.1} s) | {warm:.1} s | {:.0} MiB | {:.0} MiB |",
+                mib(checkpoint_bytes),
+                mib(rss),
+                mib(peak)
+            );
+        }
         servers.push(server);
         addrs.push(addr);
+    }
+    if a.skip_wrk {
+        for mut server in servers {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        return;
     }
     let addr = addrs[0].clone();
     let admin = login(&addr, "admin");
@@ -426,6 +528,10 @@ end
             baseline = rps;
         }
         println!("| {name} | {rps:.0} | {p50:.2} | {p99:.2} | {:.2} | {non2xx} of {total} |", rps / baseline);
+    }
+    if let Some(server) = servers.first() {
+        let (rss, peak) = memory(server.id());
+        println!("\nafter the load: RSS {:.0} MiB, peak {:.0} MiB", mib(rss), mib(peak));
     }
     for mut server in servers {
         let _ = server.kill();

@@ -16,7 +16,11 @@
 //!    the first answer) and uploads a small evidence file every twentieth; `--readers` loops read the
 //!    dashboard, a ledger page, the ledger as of a past position, the district roll-up, and download
 //!    the ledger workbook and an inspection report (DOCX).
-//! 4. Samples the server's resident memory (`VmRSS` in `/proc/<pid>/status`) every 5 s.
+//! 4. Samples the server's resident memory every 5 s (`VmRSS`, split into `RssAnon` and
+//!    `RssFile` + `RssShmem`, from `/proc/<pid>/status`) and the log's head (`/readyz`), so growth
+//!    can be set against the events written. `DUCHA_SOAK_SERVER_WRAPPER="prog args"` runs the server
+//!    under a wrapper (a profiler); the samples and the final SIGTERM then go to the `ducha` process
+//!    below it.
 //! 5. At the end, stops the load, replays each view's whole stream (`Last-Event-ID: 0`) and checks
 //!    that every stream received exactly the replay's frames after the position it started at, with
 //!    nothing missing, repeated or out of order, across its reconnects.
@@ -360,7 +364,20 @@ async fn writer(
     let mut n: u64 = 0;
     let mut tick = tokio::time::interval(every);
     while !shared.stopping.load(Ordering::Relaxed) && !open.is_empty() {
-        tick.tick().await;
+        // The next tick, or the end of the load (a long interval must not hold up the report).
+        let ticked = loop {
+            tokio::select! {
+                _ = tick.tick() => break true,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if shared.stopping.load(Ordering::Relaxed) {
+                        break false;
+                    }
+                }
+            }
+        };
+        if !ticked {
+            break;
+        }
         n += 1;
         let (inspection, finding) = &open[(n as usize) % open.len()];
         let url = format!("{base}/api/v1/tenants/{tenant}/inspections/{inspection}/findings/{finding}/progress");
@@ -496,13 +513,48 @@ async fn reader(
     }
 }
 
-/// The server's resident memory (bytes) and threads.
-fn rss_and_threads(pid: u32) -> Option<(u64, u64)> {
+/// The `ducha` process at or below `pid` (a wrapper such as heaptrack starts it as a child).
+fn server_under(pid: u32) -> Option<u32> {
+    let comm = |p: u32| std::fs::read_to_string(format!("/proc/{p}/comm")).ok().map(|c| c.trim().to_owned());
+    if comm(pid).as_deref() == Some("ducha") {
+        return Some(pid);
+    }
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().filter_map(|c| c.parse().ok()).find_map(server_under)
+}
+
+/// One reading of the server: resident memory (bytes) split into anonymous memory (the heap: the
+/// read model, caches, buffers) and mapped files and shared memory (SQLite's WAL index), threads,
+/// and the log's head (events in the log).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    t: f64,
+    rss: u64,
+    anon: u64,
+    file: u64,
+    threads: u64,
+    head: u64,
+}
+
+fn sample_of(pid: u32) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         status.lines().find(|l| l.starts_with(name))?.split_whitespace().nth(1)?.parse().ok()
     };
-    Some((field("VmRSS:")? * 1024, field("Threads:")?))
+    Some(Sample {
+        rss: field("VmRSS:")? * 1024,
+        anon: field("RssAnon:").unwrap_or(0) * 1024,
+        file: (field("RssFile:").unwrap_or(0) + field("RssShmem:").unwrap_or(0)) * 1024,
+        threads: field("Threads:")?,
+        ..Sample::default()
+    })
+}
+
+/// The log's head, from `/readyz`.
+async fn log_head(client: &reqwest::Client, base: &str) -> Option<u64> {
+    let r = client.get(format!("{base}/readyz")).send().await.ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+    v["head"].as_u64()
 }
 
 fn open_files_limit() -> Option<u64> {
@@ -552,7 +604,18 @@ fn main() {
     let dir: PathBuf = tmp.path().to_path_buf();
     let log_path = dir.join("server.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = Command::new(&bin)
+    // `DUCHA_SOAK_SERVER_WRAPPER="heaptrack -o FILE"` runs the server under a profiler.
+    let wrapper: Vec<String> =
+        std::env::var("DUCHA_SOAK_SERVER_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let mut server = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut server = server
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
@@ -577,6 +640,8 @@ fn main() {
         }
     };
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    // Under a wrapper, the server is its descendant: measure and stop that process.
+    let pid = if wrapper.is_empty() { pid } else { server_under(pid).unwrap_or(pid) };
     let base = format!("http://{addr}");
     let run = Duration::from_secs_f64(a.minutes * 60.0);
     eprintln!(
@@ -685,11 +750,13 @@ fn main() {
             .collect();
 
         // Memory, every 5 s, until the end of the run.
-        let mut memory: Vec<(f64, u64, u64)> = Vec::new();
+        let mut memory: Vec<Sample> = Vec::new();
         let mut next_report = 60.0;
         while shared.started.elapsed() < run {
-            if let Some((rss, threads)) = rss_and_threads(pid) {
-                memory.push((shared.started.elapsed().as_secs_f64(), rss, threads));
+            if let Some(mut sample) = sample_of(pid) {
+                sample.t = shared.started.elapsed().as_secs_f64();
+                sample.head = log_head(&client, &base).await.or(memory.last().map(|m| m.head)).unwrap_or(0);
+                memory.push(sample);
             } else {
                 shared.error("the server is gone".into());
                 break;
@@ -700,7 +767,7 @@ fn main() {
                 eprintln!(
                     "soak: {:.0} s, RSS {:.1} MiB, {} requests, {} errors",
                     t,
-                    memory.last().map_or(0.0, |m| m.1 as f64 / 1048576.0),
+                    memory.last().map_or(0.0, |m| m.rss as f64 / 1048576.0),
                     shared.requests.load(Ordering::Relaxed),
                     shared.error_count.load(Ordering::Relaxed)
                 );
@@ -807,7 +874,7 @@ fn main() {
 struct Outcome {
     elapsed: f64,
     /// (seconds, RSS bytes, threads).
-    memory: Vec<(f64, u64, u64)>,
+    memory: Vec<Sample>,
     latencies: BTreeMap<&'static str, Vec<(f64, f64)>>,
     errors: Vec<String>,
     error_count: u64,
@@ -826,22 +893,48 @@ fn report(a: &Args, o: &Outcome) -> bool {
     println!("\n## Soak: {:.1} min, {} live streams, {} readers, 3 writers\n", o.elapsed / 60.0, a.sse, a.readers);
     // Every 30 s for short runs, every minute for long ones.
     let step = if o.elapsed < 600.0 { 30.0 } else { 60.0 };
-    println!("Memory (server RSS) and threads, every {step:.0} s:\n");
-    println!("| minute | RSS MiB | threads |");
-    println!("| ---: | ---: | ---: |");
+    println!(
+        "Memory (server RSS: anonymous, and mapped files + shared memory), threads and the log's head, every {step:.0} s:\n"
+    );
+    println!("| minute | RSS MiB | anon MiB | files+shm MiB | threads | events in the log |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    let row = |m: &Sample, last: &str| {
+        let mb = |b: u64| b as f64 / 1048576.0;
+        println!(
+            "| {:.1}{last} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            m.t / 60.0,
+            mb(m.rss),
+            mb(m.anon),
+            mb(m.file),
+            m.threads,
+            m.head
+        );
+    };
     let mut next = 0.0;
-    for (t, rss, threads) in &o.memory {
-        if *t >= next {
-            println!("| {:.1} | {:.1} | {threads} |", t / 60.0, *rss as f64 / 1048576.0);
+    for m in &o.memory {
+        if m.t >= next {
+            row(m, "");
             next += step;
         }
     }
-    if let Some((t, rss, threads)) = o.memory.last() {
-        println!("| {:.1} (last) | {:.1} | {threads} |", t / 60.0, *rss as f64 / 1048576.0);
+    if let Some(m) = o.memory.last() {
+        row(m, " (last)");
     }
-    let after: Vec<(f64, f64)> =
-        o.memory.iter().filter(|(t, _, _)| *t >= fifth).map(|(t, r, _)| (t / 60.0, *r as f64)).collect();
-    let s = slope(&after);
+    let after: Vec<&Sample> = o.memory.iter().filter(|m| m.t >= fifth).collect();
+    let series = |f: fn(&Sample) -> f64| -> Vec<(f64, f64)> { after.iter().map(|m| (m.t / 60.0, f(m))).collect() };
+    let s = slope(&series(|m| m.rss as f64));
+    let anon = slope(&series(|m| m.anon as f64));
+    let events = slope(&series(|m| m.head as f64));
+    println!(
+        "\nAfter the warm-up: anonymous memory {:+.1} KiB/min, the log {:+.0} events/min{}",
+        anon / 1024.0,
+        events,
+        if events >= 1.0 {
+            format!(" ({:+.2} KiB of anonymous memory per event written)", anon / 1024.0 / events)
+        } else {
+            String::new()
+        }
+    );
     let growing = s / 1024.0 > a.max_slope_kib;
     println!(
         "\nSlope after the warm-up (the first {:.0} s), least squares over {} samples: {:+.0} bytes/min ({:+.1} KiB/min; limit {} KiB/min){}",
