@@ -368,7 +368,10 @@ fn main() {
     let exe = std::env::current_exe().expect("exe");
     let bin = exe.parent().and_then(Path::parent).map(|p| p.join("ducha")).expect("target dir");
     assert!(bin.exists(), "build the server first: cargo build --release -p ducha ({})", bin.display());
-    assert!(Command::new("wrk").arg("--version").output().is_ok(), "wrk is not installed (apt-get install wrk)");
+    assert!(
+        a.skip_wrk || Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is not installed (apt-get install wrk)"
+    );
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let pg = a.postgres.as_ref().map(|admin| rt.block_on(bench_db::BenchDatabase::create(admin)));
