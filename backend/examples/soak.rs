@@ -3,7 +3,8 @@
 //! latency that creeps up.
 //!
 //! `cargo build --release -p ducha --examples && target/release/examples/soak [--minutes 10]
-//!  [--sse 1000] [--readers 4] [--write-every-ms 1000] [--max-slope-kib 1024]`, or `cargo xtask soak`.
+//!  [--sse 1000] [--readers 4] [--write-every-ms 1000] [--no-downloads] [--max-slope-kib 1024]`, or
+//!  `cargo xtask soak`.
 //!
 //! 1. Starts `target/release/ducha serve --demo` on a free port with a fresh temporary data
 //!    directory (XX区: the sub-districts xxjd, yyjd and zzjd with their users).
@@ -15,7 +16,9 @@
 //!    write's position recorded; every tenth sent twice with one `Idempotency-Key`, which must replay
 //!    the first answer) and uploads a small evidence file every twentieth; `--readers` loops read the
 //!    dashboard, a ledger page, the ledger as of a past position, the district roll-up, and download
-//!    the ledger workbook and an inspection report (DOCX).
+//!    the ledger workbook and an inspection report (DOCX). Each download is a security audit record
+//!    (an event); `--no-downloads` leaves them out, and with a long `--write-every-ms` the log then
+//!    stays put, which tells memory that grows with the log from memory that grows with time.
 //! 4. Samples the server's resident memory every 5 s (`VmRSS`, split into `RssAnon` and
 //!    `RssFile` + `RssShmem`, from `/proc/<pid>/status`) and the log's head (`/readyz`), so growth
 //!    can be set against the events written. `DUCHA_SOAK_SERVER_WRAPPER="prog args"` runs the server
@@ -53,13 +56,21 @@ struct Args {
     sse: usize,
     readers: usize,
     write_every_ms: u64,
+    /// Readers also download the workbook and the report (each download is a security audit
+    /// record, so an event in the log).
+    downloads: bool,
     max_slope_kib: f64,
 }
 
 fn args() -> Args {
-    let mut a = Args { minutes: 10.0, sse: 1000, readers: 4, write_every_ms: 1000, max_slope_kib: 1024.0 };
+    let mut a =
+        Args { minutes: 10.0, sse: 1000, readers: 4, write_every_ms: 1000, downloads: true, max_slope_kib: 1024.0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--no-downloads" {
+            a.downloads = false;
+            continue;
+        }
         let value = it.next().unwrap_or_default();
         let n = || value.replace('_', "").parse::<f64>().unwrap_or_else(|_| panic!("{flag} needs a number"));
         match flag.as_str() {
@@ -468,12 +479,13 @@ async fn reader(
     district_token: String,
     inspections: Arc<BTreeMap<&'static str, String>>,
     seed: u64,
+    downloads: bool,
 ) {
     let mut rng = Rng(seed | 1);
     while !shared.stopping.load(Ordering::Relaxed) {
         let tenant = TENANTS[rng.below(3) as usize];
         let token = &tokens[tenant];
-        match rng.below(10) {
+        match rng.below(if downloads { 10 } else { 8 }) {
             0..=2 => {
                 get(&shared, &client, "GET dashboard", &format!("{base}/api/v1/tenants/{tenant}/dashboard"), token)
                     .await;
@@ -745,6 +757,7 @@ fn main() {
                     district.clone(),
                     inspections.clone(),
                     0xD1B5_4A32_D192_ED03 ^ i as u64,
+                    a.downloads,
                 ))
             })
             .collect();
