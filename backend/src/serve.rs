@@ -48,26 +48,46 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and returns what waits for either. Installed before
+/// "listening on" is printed: a supervisor may stop the process the moment it reports that, and a
+/// signal before the handler exists would take its default action (killed, no graceful stop).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received: shutting down gracefully"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received: shutting down gracefully"),
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM received: shutting down gracefully"),
+                        _ = int.recv() => tracing::info!("SIGINT received: shutting down gracefully"),
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                (term, int) => {
+                    tracing::warn!(
+                        sigterm = term.is_ok(),
+                        sigint = int.is_ok(),
+                        "cannot listen for every stop signal; only the one that is listened for stops the server"
+                    );
+                    if let Ok(mut term) = term {
+                        term.recv().await;
+                    } else if let Ok(mut int) = int {
+                        int.recv().await;
+                    } else {
+                        std::future::pending::<()>().await;
+                    }
+                    tracing::info!("stop signal received: shutting down gracefully");
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -177,6 +197,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     let addrs = server.addrs();
     let server = server.run();
     let handle = server.handle();
+    let stop_signal = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         for addr in &addrs {
@@ -192,7 +213,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     }
     tracing::info!(addrs = ?addrs, workers, position = live.position(), store = %location.display(), replica = %replica.id, "serving");
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop_signal.await;
         handle.stop(true).await;
     });
     server.await.context("服务异常退出 / the server failed")?;

@@ -8,7 +8,8 @@
 //!   absent. Then every unanswered write is retried with its key: each answers 2xx and is present
 //!   exactly once (at most one append per key), and `ducha verify` passes.
 //! - SIGTERM under load: requests in flight when the signal arrives — their bodies still being sent
-//!   — finish with success, the process exits 0, and every acknowledged write is in the log.
+//!   — finish with success, the process exits 0, and every acknowledged write is in the log. So
+//!   does SIGTERM the moment the server reports it is listening.
 
 use ducha_tests::{Response, Server, ducha_ok, try_http};
 use serde_json::{Value, json};
@@ -403,6 +404,21 @@ fn sigterm_under_load_lets_in_flight_requests_finish() {
     println!("{verified}");
     let ready: Value = server.get("/readyz", None).json();
     assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+/// SIGTERM the moment the server says it is listening (a supervisor stopping a replica that has
+/// just started) is a graceful stop too: the handler is in place before "listening on" is printed,
+/// so the process logs the signal, saves its checkpoint and exits 0 — not killed by the signal's
+/// default action. Several rounds, as the window was a few microseconds wide.
+#[test]
+fn sigterm_right_after_listening_is_a_graceful_stop() {
+    for round in 0..8 {
+        let mut server = Server::start(false, &[("DUCHA_LOG_LEVEL", "info")]);
+        let status = server.terminate();
+        let log = server.log();
+        assert!(status.success(), "round {round}: exit status after SIGTERM: {status:?}\n{log}");
+        assert!(log.contains("SIGTERM received") && log.contains("stopped"), "round {round}: {log}");
+    }
 }
 
 /// The answer to a write is lost after its commit (here: the stored answers, `api.db`, are gone,
