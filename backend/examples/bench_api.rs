@@ -107,7 +107,14 @@ fn start_server(
         .env("DUCHA_LOG_LEVEL", "warn")
         .env("DUCHA_JWT_SECRET_FILE", secret)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Warnings and errors (a checkpoint that could not be saved, say) to `server.log`.
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log_dir.join("server.log"))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .expect("start ducha serve");
     let mut out = server.stdout.take().expect("stdout");
@@ -417,8 +424,9 @@ fn main() {
             );
             let stopping = std::time::Instant::now();
             let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
-            let _ = server.wait();
+            let stopped = server.wait();
             let stop_secs = stopping.elapsed().as_secs_f64();
+            eprintln!("SIGTERM: the server exited with {stopped:?} after {stop_secs:.1} s");
             let warm;
             (server, addr, warm) = start();
             let (rss, peak) = memory(server.id());
