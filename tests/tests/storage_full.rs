@@ -144,7 +144,11 @@ struct Tmpfs {
 
 impl Tmpfs {
     fn mount(size: &str) -> Result<Tmpfs, String> {
-        let dir = std::env::temp_dir().join(format!("ducha-full-disk-{}", std::process::id()));
+        // One mount point per mount: the tests of this file run in parallel in one process, and a
+        // second tmpfs on the same directory would hide the first (and be unmounted in its place).
+        static MOUNTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MOUNTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ducha-full-disk-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
