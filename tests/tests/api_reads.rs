@@ -403,3 +403,91 @@ fn auditors_read_the_log_verify_the_chain_and_diff_two_points() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `gzip -dc`: an independent reader of what the server compressed.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip is installed");
+    child.stdin.take().expect("stdin").write_all(bytes).expect("to gzip");
+    let out = child.wait_with_output().expect("gzip ran");
+    assert!(out.status.success(), "gzip -dc failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The live roll-up keeps each sub-district's part until that sub-district changes (issue 11): after
+/// a write to one sub-district the live answer must still equal a fresh fold of the log at the same
+/// position, for every year filter; and it is sent gzipped to clients that accept gzip.
+#[test]
+fn the_live_rollup_follows_writes_and_is_gzipped_on_request() {
+    let s = Server::demo();
+    let officer = s.login("qu-xcb");
+    let admin = s.login("xx-admin");
+    let day = chrono::Utc::now().date_naive().pred_opt().expect("a date");
+    let year = chrono::Datelike::year(&day);
+    let live_and_fresh = |query: &str| {
+        let live = s.get(&format!("/api/v1/districts/xxq/rollup{query}"), Some(&officer));
+        let position = live.header("x-ducha-position").expect("X-Ducha-Position").to_owned();
+        let sep = if query.is_empty() { "?" } else { "&" };
+        let fresh =
+            ok(s.get(&format!("/api/v1/districts/xxq/rollup{query}{sep}at_position={position}"), Some(&officer)));
+        (ok(live), fresh)
+    };
+    let inspections = |r: &Value, row: usize| r["rows"][row]["metrics"]["inspections"].as_u64();
+    let queries = [String::new(), format!("?year={year}"), "?year=2023".to_owned()];
+    // Warm the kept parts of every sub-district, for each query.
+    let mut before = Vec::new();
+    for q in &queries {
+        let (live, fresh) = live_and_fresh(q);
+        assert_eq!(live, fresh, "before the write, {q:?}");
+        before.push(live);
+    }
+
+    // A new inspection in XX街道 only.
+    let plan = serde_json::json!({
+        "year": year,
+        "title": "对下级社区督查意识形态工作情况（汇总测试）",
+        "subject": "意识形态工作",
+        "communities": ["dongfeng"],
+        "team": [{"user_id": "xx-duchazu1", "leader": true}],
+        "methods": ["meeting"],
+        "checklist_id": "ideology-2023",
+        "planned_start": day.to_string(),
+        "planned_end": (day + chrono::Days::new(30)).to_string(),
+    });
+    let r = s.post_json("/api/v1/tenants/xxjd/inspections", Some(&admin), &plan);
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    for (q, before) in queries.iter().zip(&before) {
+        let (live, fresh) = live_and_fresh(q);
+        assert_eq!(live, fresh, "after the write, {q:?}");
+        let grew = q != "?year=2023";
+        let (xx_before, xx_after) = (inspections(before, 0).unwrap(), inspections(&live, 0).unwrap());
+        assert_eq!(xx_after, xx_before + u64::from(grew), "XX街道, {q:?}");
+        assert_eq!(live["rows"][1], before["rows"][1], "YY街道 did not change, {q:?}");
+    }
+
+    // gzip when accepted: the same JSON, smaller; Vary names both negotiated headers.
+    let plain = s.request("GET", "/api/v1/districts/xxq/rollup", Some(&officer), &[], None);
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), None);
+    for accept in ["gzip", "gzip, deflate, br", "br;q=1, gzip;q=0.5", "*"] {
+        let gz = s.request("GET", "/api/v1/districts/xxq/rollup", Some(&officer), &[("Accept-Encoding", accept)], None);
+        assert_eq!(gz.status, 200, "{accept}");
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{accept}");
+        let vary = gz.header("vary").unwrap_or_default().to_ascii_lowercase();
+        assert!(vary.contains("accept-encoding") && vary.contains("accept"), "{vary}");
+        assert!(gz.body.len() < plain.body.len(), "{accept}: {} ≥ {}", gz.body.len(), plain.body.len());
+        assert_eq!(gunzip(&gz.body), plain.body, "{accept}");
+    }
+    for accept in ["identity", "br", "gzip;q=0", "gzip;q=0, *", "*;q=0", "gzip;q=zero"] {
+        let r = s.request("GET", "/api/v1/districts/xxq/rollup", Some(&officer), &[("Accept-Encoding", accept)], None);
+        assert_eq!(r.status, 200, "{accept}");
+        assert_eq!(r.header("content-encoding"), None, "{accept}");
+        assert_eq!(r.body, plain.body, "{accept}");
+    }
+}

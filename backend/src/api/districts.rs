@@ -16,8 +16,9 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::NaiveDate;
 use ducha_events::authz::{Action, Target, authorize};
 use ducha_events::ids::DistrictId;
+use ducha_events::ids::TenantId;
 use ducha_events::projection::{
-    DistrictRollup, RankEntry, RectificationStatus, RollupMetrics, RollupQuery, WarningPolicy,
+    DistrictRollup, RankEntry, ReadModel, RectificationStatus, RollupMetrics, RollupQuery, TenantRollup, WarningPolicy,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -149,11 +150,17 @@ pub async fn district_rollup(
     let format = Format::negotiate(&req)?;
     let (cached, position) = compute(&state, &as_of, &district, year, &state.policy).await?;
     match format {
-        Format::Json => Ok(HttpResponse::Ok()
-            .insert_header(("x-ducha-position", position))
-            .insert_header((header::VARY, "Accept"))
-            .content_type("application/json")
-            .body(cached.json()?)),
+        Format::Json => {
+            let mut ok = HttpResponse::Ok();
+            ok.insert_header(("x-ducha-position", position))
+                .insert_header((header::VARY, "Accept, Accept-Encoding"))
+                .content_type("application/json");
+            if accepts_gzip(&req) {
+                ok.insert_header((header::CONTENT_ENCODING, "gzip"));
+                return Ok(ok.body(cached.gzip()?));
+            }
+            Ok(ok.body(cached.json()?))
+        }
         Format::Csv => {
             let name = file_name(&district, year, group_by.code());
             csv_response(rollup_csv(&cached.rollup, group_by)?, &name, position)
@@ -214,27 +221,41 @@ fn district_access(state: &AppState, who: &Authenticated, district: &DistrictId)
     Ok(())
 }
 
-/// Roll-ups of the live model, memoised per district, year and "today", each with its JSON, until
-/// the log position moves on (any new event invalidates them). A district officer's dashboard
-/// reads the same roll-up again and again between writes; folding 100 sub-districts each time cost
-/// ~10 ms. As-of reads are not cached (they fold a prefix of the log anyway).
+/// Roll-ups of the live model, memoised per district, year and "today", each with its JSON (and
+/// that JSON gzipped, for clients that accept it), until the log position moves on (any new event
+/// invalidates them). A district officer's dashboard reads the same roll-up again and again between
+/// writes. Under it, each sub-district's part ([`TenantRollup`]) is kept while the sub-district's
+/// version stands, so after a write only the parts of the sub-districts that changed are computed
+/// again (a district of 1,000 sub-districts would otherwise read every finding of all of them on
+/// each new position). As-of reads are not cached (they fold a prefix of the log anyway).
 #[derive(Default)]
 pub struct RollupCache {
     entries: Mutex<HashMap<RollupKey, CachedRollup>>,
+    parts: Mutex<HashMap<PartKey, KeptPart>>,
 }
 
 type RollupKey = (DistrictId, Option<i32>, NaiveDate);
+type PartKey = (TenantId, Option<i32>, NaiveDate);
+
+/// A sub-district's part with what it was computed from: the live model's generation (it starts
+/// over after an erasure) and the tenant's [`ReadModel::rollup_version`].
+struct KeptPart {
+    generation: u64,
+    version: (u64, u64),
+    part: Arc<TenantRollup>,
+}
 
 #[derive(Clone)]
 pub struct CachedRollup {
     position: u64,
     pub rollup: Arc<DistrictRollup>,
     json: Arc<OnceLock<web::Bytes>>,
+    gzip: Arc<OnceLock<web::Bytes>>,
 }
 
 impl CachedRollup {
     fn new(position: u64, rollup: DistrictRollup) -> CachedRollup {
-        CachedRollup { position, rollup: Arc::new(rollup), json: Arc::default() }
+        CachedRollup { position, rollup: Arc::new(rollup), json: Arc::default(), gzip: Arc::default() }
     }
 
     /// The roll-up as JSON, serialised once per cached value.
@@ -247,10 +268,54 @@ impl CachedRollup {
         );
         Ok(self.json.get_or_init(|| bytes).clone())
     }
+
+    /// The JSON gzipped, once per cached value: a district of 1,000 sub-districts is about 2.7 MB
+    /// of JSON (mostly the community rows), and copying that for each request is what bounds the
+    /// roll-up's rate; gzipped it is a tenth of that or less.
+    fn gzip(&self) -> Result<web::Bytes, ApiError> {
+        if let Some(b) = self.gzip.get() {
+            return Ok(b.clone());
+        }
+        let json = self.json()?;
+        let bytes = web::Bytes::from(gzip(&json).map_err(|e| ApiError::internal(format!("gzip the roll-up: {e}")))?);
+        Ok(self.gzip.get_or_init(|| bytes).clone())
+    }
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut out = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 8), flate2::Compression::fast());
+    out.write_all(bytes)?;
+    out.finish()
+}
+
+/// Whether `Accept-Encoding` admits gzip (named or `*`, with a `q` above 0; a `gzip;q=0` refuses
+/// it even when `*` is there).
+fn accepts_gzip(req: &HttpRequest) -> bool {
+    let mut named = None;
+    let mut any = None;
+    for value in req.headers().get_all(header::ACCEPT_ENCODING).filter_map(|v| v.to_str().ok()) {
+        for coding in value.split(',') {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0));
+            if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+                named = Some(q > 0.0);
+            } else if name == "*" {
+                any = Some(q > 0.0);
+            }
+        }
+    }
+    named.or(any).unwrap_or(false)
 }
 
 /// At most this many roll-ups are kept (districts × years × days); beyond it the cache starts over.
 const CACHE_ENTRIES: usize = 512;
+/// At most this many sub-district parts (sub-districts × years × days).
+const CACHE_PARTS: usize = 50_000;
 
 impl RollupCache {
     fn get(&self, key: &RollupKey, position: u64) -> Option<CachedRollup> {
@@ -264,6 +329,41 @@ impl RollupCache {
             entries.clear();
         }
         entries.insert(key, value);
+    }
+
+    /// The roll-up of the live model `model`, from the kept parts of the sub-districts whose
+    /// version stands and fresh parts of the others. Returns it and how many parts were computed.
+    fn assemble(
+        &self,
+        model: &ReadModel,
+        generation: u64,
+        district: &DistrictId,
+        query: &RollupQuery,
+        today: NaiveDate,
+        policy: &WarningPolicy,
+    ) -> (DistrictRollup, usize) {
+        // One computation at a time: concurrent requests after a write wait for the parts the first
+        // one computes instead of computing them again.
+        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = 0;
+        let mut chosen = Vec::new();
+        for tenant in model.rollup_tenants(district) {
+            let version = model.rollup_version(tenant);
+            let key = (tenant.clone(), query.year, today);
+            match parts.get(&key) {
+                Some(k) if k.generation == generation && k.version == version => chosen.push(k.part.clone()),
+                _ => {
+                    fresh += 1;
+                    let part = Arc::new(model.rollup_part(tenant, query, today, policy));
+                    if parts.len() >= CACHE_PARTS && !parts.contains_key(&key) {
+                        parts.clear();
+                    }
+                    parts.insert(key, KeptPart { generation, version, part: part.clone() });
+                    chosen.push(part);
+                }
+            }
+        }
+        (model.rollup_from_parts(district, query, today, chosen.iter().map(|p| &**p)), fresh)
     }
 }
 
@@ -281,8 +381,16 @@ async fn compute(
         if let Some(hit) = state.rollups.get(&key, position) {
             return Ok((hit, position));
         }
-        let value = CachedRollup::new(position, view.rollup(district, &RollupQuery { year }, as_of.today, policy));
+        let (rollup, _) = state.rollups.assemble(
+            &view,
+            state.live.generation(),
+            district,
+            &RollupQuery { year },
+            as_of.today,
+            policy,
+        );
         drop(view);
+        let value = CachedRollup::new(position, rollup);
         state.rollups.put(key, value.clone());
         return Ok((value, position));
     }

@@ -38,6 +38,10 @@ pub struct AppState {
     pub anchor_key: Option<Arc<crate::anchors::AnchorKey>>,
     /// The personal-data keyring (`None`: a shared store without a master key: kept in clear).
     pub keys: Option<Arc<crate::personal::Keyring>>,
+    /// Turns `true` when the server starts to stop (SIGTERM or SIGINT), before it stops taking
+    /// connections: long-lived answers (the live streams) end at once so the graceful stop
+    /// does not wait for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -95,6 +99,9 @@ pub struct LiveModel {
     /// Serializes catching up (the follower and writers): one reader of the log at a time.
     follow: tokio::sync::Mutex<()>,
     position: AtomicU64,
+    /// Bumped each time the model is replaced rather than extended (the rebuild after an
+    /// erasure): caches derived from it start over.
+    generation: AtomicU64,
     loaded: AtomicBool,
     /// Per-tenant snapshots for "as of" views; cleared with the model after an erasure.
     pub snapshots: crate::snapshots::Snapshots,
@@ -113,6 +120,7 @@ impl LiveModel {
             model: RwLock::new(model),
             follow: tokio::sync::Mutex::new(()),
             position: AtomicU64::new(position),
+            generation: AtomicU64::new(0),
             loaded: AtomicBool::new(true),
             snapshots: crate::snapshots::Snapshots::default(),
             live_reads: crate::api::live::SharedReads::default(),
@@ -126,6 +134,11 @@ impl LiveModel {
 
     pub fn position(&self) -> u64 {
         self.position.load(Ordering::Acquire)
+    }
+
+    /// See the field: equal generations mean the model has only been extended in between.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -158,7 +171,12 @@ impl LiveModel {
                 self.snapshots.clear();
                 let rebuilt = projector::as_of(store, Upto::Position(last), None).await?;
                 let at = rebuilt.position();
-                *self.model.write().unwrap_or_else(|p| p.into_inner()) = rebuilt;
+                {
+                    // Under the write lock: no reader sees the new model with the old generation.
+                    let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+                    *model = rebuilt;
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
                 self.position.store(at, Ordering::Release);
                 tracing::info!(position = at, "personal data erased: read model rebuilt");
                 if let Err(e) = self.checkpoint(store).await {

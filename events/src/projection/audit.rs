@@ -108,6 +108,11 @@ impl AuditLog {
         }
     }
 
+    /// The position of the tenant's last event (0 when it has none).
+    pub fn last_position(&self, tenant: &TenantId) -> u64 {
+        self.tenants.get(tenant).map_or(0, |t| t.counter.last_position)
+    }
+
     /// The tenants that have any event, with their event counts.
     pub fn tenants(&self) -> impl Iterator<Item = (&TenantId, u64)> {
         self.tenants.iter().map(|(id, t)| (id, t.counter.events))

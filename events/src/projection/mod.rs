@@ -49,7 +49,7 @@ pub use inspection_detail::{
 pub use ledger::{LEDGER_COLUMNS, LedgerFilter, LedgerPage, LedgerRow, LedgerSort, Page, SourceRef};
 pub use rollup::{
     CategoryRollup, CommunityRollup, DistrictRollup, MonthRollup, RankEntry, RollupMetrics, RollupQuery,
-    SubdistrictRollup, YearRollup,
+    SubdistrictRollup, TenantRollup, YearRollup,
 };
 pub use scorecard::CommunityScorecard;
 pub use warning::{Schedule, WarningLevel, WarningPolicy, warning_level};

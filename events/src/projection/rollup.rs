@@ -127,7 +127,7 @@ pub struct DistrictRollup {
 }
 
 /// Running sums for one sub-district (merged into the district's).
-#[derive(Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 struct Acc {
     inspections: u64,
     covered: u64,
@@ -182,6 +182,24 @@ impl Acc {
     }
 }
 
+/// One sub-district's share of a district roll-up: its row and what it adds to every breakdown.
+///
+/// It depends only on the tenant's own facts and directory entry (and the query, the day and the
+/// warning policy), so a caller can keep it while [`ReadModel::rollup_version`] of the tenant is
+/// unchanged and rebuild only the parts of the sub-districts that changed
+/// ([`ReadModel::rollup_from_parts`]); the result is the same as [`ReadModel::rollup`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantRollup {
+    acc: Acc,
+    row: SubdistrictRollup,
+    /// year → (inspections, findings, verified, overdue, assigned)
+    by_year: BTreeMap<i32, (u64, u64, u64, u64, u64)>,
+    /// month key → (recorded, verified)
+    by_month: BTreeMap<u32, (u64, u64)>,
+    by_category: Vec<CategoryRollup>,
+    by_community: Vec<CommunityRollup>,
+}
+
 impl ReadModel {
     /// The roll-up of one district on `today`. The caller has checked that the actor may read the
     /// district; tenants of other districts are never read.
@@ -192,91 +210,136 @@ impl ReadModel {
         today: NaiveDate,
         policy: &WarningPolicy,
     ) -> DistrictRollup {
+        let parts: Vec<TenantRollup> = self
+            .directory()
+            .tenants_in(district)
+            .map(|(tenant_id, _)| self.rollup_part(tenant_id, query, today, policy))
+            .collect();
+        self.rollup_from_parts(district, query, today, parts.iter())
+    }
+
+    /// What a tenant's [`TenantRollup`] depends on, as a value that changes whenever it may: the
+    /// positions of the tenant's last event and of the platform's (districts and tenants are
+    /// registered there). Equal versions give equal parts (for the same query, day and policy).
+    pub fn rollup_version(&self, tenant: &TenantId) -> (u64, u64) {
+        (self.audit_log().last_position(tenant), self.audit_log().last_position(&TenantId::platform()))
+    }
+
+    /// The sub-districts of a district, in roll-up order.
+    pub fn rollup_tenants<'a>(&'a self, district: &'a DistrictId) -> impl Iterator<Item = &'a TenantId> + 'a {
+        self.directory().tenants_in(district).map(|(t, _)| t)
+    }
+
+    /// One sub-district's part of the roll-up (empty when the tenant is unknown).
+    pub fn rollup_part(
+        &self,
+        tenant_id: &TenantId,
+        query: &RollupQuery,
+        today: NaiveDate,
+        policy: &WarningPolicy,
+    ) -> TenantRollup {
         let in_year = |y: i32| query.year.is_none_or(|want| want == y);
+        let (facts, entry) = self.tenant_parts(tenant_id);
+        let empty = TenantEntry::default();
+        let entry = entry.unwrap_or(&empty);
+        let mut acc = Acc::default();
+        let mut by_year: BTreeMap<i32, (u64, u64, u64, u64, u64)> = BTreeMap::new();
+        let mut by_month: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        let mut by_category: Vec<CategoryRollup> = Vec::new();
+        let mut covered = BTreeSet::<&CommunityId>::new();
+        let mut community_scores: BTreeMap<&CommunityId, Vec<Points>> = BTreeMap::new();
+        for i in facts.inspections.iter().filter(|i| in_year(i.year)) {
+            acc.inspections += 1;
+            acc.achievements += i.achievements.len() as u64;
+            covered.extend(i.communities.iter());
+            by_year.entry(i.year).or_default().0 += 1;
+            for c in &i.communities {
+                if let Some((score, _)) = final_score(entry, i, c) {
+                    acc.score_sum += u64::from(score.0);
+                    acc.scores += 1;
+                    community_scores.entry(c).or_default().push(score);
+                }
+            }
+        }
+        acc.covered = covered.len() as u64;
+
+        let findings: Vec<&FindingFacts> = facts
+            .findings
+            .iter()
+            .filter(|f| query.year.is_none() || facts.finding_year(f).is_some_and(in_year))
+            .collect();
+        acc.by_category = count_by_category(Some(entry), findings.iter().copied());
+        let mut per_community: BTreeMap<Option<&CommunityId>, [u64; 4]> = BTreeMap::new();
+        for f in &findings {
+            let (verified, overdue, open) =
+                (f.status == RectificationStatus::Verified, f.is_overdue(today), !f.status.is_closed());
+            acc.by_status[f.status.index()] += 1;
+            acc.assigned += u64::from(f.counts_as_assigned());
+            acc.verified += u64::from(verified);
+            acc.overdue += u64::from(overdue);
+            acc.warnings.add(f.warning(today, policy));
+
+            if let Some(y) = facts.finding_year(f) {
+                let e = by_year.entry(y).or_default();
+                (e.1, e.2, e.3) = (e.1 + 1, e.2 + u64::from(verified), e.3 + u64::from(overdue));
+                e.4 += u64::from(f.counts_as_assigned());
+            }
+            if let Some(d) = f.recorded_on {
+                by_month.entry(month_key(d)).or_default().0 += 1;
+            }
+            if let Some(d) = f.rectification.as_ref().and_then(|r| r.verified_on).filter(|_| verified) {
+                by_month.entry(month_key(d)).or_default().1 += 1;
+            }
+            let cat = category_row(&mut by_category, &f.category, || entry.category_name(&f.category).to_owned());
+            cat.findings += 1;
+            cat.open += u64::from(open);
+            cat.verified += u64::from(verified);
+            cat.overdue += u64::from(overdue);
+            let pc = per_community.entry(f.community_id.as_ref()).or_default();
+            for (slot, v) in pc.iter_mut().zip([1, u64::from(open), u64::from(overdue), u64::from(verified)]) {
+                *slot += v;
+            }
+        }
+        let by_community = community_rows(tenant_id, entry, &per_community, &community_scores);
+        let row = SubdistrictRollup { tenant_id: tenant_id.clone(), name: entry.name.clone(), metrics: acc.metrics() };
+        TenantRollup { acc, row, by_year, by_month, by_category, by_community }
+    }
+
+    /// The district's roll-up from its sub-districts' parts, in the order given (the order of
+    /// [`Self::rollup_tenants`] gives the same answer as [`Self::rollup`]).
+    pub fn rollup_from_parts<'p>(
+        &self,
+        district: &DistrictId,
+        query: &RollupQuery,
+        today: NaiveDate,
+        parts: impl Iterator<Item = &'p TenantRollup>,
+    ) -> DistrictRollup {
         let mut totals = Acc::default();
         let mut rows = Vec::new();
         let mut by_year: BTreeMap<i32, (u64, u64, u64, u64, u64)> = BTreeMap::new();
         let mut by_month: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
         let mut by_category: Vec<CategoryRollup> = Vec::new();
         let mut by_community = Vec::new();
-
-        for (tenant_id, entry) in self.directory().tenants_in(district) {
-            let (facts, _) = self.tenant_parts(tenant_id);
-            let mut acc = Acc::default();
-            let mut covered = BTreeSet::<&CommunityId>::new();
-            let mut community_scores: BTreeMap<&CommunityId, Vec<Points>> = BTreeMap::new();
-            for i in facts.inspections.iter().filter(|i| in_year(i.year)) {
-                acc.inspections += 1;
-                acc.achievements += i.achievements.len() as u64;
-                covered.extend(i.communities.iter());
-                by_year.entry(i.year).or_default().0 += 1;
-                for c in &i.communities {
-                    if let Some((score, _)) = final_score(entry, i, c) {
-                        acc.score_sum += u64::from(score.0);
-                        acc.scores += 1;
-                        community_scores.entry(c).or_default().push(score);
-                    }
-                }
+        for part in parts {
+            totals.merge(&part.acc);
+            rows.push(part.row.clone());
+            for (y, v) in &part.by_year {
+                let e = by_year.entry(*y).or_default();
+                (e.0, e.1, e.2, e.3, e.4) = (e.0 + v.0, e.1 + v.1, e.2 + v.2, e.3 + v.3, e.4 + v.4);
             }
-            acc.covered = covered.len() as u64;
-
-            let findings: Vec<&FindingFacts> = facts
-                .findings
-                .iter()
-                .filter(|f| query.year.is_none() || facts.finding_year(f).is_some_and(in_year))
-                .collect();
-            acc.by_category = count_by_category(Some(entry), findings.iter().copied());
-            let mut per_community: BTreeMap<Option<&CommunityId>, [u64; 4]> = BTreeMap::new();
-            for f in &findings {
-                let (verified, overdue, open) =
-                    (f.status == RectificationStatus::Verified, f.is_overdue(today), !f.status.is_closed());
-                acc.by_status[f.status.index()] += 1;
-                acc.assigned += u64::from(f.counts_as_assigned());
-                acc.verified += u64::from(verified);
-                acc.overdue += u64::from(overdue);
-                acc.warnings.add(f.warning(today, policy));
-
-                if let Some(y) = facts.finding_year(f) {
-                    let e = by_year.entry(y).or_default();
-                    (e.1, e.2, e.3) = (e.1 + 1, e.2 + u64::from(verified), e.3 + u64::from(overdue));
-                    e.4 += u64::from(f.counts_as_assigned());
-                }
-                if let Some(d) = f.recorded_on {
-                    by_month.entry(month_key(d)).or_default().0 += 1;
-                }
-                if let Some(d) = f.rectification.as_ref().and_then(|r| r.verified_on).filter(|_| verified) {
-                    by_month.entry(month_key(d)).or_default().1 += 1;
-                }
-                let cat = match by_category.iter_mut().position(|c| c.code == f.category) {
-                    Some(n) => &mut by_category[n],
-                    None => {
-                        by_category.push(CategoryRollup {
-                            code: f.category.clone(),
-                            name: entry.category_name(&f.category).to_owned(),
-                            findings: 0,
-                            open: 0,
-                            verified: 0,
-                            overdue: 0,
-                        });
-                        by_category.last_mut().unwrap_or_else(|| unreachable!("just pushed"))
-                    }
-                };
-                cat.findings += 1;
-                cat.open += u64::from(open);
-                cat.verified += u64::from(verified);
-                cat.overdue += u64::from(overdue);
-                let pc = per_community.entry(f.community_id.as_ref()).or_default();
-                for (slot, v) in pc.iter_mut().zip([1, u64::from(open), u64::from(overdue), u64::from(verified)]) {
-                    *slot += v;
-                }
+            for (m, v) in &part.by_month {
+                let e = by_month.entry(*m).or_default();
+                (e.0, e.1) = (e.0 + v.0, e.1 + v.1);
             }
-            by_community.extend(community_rows(tenant_id, entry, &per_community, &community_scores));
-            totals.merge(&acc);
-            rows.push(SubdistrictRollup {
-                tenant_id: tenant_id.clone(),
-                name: entry.name.clone(),
-                metrics: acc.metrics(),
-            });
+            // Categories merge by code, named as the first sub-district names them.
+            for c in &part.by_category {
+                let cat = category_row(&mut by_category, &c.code, || c.name.clone());
+                cat.findings += c.findings;
+                cat.open += c.open;
+                cat.verified += c.verified;
+                cat.overdue += c.overdue;
+            }
+            by_community.extend(part.by_community.iter().cloned());
         }
 
         let ranking_by_score = rank(&rows, |m| m.average_score);
@@ -313,6 +376,29 @@ impl ReadModel {
             ranking_by_completion,
         }
     }
+}
+
+/// The row of category `code` (added, zeroed and named by `name`, when missing).
+fn category_row<'a>(
+    rows: &'a mut Vec<CategoryRollup>,
+    code: &str,
+    name: impl FnOnce() -> String,
+) -> &'a mut CategoryRollup {
+    let n = match rows.iter().position(|c| c.code == code) {
+        Some(n) => n,
+        None => {
+            rows.push(CategoryRollup {
+                code: code.to_owned(),
+                name: name(),
+                findings: 0,
+                open: 0,
+                verified: 0,
+                overdue: 0,
+            });
+            rows.len() - 1
+        }
+    };
+    &mut rows[n]
 }
 
 /// The tenant's communities in its order (cross-cutting findings as a 全街道 row first, if any).
@@ -431,6 +517,59 @@ mod tests {
         let other = m.rollup(&did("d9"), &RollupQuery::default(), today(), &p);
         assert!(other.rows.is_empty());
         assert_eq!(other.totals.findings, 0);
+    }
+
+    /// What the server does: keep each sub-district's part while its version stands, rebuild the
+    /// others. At every cut of the log the result equals a fresh roll-up.
+    #[test]
+    fn parts_kept_while_their_version_stands_give_the_fresh_rollup() {
+        let log = sample_log();
+        let (p, d) = (WarningPolicy::default(), did("d1"));
+        for query in [RollupQuery::default(), RollupQuery { year: Some(2023) }] {
+            let mut kept: BTreeMap<TenantId, ((u64, u64), TenantRollup)> = BTreeMap::new();
+            let (mut reused, mut rebuilt) = (0, 0);
+            let mut m = ReadModel::default();
+            for (e, ev) in &log {
+                m.apply(e, ev);
+                let tenants: Vec<TenantId> = m.rollup_tenants(&d).cloned().collect();
+                let mut parts = Vec::new();
+                for t in &tenants {
+                    let version = m.rollup_version(t);
+                    match kept.get(t) {
+                        Some((v, part)) if *v == version => {
+                            reused += 1;
+                            parts.push(part.clone());
+                        }
+                        _ => {
+                            rebuilt += 1;
+                            let part = m.rollup_part(t, &query, today(), &p);
+                            kept.insert(t.clone(), (version, part.clone()));
+                            parts.push(part);
+                        }
+                    }
+                }
+                let fresh = m.rollup(&d, &query, today(), &p);
+                assert_eq!(m.rollup_from_parts(&d, &query, today(), parts.iter()), fresh, "at {}", e.position);
+            }
+            assert!(reused > 0 && rebuilt > 0, "{reused} reused, {rebuilt} rebuilt");
+        }
+    }
+
+    /// A part is a function of its version: an event of one sub-district moves only its version.
+    #[test]
+    fn an_event_moves_only_its_own_tenants_version() {
+        let log = sample_log();
+        let mut m = ReadModel::default();
+        for (e, ev) in &log {
+            let before: BTreeMap<TenantId, (u64, u64)> =
+                m.directory().tenants().map(|(t, _)| (t.clone(), m.rollup_version(t))).collect();
+            m.apply(e, ev);
+            for (t, v) in before {
+                let moved = m.rollup_version(&t) != v;
+                let should = e.tenant == t || e.tenant == TenantId::platform();
+                assert_eq!(moved, should, "{} at {} for {t}", e.event_type, e.position);
+            }
+        }
     }
 
     #[test]
