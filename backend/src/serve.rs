@@ -165,6 +165,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
             Some(Arc::new(key))
         }
     };
+    let (begin_stopping, stopping) = tokio::sync::watch::channel(false);
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -177,6 +178,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         replica: replica.clone(),
         anchor_key,
         keys,
+        stopping,
     };
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
@@ -214,6 +216,8 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     tracing::info!(addrs = ?addrs, workers, position = live.position(), store = %location.display(), replica = %replica.id, "serving");
     tokio::spawn(async move {
         stop_signal.await;
+        // First the live streams (they send `event: shutdown` and end), then the graceful stop.
+        let _ = begin_stopping.send(true);
         handle.stop(true).await;
     });
     server.await.context("服务异常退出 / the server failed")?;

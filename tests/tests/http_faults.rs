@@ -11,7 +11,7 @@
 //!   — finish with success, the process exits 0, and every acknowledged write is in the log. So
 //!   does SIGTERM the moment the server reports it is listening.
 
-use ducha_tests::{Response, Server, ducha_ok, try_http};
+use ducha_tests::{Response, Server, ducha_ok, read_until, try_http};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{Read, Write as _};
@@ -451,4 +451,26 @@ fn a_retry_whose_answer_was_lost_is_answered_as_the_write_it_was() {
     let other = Write { id: w.id.clone(), ..write_for(7, 0) };
     let r = send(&server.addr, &token, &other).expect("answer");
     assert_eq!((r.status, r.json()["code"].as_str()), (422, Some("idempotency_key_reused")), "{}", r.text());
+}
+
+/// SIGTERM with live streams open: every stream gets `event: shutdown` and ends at once (the
+/// streams watch the server's own stop, which begins when the signal is caught), so the graceful
+/// stop does not wait out its timeout — set here to 10 minutes, longer than `terminate` waits.
+#[test]
+fn sigterm_ends_the_live_streams_at_once() {
+    let mut server = Server::start(true, &[("DUCHA_SHUTDOWN_TIMEOUT_SECONDS", "600"), ("DUCHA_LOG_LEVEL", "info")]);
+    let admin = server.login("xx-admin");
+    let other = server.login("yy-admin");
+    let mut streams = vec![server.open_live("xxjd", &admin, None), server.open_live("yyjd", &other, None)];
+    let status = server.terminate();
+    let log = server.log();
+    assert!(status.success(), "exit status after SIGTERM: {status:?}\n{log}");
+    for (n, (stream, buf)) in streams.iter_mut().enumerate() {
+        assert!(
+            read_until(stream, buf, "event: shutdown", std::time::Duration::from_secs(10)),
+            "stream {n} got no shutdown frame: {}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+    assert!(log.contains("SIGTERM received") && log.contains("stopped"), "{log}");
 }

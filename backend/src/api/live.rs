@@ -200,24 +200,6 @@ impl MessageBody for EventStream {
     }
 }
 
-/// Resolves when the process is asked to stop (SIGTERM or SIGINT); never when it cannot listen.
-async fn shutdown_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
-            }
-            return;
-        }
-    }
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Sends the tenant's events after `after` as they come, until the client goes away, the store
 /// closes or the process stops.
 async fn pump(
@@ -227,10 +209,16 @@ async fn pump(
     visibility: Visibility,
     mut after: u64,
     tx: mpsc::Sender<Bytes>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut heads = store.subscribe();
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-    let shutdown = shutdown_requested();
+    // The server's own stop (it has caught the signal); a server that never stops never ends it.
+    let shutdown = async move {
+        if stopping.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         // Everything new since the last frame (a notification may stand for many appends).
@@ -312,7 +300,15 @@ pub async fn live(
     let (tx, rx) = mpsc::channel(64);
     // The first bytes go out at once, so the client knows the stream is open.
     let _ = tx.try_send(Bytes::from(format!("retry: 3000\n: live after {after}\n\n")));
-    actix_web::rt::spawn(pump(state.store.clone(), state.live.clone(), tenant, visibility, after, tx));
+    actix_web::rt::spawn(pump(
+        state.store.clone(),
+        state.live.clone(),
+        tenant,
+        visibility,
+        after,
+        tx,
+        state.stopping.clone(),
+    ));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -339,7 +335,15 @@ mod tests {
         let tenant = TenantId::parse("xxjd").unwrap();
         let head = state.store.head().await.unwrap();
         let (tx, mut rx) = mpsc::channel(16);
-        actix_web::rt::spawn(pump(state.store.clone(), state.live.clone(), tenant.clone(), Visibility::All, head, tx));
+        actix_web::rt::spawn(pump(
+            state.store.clone(),
+            state.live.clone(),
+            tenant.clone(),
+            Visibility::All,
+            head,
+            tx,
+            state.stopping.clone(),
+        ));
 
         let admin = state.live.read().directory().user_by_username("xx-admin").unwrap().actor();
         let add = TenantCommand::AddCommunity {

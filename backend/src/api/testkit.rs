@@ -41,6 +41,7 @@ impl Demo {
             replica: Arc::default(),
             anchor_key: Some(Arc::new(crate::anchors::AnchorKey::load(None, Some(dir), None).unwrap())),
             keys: None,
+            stopping: tokio::sync::watch::channel(false).1,
         };
         Demo { state, store, _dir: data }
     }
