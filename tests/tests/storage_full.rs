@@ -161,6 +161,17 @@ impl Tmpfs {
         }
         Ok(Tmpfs { dir })
     }
+
+    /// [`Tmpfs::mount`], or `None` after printing why the test is skipped and what covers it.
+    fn mount_or_skip(size: &str, covered_by: &str) -> Option<Tmpfs> {
+        match Tmpfs::mount(size) {
+            Ok(fs) => Some(fs),
+            Err(why) => {
+                println!("skipped: cannot make a small filesystem here ({why}); {covered_by}");
+                None
+            }
+        }
+    }
 }
 
 impl Drop for Tmpfs {
@@ -238,13 +249,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_full_filesystem_refuses_writes_and_uploads_then_recovers_without_a_restart() {
-    let fs = match Tmpfs::mount("48m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("skipped: cannot make a small filesystem here ({why}); the max_page_count test covers the API");
-            return;
-        }
-    };
+    let Some(fs) = Tmpfs::mount_or_skip("48m", "the max_page_count test covers the API") else { return };
     // The store (ducha.db, api.db, evidence/) on the small filesystem; the server's log elsewhere.
     let store_dir = fs.dir.join("store");
     std::fs::create_dir_all(&store_dir).unwrap();
@@ -382,13 +387,7 @@ fn a_full_postgres_tablespace_refuses_writes_with_storage_full_then_recovers() {
         println!("skipped: the test PostgreSQL server is not on this machine ({data_directory}); cannot fill its disk");
         return;
     }
-    let fs = match Tmpfs::mount("64m") {
-        Ok(fs) => fs,
-        Err(why) => {
-            println!("skipped: cannot make a small filesystem here ({why}); SQLite's full-disk tests cover the API");
-            return;
-        }
-    };
+    let Some(fs) = Tmpfs::mount_or_skip("64m", "SQLite's full-disk tests cover the API") else { return };
     // PostgreSQL (user postgres) writes the tablespace: let it in.
     let location = fs.dir.join("tablespace");
     std::fs::create_dir_all(&location).unwrap();
