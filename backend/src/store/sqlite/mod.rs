@@ -92,7 +92,11 @@ impl SqliteStore {
     /// Errors: [`StoreError::Locked`] if another store has it open for writing, [`StoreError::Corrupt`]
     /// if the file is not a Ducha database, [`StoreError::NewerSchema`] if a newer build wrote it.
     pub fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let readers = Arc::new(ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()) });
+        let readers = Arc::new(ReadPool {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(read::MAX_IDLE_READERS)),
+        });
         if opts.read_only {
             if !path.exists() {
                 return Err(StoreError::Io(format!("{}: no such database", path.display())));
@@ -263,9 +267,13 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || pool.with(f))
-            .await
-            .map_err(|e| StoreError::Io(format!("a read task failed: {e}")))?
+        let permit = pool.permits.clone().acquire_owned().await.map_err(|_| StoreError::Closed)?;
+        tokio::task::spawn_blocking(move || {
+            let _one_of_the_pool = permit;
+            pool.with(f)
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("a read task failed: {e}")))?
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 /// with only 4 kept, the others opened and closed a connection each time (open, pragmas, schema
 /// parse: a fifth of the server's CPU in the command benchmark). Each holds little memory until a
 /// read touches pages (`cache_size` is an upper bound).
-const MAX_IDLE_READERS: usize = 16;
+pub(super) const MAX_IDLE_READERS: usize = 16;
 
 pub(super) const COLUMNS: &str = "position, tenant, tenant_seq, event_id, stream, stream_version, event_type, schema_version, \
      occurred_at, actor_user, actor_role, correlation_id, causation_id, payload, prev_hash, hash";
@@ -49,6 +49,12 @@ pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
 pub(super) struct ReadPool {
     pub(super) path: PathBuf,
     pub(super) idle: Mutex<Vec<Connection>>,
+    /// At most [`MAX_IDLE_READERS`] reads at once through the store's async API, so that every
+    /// connection goes back to the pool. Without the bound, 64 concurrent requests opened readers
+    /// beyond the pool's size and closed them after one read: each such read paid for opening the
+    /// file, parsing the schema, preparing its statement and a cold page cache (measured under
+    /// `wrk`: most of a command's time went to `sqlite3Init`, the parser and `pread`).
+    pub(super) permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
