@@ -48,8 +48,14 @@ pub fn ducha_ok(data_dir: &Path, args: &[&str]) -> String {
 }
 
 /// The repository root (for scripts such as tests/audit/verify_chain.py).
+///
+/// From `CARGO_MANIFEST_DIR` as `cargo test` sets it when running the test, not as it was when
+/// this crate was compiled: a target directory shared by clones in other places (CI's cache) may
+/// hold this crate compiled in one of them, with that clone's path, which may be gone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
