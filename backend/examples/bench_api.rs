@@ -470,25 +470,44 @@ end
         ),
     )
     .expect("lua");
-    let cases: Vec<(&str, String, Option<&str>, bool)> = vec![
-        ("`GET /healthz` (baseline)", "/healthz".into(), None, false),
-        ("`GET /tenants/xxjd/dashboard`", "/api/v1/tenants/xxjd/dashboard".into(), Some(&xx), false),
+    // (row, path, token, POST through the Lua script, extra header, commands running meanwhile)
+    type Case<'a> = (&'a str, String, Option<&'a str>, bool, Option<&'a str>, bool);
+    let rollup = "/api/v1/districts/xxq/rollup?group_by=subdistrict";
+    let cases: Vec<Case> = vec![
+        ("`GET /healthz` (baseline)", "/healthz".into(), None, false, None, false),
+        ("`GET /tenants/xxjd/dashboard`", "/api/v1/tenants/xxjd/dashboard".into(), Some(&xx), false, None, false),
         (
             "`GET /tenants/xxjd/ledger?page=3&page_size=50`",
             "/api/v1/tenants/xxjd/ledger?page=3&page_size=50".into(),
             Some(&xx),
             false,
-        ),
-        (
-            "`GET /districts/xxq/rollup?group_by=subdistrict`",
-            "/api/v1/districts/xxq/rollup?group_by=subdistrict".into(),
-            Some(&admin),
+            None,
             false,
         ),
-        ("`POST …/findings/{id}/progress` (command)", "/".into(), Some(&xx), true),
+        ("`GET /districts/xxq/rollup?group_by=subdistrict`", rollup.into(), Some(&admin), false, None, false),
+        // What a browser sends: the roll-up's cached gzip.
+        (
+            "the roll-up, `Accept-Encoding: gzip`",
+            rollup.into(),
+            Some(&admin),
+            false,
+            Some("Accept-Encoding: gzip"),
+            false,
+        ),
+        // Each command moves the position: the roll-up is assembled again from the kept parts of
+        // the sub-districts that did not change (commands run on a second wrk, not counted here).
+        (
+            "the roll-up (gzip) while commands run",
+            rollup.into(),
+            Some(&admin),
+            false,
+            Some("Accept-Encoding: gzip"),
+            true,
+        ),
+        ("`POST …/findings/{id}/progress` (command)", "/".into(), Some(&xx), true, None, false),
     ];
     // Sanity: each read answers 200 before it is measured.
-    for (name, path, token, post) in &cases {
+    for (name, path, token, post, _, _) in &cases {
         if !post {
             let (status, body) = http(&addr, "GET", path, *token, None);
             assert_eq!(status, 200, "{name}: {}", &body[..body.len().min(300)]);
@@ -508,23 +527,30 @@ end
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let mut baseline = f64::NAN;
     let per_replica = (a.connections / a.replicas).max(1);
-    for (name, path, token, post) in &cases {
+    let wrk = |addr: &str, path: &str, token: Option<&str>, post: bool, header: Option<&str>, connections: u64| {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t2", &format!("-c{connections}"), &format!("-d{}s", a.seconds), "--latency"]);
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(h) = header {
+            cmd.args(["-H", h]);
+        }
+        if post {
+            cmd.arg("-s").arg(&lua);
+        }
+        cmd.arg(format!("http://{addr}{path}"));
+        cmd.stdout(Stdio::piped()).spawn().expect("run wrk")
+    };
+    for (name, path, token, post, header, with_writes) in &cases {
+        // Commands on the side (a quarter of the connections), not counted in the row.
+        let writers: Vec<_> = if *with_writes {
+            addrs.iter().map(|addr| wrk(addr, "/", Some(&xx), true, None, (per_replica / 4).max(1))).collect()
+        } else {
+            Vec::new()
+        };
         // One wrk per replica, all at once.
-        let runs: Vec<_> = addrs
-            .iter()
-            .map(|addr| {
-                let mut cmd = Command::new("wrk");
-                cmd.args(["-t2", &format!("-c{per_replica}"), &format!("-d{}s", a.seconds), "--latency"]);
-                if let Some(t) = token {
-                    cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-                }
-                if *post {
-                    cmd.arg("-s").arg(&lua);
-                }
-                cmd.arg(format!("http://{addr}{path}"));
-                cmd.stdout(Stdio::piped()).spawn().expect("run wrk")
-            })
-            .collect();
+        let runs: Vec<_> = addrs.iter().map(|addr| wrk(addr, path, *token, *post, *header, per_replica)).collect();
         let (mut rps, mut p50, mut p99, mut non2xx, mut total) = (0.0, 0.0f64, 0.0f64, 0, 0);
         for run in runs {
             let out = run.wait_with_output().expect("wrk");
@@ -534,6 +560,11 @@ end
             p99 = p99.max(a99);
             non2xx += n;
             total += t;
+        }
+        for w in writers {
+            let out = w.wait_with_output().expect("wrk");
+            let (r, ..) = parse_wrk(&String::from_utf8_lossy(&out.stdout));
+            eprintln!("  ({name}: commands meanwhile {r:.0} req/s)");
         }
         if baseline.is_nan() {
             baseline = rps;
