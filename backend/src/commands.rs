@@ -115,18 +115,24 @@ fn backoff(attempt: usize) -> std::time::Duration {
     std::time::Duration::from_millis(1 + jitter)
 }
 
-/// Folds one stream into an aggregate state, returning it with the stream version.
-pub async fn load<S: EventStore + ?Sized, T>(
+/// Folds one stream into an aggregate state, returning it with the stream version. Starts from
+/// the state the store keeps for the stream, if any ([`crate::store::states`]), and keeps the result.
+pub async fn load<S: EventStore + ?Sized, T: Clone + Send + Sync + 'static>(
     store: &S,
     stream: &str,
     init: T,
     evolve: impl Fn(T, &Event) -> T,
 ) -> Result<(T, u64), CommandError> {
-    let mut state = init;
-    let mut version = 0;
+    let (mut state, mut version) = store.states().and_then(|c| c.get::<T>(stream)).unwrap_or((init, 0));
+    let kept = version;
     loop {
         let batch = store.read_stream(stream, version, 1000, Upto::Head).await?;
         if batch.is_empty() {
+            if version > kept
+                && let Some(cache) = store.states()
+            {
+                cache.put(stream, version, state.clone());
+            }
             return Ok((state, version));
         }
         for e in &batch {
@@ -403,4 +409,74 @@ pub async fn self_inspection<S: EventStore + ?Sized>(
         .await?;
         (version, self_inspection::decide(&tenant_state, &state, &cmd)?)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+    use ducha_events::ids::CommunityId;
+
+    /// The fold of a stream from its first event, without the kept states.
+    async fn fresh_tenant(store: &SqliteStore, t: &TenantId) -> (tenant::TenantState, u64) {
+        let (mut state, mut version) = (tenant::TenantState::default(), 0);
+        for e in store.read_stream(&stream::tenant(t), 0, 100_000, Upto::Head).await.unwrap() {
+            state = tenant::evolve(state, &e.decode().unwrap());
+            version = e.stream_version;
+        }
+        (state, version)
+    }
+
+    /// A kept state is only a starting point: what was appended after it (here by a command, which
+    /// does not update the kept state; on another replica it would not even be seen) is read and
+    /// folded on the next load, which then equals a fold from the first event.
+    #[tokio::test]
+    async fn a_kept_state_is_extended_by_what_was_appended_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
+        let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
+        crate::demo::load(&store).await.unwrap();
+        let (d, t) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
+        let name = stream::tenant(&t);
+
+        let (first, v1) = load_tenant(&store, &t).await.unwrap();
+        assert_eq!((first.clone(), v1), fresh_tenant(&store, &t).await);
+        let kept = store.states().unwrap();
+        assert_eq!(kept.get::<tenant::TenantState>(&name).map(|(_, v)| v), Some(v1));
+
+        let model = crate::projector::rebuild(&store, |_| {}).await.unwrap();
+        let admin = model.directory().user_by_username("xx-admin").unwrap().actor();
+        for (n, c) in ["xinhua", "minzhu"].into_iter().enumerate() {
+            let cmd = tenant::TenantCommand::AddCommunity {
+                community_id: CommunityId::parse(c).unwrap(),
+                name: format!("{c}社区"),
+            };
+            let done = tenant(&store, &Meta::new(admin.clone(), chrono::Utc::now()), &d, &t, cmd).await.unwrap();
+            assert_eq!(done.outcome.stream_version, v1 + n as u64 + 1);
+        }
+        // Appended straight to the store too, as another writer would.
+        let extra: Event = ducha_events::event::CommunityAdded {
+            community_id: CommunityId::parse("tuanjie").unwrap(),
+            name: "团结社区".into(),
+        }
+        .into();
+        let meta = Meta::new(admin, chrono::Utc::now());
+        let events = new_events(&meta, Role::SubdistrictAdmin, &[extra]);
+        store
+            .append(AppendRequest {
+                tenant: t.clone(),
+                stream: name.clone(),
+                expected: ExpectedVersion::Exact(v1 + 2),
+                events,
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+
+        let (state, version) = load_tenant(&store, &t).await.unwrap();
+        assert_eq!(version, v1 + 3);
+        assert_ne!(state, first);
+        assert_eq!((state, version), fresh_tenant(&store, &t).await);
+        assert_eq!(kept.get::<tenant::TenantState>(&name).map(|(_, v)| v), Some(v1 + 3));
+    }
 }

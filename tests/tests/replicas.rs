@@ -228,6 +228,40 @@ fn fifty_racing_writers_across_both_replicas_one_wins_per_version() {
     assert_eq!(head(&d.b), before + 1, "exactly one event appended");
 }
 
+/// Each replica keeps the aggregate states its commands folded (issue 11). Writes that alternate
+/// between the replicas, each with `If-Match` from the other replica's answer, only succeed if a
+/// replica folds what the other appended after the state it kept: a kept state read as the latest
+/// would answer 412 with a stale version.
+#[test]
+fn alternating_writes_on_one_finding_see_the_other_replicas_appends() {
+    let Some(d) = deployment("replicas: kept states", &[]) else { return };
+    let finding = format!("{TENANT}/inspections/2023-ideology/findings/xx-2023-f4");
+    let (token_a, token_b) = (d.a.login("xx-admin"), d.b.login("xx-admin"));
+    // Both replicas fold the finding once (and keep it).
+    let mut etag = String::new();
+    for (server, token) in [(&d.a, &token_a), (&d.b, &token_b)] {
+        let r =
+            send(server, "POST", &format!("{finding}/remind"), token, &[], Some(&json!({"message": "请报送整改进展"})));
+        assert_eq!(r.status, 200, "{}", r.text());
+        etag = r.header("etag").expect("etag").to_owned();
+    }
+    for round in 0..8 {
+        let (server, token) = if round % 2 == 0 { (&d.a, &token_a) } else { (&d.b, &token_b) };
+        let body = json!({"message": format!("第{round}轮催办")});
+        let r = send(server, "POST", &format!("{finding}/remind"), token, &[("If-Match", etag.as_str())], Some(&body));
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+        let next = r.header("etag").expect("etag").to_owned();
+        assert_ne!(next, etag, "round {round}: the version moved");
+        etag = next;
+    }
+    // A stale version is still refused on both.
+    for (server, token) in [(&d.a, &token_a), (&d.b, &token_b)] {
+        let body = json!({"message": "过时的版本"});
+        let r = send(server, "POST", &format!("{finding}/remind"), token, &[("If-Match", "\"1\"")], Some(&body));
+        assert_eq!(r.status, 412, "{}", r.text());
+    }
+}
+
 #[test]
 fn evidence_uploaded_on_one_replica_downloads_on_the_other() {
     let Some(d) = deployment("replicas: evidence", &[]) else { return };

@@ -54,6 +54,11 @@ impl EventStore for SealingStore {
         self.inner.chain_hash()
     }
 
+    /// The inner store's: commands fold `read_stream`, which this layer passes through unopened.
+    fn states(&self) -> Option<&crate::store::states::StateCache> {
+        self.inner.states()
+    }
+
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         self.inner.stream_version(stream).await
     }

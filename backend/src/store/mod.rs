@@ -12,6 +12,7 @@ pub mod location;
 pub mod plan;
 pub mod postgres;
 pub mod sqlite;
+pub mod states;
 pub mod validate;
 
 pub use location::{Access, OpenedStore, StoreLocation};
@@ -131,6 +132,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The hash function of this store's chains, fixed when the store was created.
     fn chain_hash(&self) -> ChainHash;
+
+    /// The aggregate states commands keep between them ([`states`]); `None`: every command folds
+    /// its streams from the start.
+    fn states(&self) -> Option<&states::StateCache> {
+        None
+    }
 
     /// The stream's current version (0 if it does not exist).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;

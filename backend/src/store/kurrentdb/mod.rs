@@ -96,6 +96,7 @@ pub struct KurrentStore {
     jobs: Mutex<Option<mpsc::UnboundedSender<writer::Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     follower: Mutex<Option<JoinHandle<()>>>,
+    states: super::states::StateCache,
 }
 
 impl std::fmt::Debug for KurrentStore {
@@ -161,6 +162,7 @@ impl KurrentStore {
             jobs: Mutex::new(jobs),
             writer: Mutex::new(writer),
             follower: Mutex::new(Some(follower)),
+            states: Default::default(),
         })
     }
 
@@ -191,6 +193,10 @@ impl EventStore for KurrentStore {
     /// SM3 configured is refused in [`crate::store::location::open`]).
     fn chain_hash(&self) -> ducha_events::chain::ChainHash {
         ducha_events::chain::ChainHash::Sha256
+    }
+
+    fn states(&self) -> Option<&super::states::StateCache> {
+        Some(&self.states)
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {

@@ -170,6 +170,7 @@ pub struct PostgresStore {
     chain_hash: ChainHash,
     /// Why the last append failed for want of space (53100), until one succeeds.
     full: Mutex<Option<String>>,
+    states: super::states::StateCache,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -247,6 +248,7 @@ impl PostgresStore {
             stats,
             chain_hash,
             full: Mutex::new(None),
+            states: Default::default(),
         })
     }
 
@@ -429,6 +431,10 @@ fn sql_limit(limit: usize) -> i64 {
 impl EventStore for PostgresStore {
     fn chain_hash(&self) -> ChainHash {
         self.chain_hash
+    }
+
+    fn states(&self) -> Option<&super::states::StateCache> {
+        Some(&self.states)
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {

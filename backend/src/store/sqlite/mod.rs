@@ -74,6 +74,7 @@ pub struct SqliteStore {
     chain_hash: ChainHash,
     /// Set by the writer while appends fail for want of space (see [`EventStore::storage_full`]).
     full: Arc<Mutex<Option<String>>>,
+    states: super::states::StateCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -126,6 +127,7 @@ impl SqliteStore {
                 head,
                 chain_hash,
                 full: Arc::default(),
+                states: Default::default(),
             });
         }
 
@@ -150,6 +152,7 @@ impl SqliteStore {
             head,
             chain_hash,
             full,
+            states: Default::default(),
         })
     }
 
@@ -296,6 +299,10 @@ impl EventStore for SqliteStore {
 
     fn chain_hash(&self) -> ChainHash {
         self.chain_hash
+    }
+
+    fn states(&self) -> Option<&super::states::StateCache> {
+        Some(&self.states)
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
