@@ -155,18 +155,11 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
-/// The size of the read-model checkpoint in a SQLite store (read with the sqlite3 module of Python,
-/// so the server's own code is not what measures it).
+/// The size of the read-model checkpoints of a SQLite store: the files beside the database.
 fn checkpoint_size(db: &Path) -> u64 {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys;c=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);\
-             print(sum(len(r[0]) for r in c.execute('select data from checkpoints')))",
-        ])
-        .arg(db)
-        .output();
-    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0)
+    let mut folder = db.as_os_str().to_owned();
+    folder.push(".checkpoints");
+    std::fs::read_dir(folder).map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
 }
 
 /// The streams of one tenant: (stream name, events).

@@ -25,7 +25,8 @@ fn problem(r: &Response, status: u16) -> Value {
 }
 
 /// Every stored text of the database that contains `needle`, found by Python's sqlite3 over every
-/// table and column (the events, checkpoints, idempotency records…).
+/// table and column (the events, idempotency records…), and every read-model checkpoint file
+/// beside it (`ducha.db.checkpoints/`) whose bytes contain it.
 fn db_hits(db: &std::path::Path, needle: &str) -> Vec<String> {
     let script = r#"
 import sqlite3, sys
@@ -39,6 +40,11 @@ for (t,) in c.execute("select name from sqlite_master where type='table'").fetch
                 v = v.decode('utf-8', 'replace')
             if isinstance(v, str) and needle in v:
                 print(f'{t}.{col}')
+import os
+folder = sys.argv[1] + '.checkpoints'
+for f in (os.listdir(folder) if os.path.isdir(folder) else []):
+    if needle.encode() in open(os.path.join(folder, f), 'rb').read():
+        print(f'checkpoint file {f}')
 "#;
     let out = Command::new("python3").args(["-c", script]).arg(db).arg(needle).output().expect("python3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -11,11 +11,15 @@
 //! - A lock file next to the database keeps a second process (or a second open in this one) from
 //!   writing: the writer's in-memory chain heads are only right if it is the only writer.
 //!
+//! - Read-model **checkpoints** are files beside the database (`checkpoints`), not rows in it: a
+//!   large blob written by the writer held every append behind it.
+//!
 //! Files: [`schema`] (tables, migrations, opening connections), `writer` (the writer thread),
-//! `read` (the read pool and row decoding), `lock` (the writer's lock file).
+//! `read` (the read pool and row decoding), `lock` (the writer's lock file), `checkpoints`.
 //!
 //! `docs/AUDIT.md` documents the tables for auditors; keep it in step with [`SCHEMA_V1`].
 
+mod checkpoints;
 mod lock;
 mod read;
 mod schema;
@@ -501,13 +505,33 @@ impl EventStore for SqliteStore {
         lock(&self.full).clone()
     }
 
+    /// A file beside the database ([`checkpoints`]), written without the writer.
     async fn save_checkpoint(&self, name: &str, position: u64, data: Vec<u8>) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::Checkpoint { name: name.to_owned(), position, data, reply: tx })?;
-        rx.await.unwrap_or(Err(StoreError::Closed))
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let hash = self.read(move |conn| event_hash_at(conn, position)).await?;
+        let (db, name) = (self.path.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || checkpoints::save(&db, &name, position, &hash, &data))
+            .await
+            .map_err(|e| StoreError::Io(format!("checkpoint writer stopped: {e}")))?
     }
 
+    /// The file, if the database has the event it was taken at; else one older versions saved in
+    /// the `checkpoints` table.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let (db, file_name) = (self.path.clone(), name.to_owned());
+        let file = tokio::task::spawn_blocking(move || checkpoints::load(&db, &file_name))
+            .await
+            .map_err(|e| StoreError::Io(format!("checkpoint reader stopped: {e}")))??;
+        if let Some((position, hash, data)) = file {
+            let here = self.read(move |conn| event_hash_at(conn, position)).await?;
+            if here == hash {
+                return Ok(Some((position, data)));
+            }
+            tracing::warn!(position, "a checkpoint file beside the database was taken from another log; ignored");
+            return Ok(None);
+        }
         let name = name.to_owned();
         self.read(move |conn| {
             let row: Option<(i64, Vec<u8>)> = conn
@@ -529,4 +553,15 @@ mod tests {
         assert!(SCHEMA_V1.contains(&format!("application_id = {APPLICATION_ID};")));
         assert!(schema::migrations().validate().is_ok());
     }
+}
+
+/// The stored hash of the event at `position` (empty for position 0 or a position not in the log).
+fn event_hash_at(conn: &rusqlite::Connection, position: u64) -> Result<String, StoreError> {
+    if position == 0 {
+        return Ok(String::new());
+    }
+    conn.prepare_cached("SELECT hash FROM events WHERE position = ?1")
+        .and_then(|mut s| s.query_row([sql_int(position)], |r| r.get::<_, String>(0)).optional())
+        .map(Option::unwrap_or_default)
+        .map_err(db_err)
 }

@@ -1,5 +1,5 @@
 //! The writer thread: group commit of queued appends, one SAVEPOINT per request, the in-memory chain
-//! heads and stream versions, and the checkpoints table.
+//! heads and stream versions.
 
 use super::WriterPragmas;
 use super::read::{COLUMNS, db_err, from_sql_int, int, query_head, sql_int, text};
@@ -23,12 +23,6 @@ pub(super) enum Job {
     Append(AppendRequest, Reply<AppendOutcome>),
     /// Several requests guaranteed to land in one group commit (each still checked on its own).
     Many(Vec<(AppendRequest, Reply<AppendOutcome>)>),
-    Checkpoint {
-        name: String,
-        position: u64,
-        data: Vec<u8>,
-        reply: Reply<()>,
-    },
     Pragmas(Reply<WriterPragmas>),
 }
 
@@ -91,7 +85,6 @@ pub(super) struct Writer {
 
 enum Pending {
     Append(Reply<AppendOutcome>, Result<AppendOutcome, StoreError>),
-    Checkpoint(Reply<()>, Result<(), StoreError>),
 }
 
 impl Writer {
@@ -136,10 +129,6 @@ impl Writer {
                         pending.push(Pending::Append(reply, r));
                     }
                 }
-                Job::Checkpoint { name, position, data, reply } => {
-                    let r = self.checkpoint(&name, position, &data, &mut fatal);
-                    pending.push(Pending::Checkpoint(reply, r));
-                }
                 Job::Pragmas(reply) => {
                     // Not part of the transaction: answer at once.
                     let _ = reply.send(self.pragmas());
@@ -153,17 +142,14 @@ impl Writer {
         }
         let mut full = fatal.iter().chain(pending.iter().filter_map(|p| match p {
             Pending::Append(_, Err(e)) => Some(e),
-            Pending::Checkpoint(_, Err(e)) => Some(e),
             _ => None,
         }));
         let full = full.find_map(|e| match e {
             StoreError::StorageFull(m) => Some(m.clone()),
             _ => None,
         });
-        let wrote = fatal.is_none()
-            && pending.iter().any(|p| {
-                matches!(p, Pending::Append(_, Ok(o)) if !o.deduplicated) || matches!(p, Pending::Checkpoint(_, Ok(())))
-            });
+        let wrote =
+            fatal.is_none() && pending.iter().any(|p| matches!(p, Pending::Append(_, Ok(o)) if !o.deduplicated));
         if let Some(m) = full {
             tracing::error!(error = %m, "the event store is full: appends are refused until space is freed");
             *super::lock(&self.full) = Some(m);
@@ -179,15 +165,8 @@ impl Writer {
                 Ok(state) => self.state = state,
                 Err(_) => self.state.streams.clear(),
             }
-            for p in pending {
-                match p {
-                    Pending::Append(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    Pending::Checkpoint(reply, _) => {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                }
+            for Pending::Append(reply, _) in pending {
+                let _ = reply.send(Err(err.clone()));
             }
             return;
         }
@@ -198,15 +177,8 @@ impl Writer {
             *h = self.state.last_position;
             changed
         });
-        for p in pending {
-            match p {
-                Pending::Append(reply, r) => {
-                    let _ = reply.send(r);
-                }
-                Pending::Checkpoint(reply, r) => {
-                    let _ = reply.send(r);
-                }
-            }
+        for Pending::Append(reply, r) in pending {
+            let _ = reply.send(r);
         }
     }
 
@@ -226,23 +198,6 @@ impl Writer {
             busy_timeout_ms: as_int(q("PRAGMA busy_timeout")?),
             user_version: as_int(q("PRAGMA user_version")?),
         })
-    }
-
-    fn checkpoint(
-        &mut self,
-        name: &str,
-        position: u64,
-        data: &[u8],
-        fatal: &mut Option<StoreError>,
-    ) -> Result<(), StoreError> {
-        if let Some(e) = fatal {
-            return Err(e.clone());
-        }
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO checkpoints (name, position, data) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| s.execute(params![name, sql_int(position), data]))
-            .map(|_| ())
-            .map_err(db_err)
     }
 
     /// Runs one request inside its own savepoint; on failure only that request is undone (and the
@@ -393,6 +348,6 @@ fn job_events(job: &Job) -> usize {
     match job {
         Job::Append(req, _) => req.events.len(),
         Job::Many(reqs) => reqs.iter().map(|(r, _)| r.events.len()).sum(),
-        Job::Checkpoint { .. } | Job::Pragmas(_) => 1,
+        Job::Pragmas(_) => 1,
     }
 }
