@@ -461,7 +461,7 @@ fn sigterm_ends_the_live_streams_at_once() {
     let mut server = Server::start(true, &[("DUCHA_SHUTDOWN_TIMEOUT_SECONDS", "600"), ("DUCHA_LOG_LEVEL", "info")]);
     let admin = server.login("xx-admin");
     let other = server.login("yy-admin");
-    let mut streams = vec![server.open_live("xxjd", &admin, None), server.open_live("yyjd", &other, None)];
+    let mut streams = [server.open_live("xxjd", &admin, None), server.open_live("yyjd", &other, None)];
     let status = server.terminate();
     let log = server.log();
     assert!(status.success(), "exit status after SIGTERM: {status:?}\n{log}");

@@ -544,17 +544,6 @@ impl EventStore for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_application_id_matches_the_constant() {
-        assert!(SCHEMA_V1.contains(&format!("application_id = {APPLICATION_ID};")));
-        assert!(schema::migrations().validate().is_ok());
-    }
-}
-
 /// The stored hash of the event at `position` (empty for position 0 or a position not in the log).
 fn event_hash_at(conn: &rusqlite::Connection, position: u64) -> Result<String, StoreError> {
     if position == 0 {
@@ -564,4 +553,15 @@ fn event_hash_at(conn: &rusqlite::Connection, position: u64) -> Result<String, S
         .and_then(|mut s| s.query_row([sql_int(position)], |r| r.get::<_, String>(0)).optional())
         .map(Option::unwrap_or_default)
         .map_err(db_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_application_id_matches_the_constant() {
+        assert!(SCHEMA_V1.contains(&format!("application_id = {APPLICATION_ID};")));
+        assert!(schema::migrations().validate().is_ok());
+    }
 }
