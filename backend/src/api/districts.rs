@@ -235,13 +235,16 @@ pub struct RollupCache {
 }
 
 type RollupKey = (DistrictId, Option<i32>, NaiveDate);
-type PartKey = (TenantId, Option<i32>, NaiveDate);
+/// One part per sub-district and year filter: a part for another day replaces it (the live
+/// roll-up is always "today"), so the parts of past days do not pile up.
+type PartKey = (TenantId, Option<i32>);
 
 /// A sub-district's part with what it was computed from: the live model's generation (it starts
-/// over after an erasure) and the tenant's [`ReadModel::rollup_version`].
+/// over after an erasure), the tenant's [`ReadModel::rollup_version`] and the day.
 struct KeptPart {
     generation: u64,
     version: (u64, u64),
+    today: NaiveDate,
     part: Arc<TenantRollup>,
 }
 
@@ -314,7 +317,7 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
 
 /// At most this many roll-ups are kept (districts × years × days); beyond it the cache starts over.
 const CACHE_ENTRIES: usize = 512;
-/// At most this many sub-district parts (sub-districts × years × days).
+/// At most this many sub-district parts (sub-districts × year filters).
 const CACHE_PARTS: usize = 50_000;
 
 impl RollupCache {
@@ -349,16 +352,18 @@ impl RollupCache {
         let mut chosen = Vec::new();
         for tenant in model.rollup_tenants(district) {
             let version = model.rollup_version(tenant);
-            let key = (tenant.clone(), query.year, today);
+            let key = (tenant.clone(), query.year);
             match parts.get(&key) {
-                Some(k) if k.generation == generation && k.version == version => chosen.push(k.part.clone()),
+                Some(k) if k.generation == generation && k.version == version && k.today == today => {
+                    chosen.push(k.part.clone())
+                }
                 _ => {
                     fresh += 1;
                     let part = Arc::new(model.rollup_part(tenant, query, today, policy));
                     if parts.len() >= CACHE_PARTS && !parts.contains_key(&key) {
                         parts.clear();
                     }
-                    parts.insert(key, KeptPart { generation, version, part: part.clone() });
+                    parts.insert(key, KeptPart { generation, version, today, part: part.clone() });
                     chosen.push(part);
                 }
             }
@@ -614,6 +619,32 @@ mod tests {
         assert_eq!(f("text/html"), Err(406));
         assert_eq!(f("text/csv;q=0, application/json;q=0"), Err(406));
         assert_eq!(f("garbage"), Err(406));
+    }
+
+    /// A sub-district's kept part is used again until its version, the day or the model's
+    /// generation changes; parts of another day replace it rather than pile up.
+    #[actix_web::test]
+    async fn kept_parts_are_reused_until_their_tenant_the_day_or_the_generation_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = crate::api::testkit::Demo::load(dir.path()).await;
+        let cache = RollupCache::default();
+        let (d, q, p) = (DistrictId::parse("xxq").unwrap(), RollupQuery::default(), WarningPolicy::default());
+        let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        let model = demo.state.live.read();
+        let n = model.rollup_tenants(&d).count();
+        assert!(n >= 3);
+        let (first, fresh) = cache.assemble(&model, 0, &d, &q, day, &p);
+        assert_eq!(fresh, n);
+        assert_eq!(first, model.rollup(&d, &q, day, &p));
+        let (again, fresh) = cache.assemble(&model, 0, &d, &q, day, &p);
+        assert_eq!((fresh, &again), (0, &first));
+        let next = day.succ_opt().unwrap();
+        let (later, fresh) = cache.assemble(&model, 0, &d, &q, next, &p);
+        assert_eq!(fresh, n, "a new day");
+        assert_eq!(later, model.rollup(&d, &q, next, &p));
+        let (_, fresh) = cache.assemble(&model, 1, &d, &q, next, &p);
+        assert_eq!(fresh, n, "a new generation");
+        assert_eq!(cache.parts.lock().unwrap().len(), n, "one part per sub-district and year filter");
     }
 
     #[test]
