@@ -301,10 +301,7 @@ fn accepts_gzip(req: &HttpRequest) -> bool {
         for coding in value.split(',') {
             let mut parts = coding.split(';');
             let name = parts.next().unwrap_or_default().trim();
-            let q = parts
-                .filter_map(|p| p.split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-                .map_or(1.0, |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0));
+            let q = q_value(parts);
             if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
                 named = Some(q > 0.0);
             } else if name == "*" {
@@ -444,6 +441,15 @@ impl Format {
     }
 }
 
+/// The `q` of one element of an `Accept` or `Accept-Encoding` list, from its parameters: 1 when
+/// absent, 0 when unreadable or out of 0..=1 (refused rather than guessed).
+fn q_value<'a>(params: impl Iterator<Item = &'a str>) -> f32 {
+    params
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+        .map_or(1.0, |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0))
+}
+
 /// The `q` of the most specific media range in `accept` that matches `kind/sub`, and whether that
 /// range names the type exactly.
 fn quality(accept: &str, kind: &str, sub: &str) -> (f32, bool) {
@@ -461,10 +467,7 @@ fn quality(accept: &str, kind: &str, sub: &str) -> (f32, bool) {
         } else {
             continue;
         };
-        let q = parts
-            .filter_map(|p| p.split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0));
+        let q = q_value(parts);
         if best.is_none_or(|(b, _)| specificity > b) {
             best = Some((specificity, q));
         }
