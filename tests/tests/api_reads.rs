@@ -426,7 +426,6 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 fn the_live_rollup_follows_writes_and_is_gzipped_on_request() {
     let s = Server::demo();
     let officer = s.login("qu-xcb");
-    let admin = s.login("xx-admin");
     let day = chrono::Utc::now().date_naive().pred_opt().expect("a date");
     let year = chrono::Datelike::year(&day);
     let live_and_fresh = |query: &str| {
@@ -448,19 +447,7 @@ fn the_live_rollup_follows_writes_and_is_gzipped_on_request() {
     }
 
     // A new inspection in XX街道 only.
-    let plan = serde_json::json!({
-        "year": year,
-        "title": "对下级社区督查意识形态工作情况（汇总测试）",
-        "subject": "意识形态工作",
-        "communities": ["dongfeng"],
-        "team": [{"user_id": "xx-duchazu1", "leader": true}],
-        "methods": ["meeting"],
-        "checklist_id": "ideology-2023",
-        "planned_start": day.to_string(),
-        "planned_end": (day + chrono::Days::new(30)).to_string(),
-    });
-    let r = s.post_json("/api/v1/tenants/xxjd/inspections", Some(&admin), &plan);
-    assert_eq!(r.status, 201, "{}", r.text());
+    s.plan_dongfeng_inspection("对下级社区督查意识形态工作情况（汇总测试）", day);
 
     for (q, before) in queries.iter().zip(&before) {
         let (live, fresh) = live_and_fresh(q);
