@@ -3,7 +3,7 @@
 //! The map:
 //! - [`store`]: the event-store trait, its SQLite and PostgreSQL backends, the store URL factory and the
 //!   conformance suite every backend passes.
-//! - [`commands`]: the only write path; [`projector`]: the read models; [`demo`], [`exchange`], [`verify`].
+//! - [`commands`]: the only write path; [`projector`]: the read models ([`model_checkpoint`]: their checkpoints); [`demo`], [`exchange`], [`verify`].
 //! - [`api`]: the REST API (actix-web, OpenAPI); [`auth`]: tokens, passwords, login throttling;
 //!   [`serve`]: `ducha serve`; [`web`]: the embedded web app (every GET outside `/api`); [`config`]: its layered configuration.
 //! - [`server_state`]: what replicas share besides the log (revoked tokens, idempotent answers,
@@ -27,6 +27,7 @@ pub mod documents;
 pub mod exchange;
 pub mod jobs;
 pub mod ledger_import;
+pub mod model_checkpoint;
 pub mod notify;
 pub mod password;
 pub mod personal;

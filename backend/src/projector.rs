@@ -10,7 +10,7 @@ use ducha_events::projection::ReadModel;
 
 /// The checkpoint's name carries the read model's shape version: bump it when `ReadModel` changes
 /// shape and every store rebuilds on next start instead of loading an incompatible snapshot.
-pub const CHECKPOINT: &str = "read_model.v3";
+pub const CHECKPOINT: &str = "read_model.v4";
 const PAGE: usize = 5_000;
 /// Pages read and decoded at once during a catch-up.
 const PARALLEL: usize = 2;
@@ -145,7 +145,10 @@ async fn collect<S: EventStore + ?Sized>(
 /// Loads the live model: the last checkpoint if there is a usable one, then the events after it.
 pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, CommandError> {
     let mut model = match store.load_checkpoint(CHECKPOINT).await? {
-        Some((_, bytes)) => serde_json::from_slice::<ReadModel>(&bytes).unwrap_or_default(),
+        Some((_, bytes)) => tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
+            .await
+            .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?
+            .unwrap_or_default(),
         None => ReadModel::default(),
     };
     // A checkpoint ahead of the log (a restored older database) is useless: start over. So is one
@@ -174,8 +177,20 @@ async fn erased_since<S: EventStore + ?Sized>(store: &S, position: u64) -> Resul
 
 /// Saves a checkpoint of the model at its position.
 pub async fn checkpoint<S: EventStore + ?Sized>(store: &S, model: &ReadModel) -> Result<(), CommandError> {
-    let bytes = serde_json::to_vec(model).map_err(|e| StoreError::Io(e.to_string()))?;
-    store.save_checkpoint(CHECKPOINT, model.position(), bytes).await?;
+    save_taken(store, crate::model_checkpoint::Taken::of(model)).await
+}
+
+/// Encodes the parts taken of a model on a blocking thread and saves them.
+pub async fn save_taken<S: EventStore + ?Sized>(
+    store: &S,
+    taken: crate::model_checkpoint::Taken,
+) -> Result<(), CommandError> {
+    let position = taken.position();
+    let bytes = tokio::task::spawn_blocking(move || taken.encode())
+        .await
+        .map_err(|e| StoreError::Io(format!("checkpoint encoder stopped: {e}")))?
+        .map_err(StoreError::Io)?;
+    store.save_checkpoint(CHECKPOINT, position, bytes).await?;
     Ok(())
 }
 

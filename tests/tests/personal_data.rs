@@ -26,7 +26,8 @@ fn problem(r: &Response, status: u16) -> Value {
 
 /// Every stored text of the database that contains `needle`, found by Python's sqlite3 over every
 /// table and column (the events, idempotency records…), and every read-model checkpoint file
-/// beside it (`ducha.db.checkpoints/`) whose bytes contain it.
+/// beside it (`ducha.db.checkpoints/`) whose bytes contain it (a model in clear is searched
+/// decompressed).
 fn db_hits(db: &std::path::Path, needle: &str) -> Vec<String> {
     let script = r#"
 import sqlite3, sys
@@ -40,10 +41,23 @@ for (t,) in c.execute("select name from sqlite_master where type='table'").fetch
                 v = v.decode('utf-8', 'replace')
             if isinstance(v, str) and needle in v:
                 print(f'{t}.{col}')
-import os
+import os, struct, zlib
+def opened(data):
+    # A read model in clear (DUCHARM4: zlib sections) is searched decompressed; a sealed one is
+    # ciphertext whatever it holds.
+    i = data.find(b'DUCHARM4')
+    if i < 0:
+        return data
+    (n,) = struct.unpack_from('<I', data, i + 8)
+    lens = struct.unpack_from(f'<{n}Q', data, i + 12)
+    at, out = i + 12 + 8 * n, data
+    for l in lens:
+        out += zlib.decompress(data[at:at + l])
+        at += l
+    return out
 folder = sys.argv[1] + '.checkpoints'
 for f in (os.listdir(folder) if os.path.isdir(folder) else []):
-    if needle.encode() in open(os.path.join(folder, f), 'rb').read():
+    if needle.encode() in opened(open(os.path.join(folder, f), 'rb').read()):
         print(f'checkpoint file {f}')
 "#;
     let out = Command::new("python3").args(["-c", script]).arg(db).arg(needle).output().expect("python3");

@@ -8,6 +8,7 @@ use crate::envelope::{ActorRef, RecordedEvent};
 use crate::ids::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Counts and bounds, kept inline (no heap per stream): times as microseconds since the epoch, the
 /// last actor as an index into the tenant's actor table. A rebuild touches one small record per
@@ -42,7 +43,7 @@ struct StreamCounter {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct TenantCounter {
+pub(super) struct TenantCounter {
     counter: Counter,
     last_seq: u64,
     by_type: BTreeMap<String, u64>,
@@ -71,21 +72,24 @@ impl TenantCounter {
 /// The counters of every tenant (the platform's own streams under the `_platform` pseudo-tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AuditLog {
-    tenants: BTreeMap<TenantId, TenantCounter>,
+    /// Shared and copied on write, as the tenants' facts are (see `ReadModel`).
+    pub(super) tenants: BTreeMap<TenantId, Arc<TenantCounter>>,
 }
 
 impl AuditLog {
     pub(crate) fn record(&mut self, e: &RecordedEvent) {
         let at = micros_of(&e.occurred_at);
         let t = match self.tenants.get_mut(&e.tenant) {
-            Some(t) => t,
-            None => self.tenants.entry(e.tenant.clone()).or_insert_with(|| TenantCounter {
-                counter: Counter::default(),
-                last_seq: 0,
-                by_type: BTreeMap::new(),
-                streams: FxHashMap::default(),
-                actors: Vec::new(),
-            }),
+            Some(t) => Arc::make_mut(t),
+            None => Arc::make_mut(self.tenants.entry(e.tenant.clone()).or_insert_with(|| {
+                Arc::new(TenantCounter {
+                    counter: Counter::default(),
+                    last_seq: 0,
+                    by_type: BTreeMap::new(),
+                    streams: FxHashMap::default(),
+                    actors: Vec::new(),
+                })
+            })),
         };
         let actor = t.actor(&e.actor);
         t.counter.bump(at, actor, e.position);

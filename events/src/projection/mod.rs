@@ -16,6 +16,7 @@
 //! by key, nothing is scanned or cloned wholesale per event, and the audit counters keep no payloads.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod dashboard;
 pub mod directory;
 pub mod facts;
@@ -60,6 +61,7 @@ use crate::ids::TenantId;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Every read model, for every tenant, as of [`ReadModel::position`].
 ///
@@ -69,7 +71,10 @@ use std::collections::BTreeMap;
 pub struct ReadModel {
     position: u64,
     directory: Directory,
-    tenants: BTreeMap<TenantId, TenantFacts>,
+    /// Shared, copied on write ([`Arc::make_mut`]): a checkpoint takes the tenants as they are in
+    /// microseconds and encodes them while the fold goes on; a tenant written to meanwhile is copied
+    /// once, the others never.
+    tenants: BTreeMap<TenantId, Arc<TenantFacts>>,
     audit: AuditLog,
 }
 
@@ -89,12 +94,12 @@ impl ReadModel {
         if !self.directory.apply(envelope, event) {
             match self.tenants.get_mut(&envelope.tenant) {
                 Some(facts) => {
-                    facts.apply(envelope, event);
+                    Arc::make_mut(facts).apply(envelope, event);
                 }
                 None => {
                     let mut facts = TenantFacts::default();
                     if facts.apply(envelope, event) {
-                        self.tenants.insert(envelope.tenant.clone(), facts);
+                        self.tenants.insert(envelope.tenant.clone(), Arc::new(facts));
                     }
                 }
             }
@@ -113,7 +118,7 @@ impl ReadModel {
 
     /// The raw facts of one tenant (for callers that need more than the views).
     pub fn tenant_facts(&self, tenant: &TenantId) -> Option<&TenantFacts> {
-        self.tenants.get(tenant)
+        self.tenants.get(tenant).map(|f| &**f)
     }
 
     /// Every event counter (see [`Self::audit`] for one tenant's summary).
@@ -124,7 +129,7 @@ impl ReadModel {
     /// Facts and directory entry of a tenant; empty facts when nothing was recorded yet.
     pub(crate) fn tenant_parts(&self, tenant: &TenantId) -> (&TenantFacts, Option<&TenantEntry>) {
         static EMPTY: std::sync::OnceLock<TenantFacts> = std::sync::OnceLock::new();
-        let facts = self.tenants.get(tenant).unwrap_or_else(|| EMPTY.get_or_init(TenantFacts::default));
+        let facts = self.tenants.get(tenant).map_or_else(|| EMPTY.get_or_init(TenantFacts::default), |f| &**f);
         (facts, self.directory.tenant(tenant))
     }
 }
