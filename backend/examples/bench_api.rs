@@ -23,6 +23,9 @@
 //! checkpoint), then from the checkpoint. Both starts print the time to `listening`, the resident
 //! memory then and its peak; the end prints the memory after the load. `--tenants 1000 --findings
 //! 3260` is about 10,000 events per sub-district, 10 M in all. `--skip-wrk` measures only the starts.
+//! `--varied-texts` gives every finding its own texts (clauses of the sample report, 3–7 to a
+//! description), as real ones are, instead of the same short sentences (which compress unlike any
+//! real log).
 
 // The same allocator as the `ducha` binary.
 #[global_allocator]
@@ -52,6 +55,7 @@ struct Args {
     postgres: Option<String>,
     replicas: u64,
     skip_wrk: bool,
+    varied_texts: bool,
 }
 
 fn args() -> Args {
@@ -64,11 +68,16 @@ fn args() -> Args {
         postgres: None,
         replicas: 1,
         skip_wrk: false,
+        varied_texts: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--skip-wrk" {
             a.skip_wrk = true;
+            continue;
+        }
+        if flag == "--varied-texts" {
+            a.varied_texts = true;
             continue;
         }
         let value = it.next().unwrap_or_default();
@@ -174,7 +183,66 @@ fn day(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
 }
 
 /// The streams of `findings` open findings of one tenant, in inspections of 50.
-fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix: &str) -> Log {
+/// Clauses of the sample 督查报告, for `--varied-texts`.
+const CLAUSES: &str = "有些社区对政治理论学习的重要性认识不足，理论联系实际、指导实践不够，在开展政治理论学习时，\
+没有认真联系实际学，大多泛泛而谈，存在走过场的现象，部分社区对意识形态督查工作的重要性认识不足，没有进行认真自查，\
+提交的自查报告质量不高，没有真实反映本部门落实意识形态主体责任情况，意识形态工作台账不够完善，多为不符合要求的内容，\
+个别社区“重业务轻思想教育”问题比较突出，对理论学习尤其是对《中国共产党宣传工作条例》的落实不够全面，\
+对意识形态工作重视不够，导致意识形态领域规范管理的难度加大，意识形态宣传工作停留在表面功夫，不能够持续走向深入，\
+个别社区舆情分析研判机制不健全，平时对各级新闻媒体的舆情动态了解不够深入，重大决策及项目的舆情风险评估制度不健全，\
+对可能引发群体性事件和社会动荡的言论，搜集、研判、处置不够及时，由于人员流动频率快，\
+部分社区负责意识形态工作人员身兼数职，对本职工作思考不多、研究不深、汇报不够、履职不到位，\
+结合学习宣传贯彻党的创新理论，积极推动党的创新理论通俗化大众化，持续做好“学习强国”学习平台的推广使用，\
+进一步加强新时代文明实践站等平台建设，严格执行《党委（党组）意识形态工作责任制实施办法》，\
+把意识形态工作纳入党组织工作、纪律检查、干部考核，严格落实“第一责任人”责任，重要工作要亲自部署，\
+重要问题要亲自过问，重大事件要亲自处置，加强新时代文明实践站的建设和管理，健全规范运营的规章制度，\
+已召开专题会议部署整改，完善学习记录，已制定学习计划并报街道备案，已补齐意识形态工作台账，\
+已组织专题培训两次，已建立舆情研判周例会制度，已明确专人负责网络信息发布审核";
+
+/// `n` to `m` clauses of [`CLAUSES`] picked by `seed` (a different text for each finding, of the
+/// sample report's vocabulary and length), numbered so that no two are the same.
+fn text(seed: u64, n: u64, m: u64, number: u64) -> String {
+    let clauses: Vec<&str> = CLAUSES.split('，').collect();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let count = n + next() % (m - n + 1);
+    let picked: Vec<&str> = (0..count).map(|_| clauses[(next() % clauses.len() as u64) as usize]).collect();
+    format!("{}（第{number}项）。", picked.join("，"))
+}
+
+/// The texts of one finding: the bench's fixed short ones, or (`--varied-texts`) texts that differ.
+struct Texts {
+    title: String,
+    description: String,
+    measure: String,
+    progress: String,
+}
+
+fn texts(varied: bool, seed: u64) -> Texts {
+    if !varied {
+        return Texts {
+            title: "理论学习走过场的情况仍有存在".into(),
+            description: "督查发现，有些社区对政治理论学习的重要性认识不足。".into(),
+            measure: "制定学习计划，规范学习记录。".into(),
+            progress: "已制定学习计划。".into(),
+        };
+    }
+    Texts {
+        title: text(seed, 1, 1, seed % 1000),
+        description: text(seed ^ 1, 3, 7, seed),
+        measure: text(seed ^ 2, 2, 5, seed),
+        progress: text(seed ^ 3, 1, 3, seed),
+    }
+}
+
+fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix: &str, varied: bool) -> Log {
+    // Seeds differ between sub-districts as well as between findings.
+    let base = t.as_str().bytes().fold(0u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b))) << 24;
     let mut out = Vec::new();
     let inspections = findings.div_ceil(50);
     for k in 0..inspections {
@@ -199,34 +267,35 @@ fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix
         let mut fs = Vec::new();
         for n in 0..50.min(findings - k * 50) {
             let f: FindingId = id(format!("{prefix}{k:03}-f{n:02}"));
+            let texts = texts(varied, base + k * 50 + n);
             ev.push(
                 FindingRecorded {
                     finding_id: f.clone(),
                     community_id: Some(communities[n as usize % communities.len()].clone()),
                     category: ["theory", "responsibility", "opinion"][n as usize % 3].into(),
-                    title: "理论学习走过场的情况仍有存在".into(),
-                    description: "督查发现，有些社区对政治理论学习的重要性认识不足。".into(),
+                    title: texts.title.clone(),
+                    description: texts.description.clone(),
                     severity: Severity::General,
                 }
                 .into(),
             );
-            fs.push(f);
+            fs.push((f, texts));
         }
         ev.push(InspectionConcluded { assessment: "总体良好".into(), summary: "各社区比较重视。".into() }.into());
         out.push((stream::inspection(t, &i), ev));
-        for f in fs {
+        for (f, texts) in fs {
             let ev: Vec<Event> = vec![
                 RectificationAssigned {
                     inspection_id: i.clone(),
                     title: "狠抓理论学习".into(),
-                    measure: "制定学习计划，规范学习记录。".into(),
+                    measure: texts.measure,
                     responsible_unit: "街道宣传办".into(),
                     leader: "张主任".into(),
                     person: "刘干事".into(),
                     deadline: day(2027, 3, 31),
                 }
                 .into(),
-                ProgressReported { text: "已制定学习计划。".into(), evidence: vec![] }.into(),
+                ProgressReported { text: texts.progress, evidence: vec![] }.into(),
             ];
             out.push((stream::finding(t, &f), ev));
         }
@@ -248,7 +317,7 @@ async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
     let mut logs: Vec<(TenantId, Log)> = Vec::new();
     // The sample tenant gets open findings of its own (the command's targets).
     let xx: Vec<CommunityId> = ["dongfeng", "xiangyang", "heping"].iter().map(|c| id((*c).into())).collect();
-    logs.push((id("xxjd".into()), findings_log(&id("xxjd".into()), &xx, a.findings, "bench")));
+    logs.push((id("xxjd".into()), findings_log(&id("xxjd".into()), &xx, a.findings, "bench", a.varied_texts)));
     for k in 3..a.tenants {
         let t: TenantId = id(format!("t{k:03}"));
         let communities: Vec<CommunityId> = (0..10).map(|c| id(format!("c{c:02}"))).collect();
@@ -270,7 +339,7 @@ async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
             tenant_events.push(FindingCategoryAdded { code: code.into(), name: name.into() }.into());
         }
         let mut log = vec![(stream::tenant(&t), tenant_events)];
-        log.extend(findings_log(&t, &communities, a.findings, "i"));
+        log.extend(findings_log(&t, &communities, a.findings, "i", a.varied_texts));
         logs.push((t, log));
     }
     for (t, log) in logs {

@@ -144,11 +144,29 @@ async fn collect<S: EventStore + ?Sized>(
 
 /// Loads the live model: the last checkpoint if there is a usable one, then the events after it.
 pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, CommandError> {
+    let started = std::time::Instant::now();
     let mut model = match store.load_checkpoint(CHECKPOINT).await? {
-        Some((_, bytes)) => tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
-            .await
-            .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?
-            .unwrap_or_default(),
+        Some((_, bytes)) => {
+            let len = bytes.len();
+            let model = tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
+                .await
+                .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?;
+            match model {
+                Some(m) => {
+                    tracing::info!(
+                        position = m.position(),
+                        bytes = len,
+                        ms = started.elapsed().as_millis() as u64,
+                        "read-model checkpoint loaded"
+                    );
+                    m
+                }
+                None => {
+                    tracing::warn!(bytes = len, "read-model checkpoint unreadable: folding the log instead");
+                    ReadModel::default()
+                }
+            }
+        }
         None => ReadModel::default(),
     };
     // A checkpoint ahead of the log (a restored older database) is useless: start over. So is one
@@ -186,11 +204,20 @@ pub async fn save_taken<S: EventStore + ?Sized>(
     taken: crate::model_checkpoint::Taken,
 ) -> Result<(), CommandError> {
     let position = taken.position();
+    let started = std::time::Instant::now();
     let bytes = tokio::task::spawn_blocking(move || taken.encode())
         .await
         .map_err(|e| StoreError::Io(format!("checkpoint encoder stopped: {e}")))?
         .map_err(StoreError::Io)?;
+    let (len, encoded) = (bytes.len(), started.elapsed());
     store.save_checkpoint(CHECKPOINT, position, bytes).await?;
+    tracing::info!(
+        position,
+        bytes = len,
+        encode_ms = encoded.as_millis() as u64,
+        save_ms = (started.elapsed() - encoded).as_millis() as u64,
+        "read-model checkpoint saved"
+    );
     Ok(())
 }
 
