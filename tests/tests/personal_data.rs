@@ -49,8 +49,8 @@ def opened(data):
     if i < 0:
         return data
     (n,) = struct.unpack_from('<I', data, i + 8)
-    lens = struct.unpack_from(f'<{n}Q', data, i + 12)
-    at, out = i + 12 + 8 * n, data
+    lens = struct.unpack_from(f'<{2 * n}Q', data, i + 12)[0::2]  # (compressed, JSON) per section
+    at, out = i + 12 + 16 * n, data
     for l in lens:
         out += zlib.decompress(data[at:at + l])
         at += l
