@@ -226,6 +226,32 @@ mod tests {
     use super::*;
     use crate::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
+    /// The checkpoint the server saves is the one it loads: through the personal-data layer
+    /// (sealed with SM4-GCM) the bytes decode to the model they were taken of, the layer below
+    /// holds no model in clear, and `load_live` starts from it.
+    #[tokio::test]
+    async fn a_sealed_checkpoint_decodes_to_the_model_it_was_taken_of() {
+        use crate::personal::{Keyring, MasterKey, cipher::Cipher, store::SealingStore};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
+        let inner: std::sync::Arc<dyn EventStore> =
+            std::sync::Arc::new(SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap());
+        let state = crate::server_state::ServerState::sqlite(dir.path(), &dir.path().join("evidence")).unwrap();
+        let master = MasterKey::load(None, Some(dir.path())).unwrap().unwrap();
+        let keys = std::sync::Arc::new(Keyring::new(master, Cipher::Sm4Gcm, state.person_keys));
+        let store = SealingStore::new(inner.clone(), keys);
+        crate::demo::load(&store).await.unwrap();
+        let model = rebuild(&store, |_| {}).await.unwrap();
+        checkpoint(&store, &model).await.unwrap();
+        let (position, bytes) = store.load_checkpoint(CHECKPOINT).await.unwrap().unwrap();
+        assert_eq!(position, model.position());
+        assert_eq!(crate::model_checkpoint::decode(&bytes).as_ref(), Some(&model));
+        let (_, raw) = inner.load_checkpoint(CHECKPOINT).await.unwrap().unwrap();
+        assert_eq!(crate::model_checkpoint::decode(&raw), None);
+        assert!(!raw.windows(8).any(|w| w == b"DUCHARM4"), "sealed, not in clear");
+        assert_eq!(load_live(&store).await.unwrap(), model);
+    }
+
     /// schemathesis found it: `at_position=9223372036854775808` cut the log into 10^15 empty ranges.
     #[tokio::test]
     async fn as_of_a_position_past_the_head_is_the_head() {

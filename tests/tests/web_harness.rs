@@ -128,7 +128,16 @@ fn form_helpers_type_click_select_and_upload() {
     let file_chrome = page.browser_drawn_text("[data-testid=evidence]");
     assert!(file_chrome.contains("选择文件"), "file input draws {file_chrome:?}");
     page.eval("document.body.insertAdjacentHTML('beforeend', '<input type=date data-testid=day>')");
-    let date_chrome = page.browser_drawn_text("[data-testid=day]");
+    // The date field's inner parts are drawn after the element is inserted, not with it: on a busy
+    // machine (CI, tests in parallel) the first look can find none yet.
+    let mut date_chrome = String::new();
+    for _ in 0..50 {
+        date_chrome = page.browser_drawn_text("[data-testid=day]");
+        if !date_chrome.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(date_chrome.contains('年') && date_chrome.contains('日'), "date input draws {date_chrome:?}");
     page.type_into("[data-testid=name]", "东湖社区 2024");
     assert!(page.eval("window.inputs").as_i64().unwrap_or(0) >= 1, "typing fires input events");
