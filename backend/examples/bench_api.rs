@@ -267,35 +267,35 @@ fn findings_log(t: &TenantId, communities: &[CommunityId], findings: u64, prefix
         let mut fs = Vec::new();
         for n in 0..50.min(findings - k * 50) {
             let f: FindingId = id(format!("{prefix}{k:03}-f{n:02}"));
-            let texts = texts(varied, base + k * 50 + n);
+            let Texts { title, description, measure, progress } = texts(varied, base + k * 50 + n);
             ev.push(
                 FindingRecorded {
                     finding_id: f.clone(),
                     community_id: Some(communities[n as usize % communities.len()].clone()),
                     category: ["theory", "responsibility", "opinion"][n as usize % 3].into(),
-                    title: texts.title.clone(),
-                    description: texts.description.clone(),
+                    title,
+                    description,
                     severity: Severity::General,
                 }
                 .into(),
             );
-            fs.push((f, texts));
+            fs.push((f, measure, progress));
         }
         ev.push(InspectionConcluded { assessment: "总体良好".into(), summary: "各社区比较重视。".into() }.into());
         out.push((stream::inspection(t, &i), ev));
-        for (f, texts) in fs {
+        for (f, measure, progress) in fs {
             let ev: Vec<Event> = vec![
                 RectificationAssigned {
                     inspection_id: i.clone(),
                     title: "狠抓理论学习".into(),
-                    measure: texts.measure,
+                    measure,
                     responsible_unit: "街道宣传办".into(),
                     leader: "张主任".into(),
                     person: "刘干事".into(),
                     deadline: day(2027, 3, 31),
                 }
                 .into(),
-                ProgressReported { text: texts.progress, evidence: vec![] }.into(),
+                ProgressReported { text: progress, evidence: vec![] }.into(),
             ];
             out.push((stream::finding(t, &f), ev));
         }

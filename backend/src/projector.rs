@@ -146,36 +146,36 @@ async fn collect<S: EventStore + ?Sized>(
 pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, CommandError> {
     let started = std::time::Instant::now();
     let mut model = match store.load_checkpoint(CHECKPOINT).await? {
-        Some((_, bytes)) => {
-            let len = bytes.len();
-            let model = tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
-                .await
-                .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?;
-            match model {
-                Some(m) => {
-                    tracing::info!(
-                        position = m.position(),
-                        bytes = len,
-                        ms = started.elapsed().as_millis() as u64,
-                        "read-model checkpoint loaded"
-                    );
-                    m
-                }
-                None => {
-                    tracing::warn!(bytes = len, "read-model checkpoint unreadable: folding the log instead");
-                    ReadModel::default()
-                }
-            }
+        // A checkpoint ahead of the log (a restored older database) is useless: start over. So is
+        // one taken before an erasure: it holds what was erased (folded while the key existed).
+        // Both are known from its position, before the bytes are decoded.
+        Some((at, bytes)) if at <= store.head().await? && !erased_since(store, at).await? => {
+            decode_checkpoint(at, bytes, started).await?
         }
-        None => ReadModel::default(),
+        _ => ReadModel::default(),
     };
-    // A checkpoint ahead of the log (a restored older database) is useless: start over. So is one
-    // taken before an erasure: it holds what was erased (folded while the key existed).
-    if model.position() > store.head().await? || erased_since(store, model.position()).await? {
-        model = ReadModel::default();
-    }
     catch_up(store, &mut model, Upto::Head, None, |_| {}).await?;
     Ok(model)
+}
+
+/// The model in a checkpoint saved at `at`, decoded on a blocking thread; an empty model (the log
+/// is folded instead) when the bytes are not a checkpoint of that position.
+async fn decode_checkpoint(at: u64, bytes: Vec<u8>, started: std::time::Instant) -> Result<ReadModel, StoreError> {
+    let len = bytes.len();
+    let model = tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
+        .await
+        .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?;
+    Ok(match model.filter(|m| m.position() == at) {
+        Some(m) => {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(position = at, bytes = len, ms, "read-model checkpoint loaded");
+            m
+        }
+        None => {
+            tracing::warn!(bytes = len, "read-model checkpoint unreadable: folding the log instead");
+            ReadModel::default()
+        }
+    })
 }
 
 /// Whether personal data was erased after `position`: the erasures' own stream (a few events), not

@@ -65,8 +65,8 @@ use std::sync::Arc;
 
 /// Every read model, for every tenant, as of [`ReadModel::position`].
 ///
-/// It is checkpointed as JSON and compared with a fresh rebuild, hence `Serialize`, `Deserialize`
-/// and `PartialEq`.
+/// It is checkpointed in parts ([`checkpoint`]) and compared with a fresh rebuild, hence
+/// `Serialize`, `Deserialize` and `PartialEq`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ReadModel {
     position: u64,
