@@ -62,6 +62,9 @@ pub struct Config {
     /// How often the deployment's maintenance runs (read-model checkpoint, pruning), in seconds; one
     /// replica at a time holds its lease.
     pub maintenance_interval_seconds: u64,
+    /// How much of the live read model stays unpacked in memory, in MiB of its JSON: the sub-districts read least recently are packed (compressed, about a
+    /// tenth) beyond it and unpacked when read again. 0 to 1048576.
+    pub read_model_budget_mb: u64,
     /// A shorter idle timeout than the security policy's, in seconds (never a longer one).
     pub session_idle_seconds: Option<u64>,
     /// How long the security audit log is kept, in days: at least 180 (等保), configurable only
@@ -164,6 +167,7 @@ impl Default for Config {
             ready_max_lag: 1000,
             min_position_timeout_ms: 5000,
             maintenance_interval_seconds: 60,
+            read_model_budget_mb: 512,
             session_idle_seconds: None,
             security_audit_retention_days: 180,
             hsts_max_age_seconds: None,
@@ -213,6 +217,7 @@ pub const KEYS: &[&str] = &[
     "ready_max_lag",
     "min_position_timeout_ms",
     "maintenance_interval_seconds",
+    "read_model_budget_mb",
     "session_idle_seconds",
     "security_audit_retention_days",
     "hsts_max_age_seconds",
@@ -325,6 +330,9 @@ impl Config {
             return bad(
                 "security_audit_retention_days 不能少于 180 天（等保要求），只能调大 / at least 180 days, configurable only upward",
             );
+        }
+        if self.read_model_budget_mb > 1_048_576 {
+            return bad("read_model_budget_mb 须在 0 到 1048576 之间 / must be 0 to 1048576");
         }
         if self.sqlite_max_page_count == Some(0) {
             return bad("sqlite_max_page_count 必须大于 0 / must be positive");

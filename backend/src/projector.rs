@@ -6,11 +6,13 @@ use crate::commands::CommandError;
 use crate::store::{EventStore, StoreError, Upto};
 use ducha_events::envelope::RecordedEvent;
 use ducha_events::ids::TenantId;
-use ducha_events::projection::ReadModel;
+use ducha_events::projection::{ReadModel, TenantShare};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// The checkpoint's name carries the read model's shape version: bump it when `ReadModel` changes
 /// shape and every store rebuilds on next start instead of loading an incompatible snapshot.
-pub const CHECKPOINT: &str = "read_model.v4";
+pub const CHECKPOINT: &str = "read_model.v5";
 const PAGE: usize = 5_000;
 /// Pages read and decoded at once during a catch-up.
 const PARALLEL: usize = 2;
@@ -142,15 +144,26 @@ async fn collect<S: EventStore + ?Sized>(
     }
 }
 
-/// Loads the live model: the last checkpoint if there is a usable one, then the events after it.
+/// Loads the live model: the last checkpoint if there is a usable one, then the events after it
+/// (every tenant unpacked: for the commands that read the model once).
 pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, CommandError> {
+    load_live_within(store, usize::MAX, &Arc::new(AtomicBool::new(false))).await
+}
+
+/// [`load_live`] for the server: the tenants beyond `budget` bytes of JSON are left packed, and a
+/// part that fails to unpack later raises `unreadable`.
+pub async fn load_live_within<S: EventStore + ?Sized>(
+    store: &S,
+    budget: usize,
+    unreadable: &Arc<AtomicBool>,
+) -> Result<ReadModel, CommandError> {
     let started = std::time::Instant::now();
     let mut model = match store.load_checkpoint(CHECKPOINT).await? {
         // A checkpoint ahead of the log (a restored older database) is useless: start over. So is
         // one taken before an erasure: it holds what was erased (folded while the key existed).
         // Both are known from its position, before the bytes are decoded.
         Some((at, bytes)) if at <= store.head().await? && !erased_since(store, at).await? => {
-            decode_checkpoint(at, bytes, started).await?
+            decode_checkpoint(at, bytes, budget, unreadable, started).await?
         }
         _ => ReadModel::default(),
     };
@@ -160,15 +173,26 @@ pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, C
 
 /// The model in a checkpoint saved at `at`, decoded on a blocking thread; an empty model (the log
 /// is folded instead) when the bytes are not a checkpoint of that position.
-async fn decode_checkpoint(at: u64, bytes: Vec<u8>, started: std::time::Instant) -> Result<ReadModel, StoreError> {
+async fn decode_checkpoint(
+    at: u64,
+    bytes: Vec<u8>,
+    budget: usize,
+    unreadable: &Arc<AtomicBool>,
+    started: std::time::Instant,
+) -> Result<ReadModel, StoreError> {
     let len = bytes.len();
-    let model = tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes))
+    let flag = Arc::clone(unreadable);
+    let model = tokio::task::spawn_blocking(move || crate::model_checkpoint::decode(&bytes, budget, &flag))
         .await
         .map_err(|e| StoreError::Io(format!("checkpoint decoder stopped: {e}")))?;
     Ok(match model.filter(|m| m.position() == at) {
         Some(m) => {
             let ms = started.elapsed().as_millis() as u64;
-            tracing::info!(position = at, bytes = len, ms, "read-model checkpoint loaded");
+            let (mut unpacked, mut packed) = (0usize, 0usize);
+            for (_, share) in m.shares() {
+                *if share.is_resident() { &mut unpacked } else { &mut packed } += share.weight();
+            }
+            tracing::info!(position = at, bytes = len, ms, unpacked, packed, "read-model checkpoint loaded");
             m
         }
         None => {
@@ -195,31 +219,38 @@ async fn erased_since<S: EventStore + ?Sized>(store: &S, position: u64) -> Resul
 
 /// Saves a checkpoint of the model at its position.
 pub async fn checkpoint<S: EventStore + ?Sized>(store: &S, model: &ReadModel) -> Result<(), CommandError> {
-    save_taken(store, crate::model_checkpoint::Taken::of(model)).await
+    let unreadable = Arc::new(AtomicBool::new(false));
+    save_taken(store, crate::model_checkpoint::Taken::of(model, &unreadable)).await.map(drop)
 }
 
-/// Encodes the parts taken of a model on a blocking thread and saves them.
+/// Encodes the parts taken of a model on a blocking thread and saves them; gives the tenants
+/// packed for it (to adopt: `LiveModel::checkpoint`).
 pub async fn save_taken<S: EventStore + ?Sized>(
     store: &S,
     taken: crate::model_checkpoint::Taken,
-) -> Result<(), CommandError> {
+) -> Result<Packings, CommandError> {
     let position = taken.position();
     let started = std::time::Instant::now();
     let bytes = tokio::task::spawn_blocking(move || taken.encode())
         .await
         .map_err(|e| StoreError::Io(format!("checkpoint encoder stopped: {e}")))?
         .map_err(StoreError::Io)?;
+    let crate::model_checkpoint::Encoded { bytes, packed } = bytes;
     let (len, encoded) = (bytes.len(), started.elapsed());
     store.save_checkpoint(CHECKPOINT, position, bytes).await?;
     tracing::info!(
         position,
         bytes = len,
+        packed = packed.len(),
         encode_ms = encoded.as_millis() as u64,
         save_ms = (started.elapsed() - encoded).as_millis() as u64,
         "read-model checkpoint saved"
     );
-    Ok(())
+    Ok(packed)
 }
+
+/// Tenants packed for a checkpoint, each with the value it is the packing of.
+pub type Packings = Vec<(TenantId, Arc<TenantShare>, Arc<crate::model_checkpoint::Section>)>;
 
 #[cfg(test)]
 mod tests {
@@ -245,11 +276,14 @@ mod tests {
         checkpoint(&store, &model).await.unwrap();
         let (position, bytes) = store.load_checkpoint(CHECKPOINT).await.unwrap().unwrap();
         assert_eq!(position, model.position());
-        assert_eq!(crate::model_checkpoint::decode(&bytes).as_ref(), Some(&model));
+        let flag = Arc::new(AtomicBool::new(false));
+        assert_eq!(crate::model_checkpoint::decode(&bytes, usize::MAX, &flag).as_ref(), Some(&model));
         let (_, raw) = inner.load_checkpoint(CHECKPOINT).await.unwrap().unwrap();
-        assert_eq!(crate::model_checkpoint::decode(&raw), None);
-        assert!(!raw.windows(8).any(|w| w == b"DUCHARM4"), "sealed, not in clear");
-        assert_eq!(load_live(&store).await.unwrap(), model);
+        assert_eq!(crate::model_checkpoint::decode(&raw, usize::MAX, &flag), None);
+        assert!(!raw.windows(8).any(|w| w == b"DUCHARM5"), "sealed, not in clear");
+        for budget in [usize::MAX, 0] {
+            assert_eq!(load_live_within(&store, budget, &flag).await.unwrap(), model);
+        }
     }
 
     /// schemathesis found it: `at_position=9223372036854775808` cut the log into 10^15 empty ranges.

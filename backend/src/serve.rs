@@ -143,7 +143,8 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
             println!("数据目录中已有数据，未加载演示数据 / the store is not empty: demo not loaded");
         }
     }
-    let live = Arc::new(LiveModel::load(&*store).await?);
+    let budget = usize::try_from(config.read_model_budget_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let live = Arc::new(LiveModel::load(&*store, budget).await?);
     let mut server = home.state.clone();
     if let Some(k) = &keys {
         // Channels' endpoints and secrets are encrypted at rest under the master key.
@@ -183,6 +184,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
 
     let (stop_tasks, stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(live.clone().follow(store.clone(), stopped.clone()));
+    let trimmer = tokio::spawn(live.clone().keep_to_budget(stopped.clone()));
     let notifier = tokio::spawn(crate::notify::job::run(state.clone(), stopped.clone()));
     let maintenance = tokio::spawn(crate::jobs::maintenance(state.clone(), stopped));
 
@@ -224,6 +226,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
 
     let _ = stop_tasks.send(true);
     let _ = follower.await;
+    let _ = trimmer.await;
     // With several replicas the lease holder checkpoints; alone, always.
     let holds = replica.holds(crate::jobs::MAINTENANCE);
     let _ = maintenance.await;

@@ -43,9 +43,9 @@ for (t,) in c.execute("select name from sqlite_master where type='table'").fetch
                 print(f'{t}.{col}')
 import os, struct, zlib
 def opened(data):
-    # A read model in clear (DUCHARM4: zlib sections) is searched decompressed; a sealed one is
+    # A read model in clear (DUCHARM5: zlib sections) is searched decompressed; a sealed one is
     # ciphertext whatever it holds.
-    i = data.find(b'DUCHARM4')
+    i = data.find(b'DUCHARM5')
     if i < 0:
         return data
     (n,) = struct.unpack_from('<I', data, i + 8)

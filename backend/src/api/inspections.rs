@@ -63,7 +63,7 @@ pub fn accepted(id: &impl std::fmt::Display, done: &Executed) -> CommandAccepted
 /// The version of `stream` in `model` (0 when it has no events): the `ETag` of a read, taken from
 /// the same model as the body so the two always agree, also "as of" a past point.
 pub fn stream_version(model: &ReadModel, tenant: &TenantId, stream: &str) -> u64 {
-    model.audit(tenant).streams.iter().find(|s| s.stream == stream).map_or(0, |s| s.version)
+    model.stream_version(tenant, stream)
 }
 
 /// The id for something new the client did not name: derived from the `Idempotency-Key` when there

@@ -103,6 +103,10 @@ pub struct LiveModel {
     /// erasure): caches derived from it start over.
     generation: AtomicU64,
     loaded: AtomicBool,
+    /// The JSON bytes of tenants kept unpacked ([`LiveModel::trim`]).
+    budget: usize,
+    /// Raised when a packed tenant does not unpack: the model is folded again from the log.
+    unreadable: Arc<AtomicBool>,
     /// Per-tenant snapshots for "as of" views; cleared with the model after an erasure.
     pub snapshots: crate::snapshots::Snapshots,
     /// The live streams' shared reads of each tenant's new events (`api::live`).
@@ -112,9 +116,11 @@ pub struct LiveModel {
 const PAGE: usize = 2_000;
 
 impl LiveModel {
-    /// Loads the checkpoint and folds the log after it.
-    pub async fn load(store: &dyn EventStore) -> Result<LiveModel, CommandError> {
-        let model = projector::load_live(store).await?;
+    /// Loads the checkpoint (the tenants beyond `budget` bytes of JSON left packed) and folds the
+    /// log after it.
+    pub async fn load(store: &dyn EventStore, budget: usize) -> Result<LiveModel, CommandError> {
+        let unreadable = Arc::new(AtomicBool::new(false));
+        let model = projector::load_live_within(store, budget, &unreadable).await?;
         let position = model.position();
         Ok(LiveModel {
             model: RwLock::new(model),
@@ -122,6 +128,8 @@ impl LiveModel {
             position: AtomicU64::new(position),
             generation: AtomicU64::new(0),
             loaded: AtomicBool::new(true),
+            budget,
+            unreadable,
             snapshots: crate::snapshots::Snapshots::default(),
             live_reads: crate::api::live::SharedReads::default(),
         })
@@ -159,14 +167,23 @@ impl LiveModel {
             if target.is_some_and(|t| position >= t) {
                 return Ok(position);
             }
-            let page = store.read_for_fold(None, position, PAGE, Upto::Head).await?;
-            if page.is_empty() {
+            let unreadable = self.unreadable.load(Ordering::Acquire);
+            let page = match unreadable {
+                true => Vec::new(),
+                false => store.read_for_fold(None, position, PAGE, Upto::Head).await?,
+            };
+            if page.is_empty() && !unreadable {
                 return Ok(position);
             }
             // An erasure: what the model holds of the person was folded with their key. Fold the
             // whole log again (their values now open as 「已删除的个人信息」) and save the checkpoint
-            // at once, so that no copy of the plaintext outlives the key.
-            if page.iter().any(|e| e.event_type == "PersonalDataErased") {
+            // at once, so that no copy of the plaintext outlives the key. The same when a packed
+            // tenant did not unpack (it read as empty meanwhile).
+            let erased = page.iter().any(|e| e.event_type == "PersonalDataErased");
+            if erased || unreadable {
+                if unreadable {
+                    tracing::error!("a packed tenant of the read model did not unpack: folding the log again");
+                }
                 let last = page.last().map_or(position, |e| e.position);
                 self.snapshots.clear();
                 let rebuilt = projector::as_of(store, Upto::Position(last), None).await?;
@@ -176,9 +193,11 @@ impl LiveModel {
                     let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
                     *model = rebuilt;
                     self.generation.fetch_add(1, Ordering::AcqRel);
+                    // Lowered only now: a rebuild that failed is tried again.
+                    self.unreadable.store(false, Ordering::Release);
                 }
                 self.position.store(at, Ordering::Release);
-                tracing::info!(position = at, "personal data erased: read model rebuilt");
+                tracing::info!(position = at, erased, "read model rebuilt");
                 if let Err(e) = self.checkpoint(store).await {
                     tracing::warn!(error = %e, "cannot save the read model after an erasure");
                 }
@@ -191,6 +210,18 @@ impl LiveModel {
             })
             .await
             .map_err(|e| StoreError::Io(format!("decoder stopped: {e}")))??;
+            // Packed tenants about to be written are unpacked under the read lock, beside the
+            // queries, rather than under the write lock that holds them all.
+            {
+                let model = self.read();
+                let mut last: Option<&TenantId> = None;
+                for (e, _) in &decoded {
+                    if last != Some(&e.tenant) {
+                        model.tenant_facts(&e.tenant);
+                        last = Some(&e.tenant);
+                    }
+                }
+            }
             let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
             for (e, ev) in &decoded {
                 model.apply(e, ev);
@@ -247,8 +278,192 @@ impl LiveModel {
     /// meanwhile is copied once. Serialising under the lock held the follower (and so every write
     /// waiting to read its own result) for as long as the JSON took: 8.9 s at a million events; a
     /// whole copy held the model twice.
+    ///
+    /// The tenants packed for it keep their bytes (the next checkpoint copies them, and the budget
+    /// drops their values without packing them again).
     pub async fn checkpoint(&self, store: &dyn EventStore) -> Result<(), CommandError> {
-        let taken = crate::model_checkpoint::Taken::of(&self.read());
-        projector::save_taken(store, taken).await
+        let taken = crate::model_checkpoint::Taken::of(&self.read(), &self.unreadable);
+        let packed = projector::save_taken(store, taken).await?;
+        {
+            let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+            for (tenant, value, section) in &packed {
+                if let Some(share) = model.share_mut(tenant) {
+                    share.adopt(value, section.clone(), true);
+                }
+            }
+        }
+        drop(packed);
+        Ok(())
+    }
+
+    /// Keeps the unpacked tenants within the budget: when their JSON weighs more, the tenants not
+    /// read or written since the last round (then the heaviest) are dropped to four fifths of it,
+    /// those written since they were last packed packed first (off the lock). Their values are
+    /// freed outside the lock.
+    pub async fn trim(&self) -> Result<Trimmed, CommandError> {
+        use ducha_events::projection::Take;
+        let generation = self.generation();
+        let (resident, mut candidates) = {
+            let model = self.read();
+            let mut resident = 0usize;
+            let mut candidates = Vec::new();
+            for (tenant, share) in model.shares() {
+                if share.is_resident() {
+                    resident += share.weight();
+                    candidates.push((tenant.clone(), share.weight(), share.take_used(), share.take()));
+                }
+            }
+            (resident, candidates)
+        };
+        let mut trimmed = Trimmed { resident, ..Trimmed::default() };
+        if resident <= self.budget {
+            return Ok(trimmed);
+        }
+        candidates.sort_by_key(|(_, weight, used, _)| (*used, std::cmp::Reverse(*weight)));
+        let target = self.budget / 5 * 4;
+        let mut left = resident;
+        candidates.retain(|(_, weight, _, _)| {
+            let take = left > target;
+            if take {
+                left -= weight;
+            }
+            take
+        });
+        let unreadable = self.unreadable.clone();
+        let victims = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .map(|(tenant, _, _, take)| match take {
+                    Take::Value(v) => crate::model_checkpoint::Section::pack(&*v, &unreadable)
+                        .map(|s| (tenant, Some((v, Arc::new(s))))),
+                    Take::Packed(_) => Ok((tenant, None)),
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("packer stopped: {e}")))?
+        .map_err(StoreError::Io)?;
+        let mut freed = Vec::with_capacity(victims.len());
+        {
+            let mut model = self.model.write().unwrap_or_else(|p| p.into_inner());
+            // A model replaced meanwhile (an erasure) is not the one these were taken of.
+            if self.generation() != generation {
+                return Ok(trimmed);
+            }
+            for (tenant, packing) in victims {
+                let Some(share) = model.share_mut(&tenant) else { continue };
+                let weight = share.weight();
+                let done = match packing {
+                    Some((value, section)) => {
+                        let adopted = share.adopt(&value, section, false);
+                        freed.push(value);
+                        trimmed.packed += usize::from(adopted);
+                        adopted
+                    }
+                    None => share.evict().map(|v| freed.push(v)).is_some(),
+                };
+                if done {
+                    trimmed.dropped += 1;
+                    trimmed.resident -= weight;
+                }
+            }
+        }
+        drop(freed);
+        Ok(trimmed)
+    }
+
+    /// Runs [`Self::trim`] every second until `stop` fires.
+    pub async fn keep_to_budget(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            match self.trim().await {
+                Ok(t) if t.dropped > 0 => tracing::debug!(
+                    dropped = t.dropped,
+                    packed = t.packed,
+                    resident = t.resident,
+                    "read model kept to its budget"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot keep the read model to its budget"),
+            }
+        }
+    }
+}
+
+/// What a [`LiveModel::trim`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Tenants whose values were dropped.
+    pub dropped: usize,
+    /// Of those, the ones packed first (written since they were last packed).
+    pub packed: usize,
+    /// The JSON bytes of the tenants still unpacked.
+    pub resident: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
+    use ducha_events::authz::{Actor, Grant, Role, Scope};
+    use ducha_events::ids::DistrictId;
+    use ducha_events::tenant::TenantCommand;
+
+    /// A budget of nothing: every tenant is packed and dropped by a round, unpacked when read or
+    /// written, packed again after a write; at every step the model is the fold of the log, a
+    /// checkpoint of it loads to the same model with nothing unpacked, and a part that does not
+    /// unpack has the model folded again.
+    #[tokio::test]
+    async fn tenants_packed_by_the_budget_read_and_fold_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
+        let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
+        crate::demo::load(&store).await.unwrap();
+        let live = LiveModel::load(&store, 0).await.unwrap();
+        let fold = || async { projector::rebuild(&store, |_| {}).await.unwrap() };
+        let tenants = live.read().shares().count();
+        assert!(tenants > 2);
+
+        let t = live.trim().await.unwrap();
+        assert_eq!((t.dropped, t.packed, t.resident), (tenants, tenants, 0), "folded: all hot, all packed");
+        assert!(live.read().shares().all(|(_, s)| !s.is_resident()));
+        let folded = fold().await;
+        assert!(*live.read() == folded, "read back from the packed bytes");
+        let t = live.trim().await.unwrap();
+        assert_eq!((t.dropped, t.packed), (tenants, 0), "unchanged since: dropped without packing again");
+
+        let (district, tenant) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
+        let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
+        let actor = Actor {
+            user_id: ducha_events::ids::UserId::parse("xxjd-admin").unwrap(),
+            grants: vec![Grant { role: Role::SubdistrictAdmin, scope }],
+        };
+        let add = TenantCommand::AddFindingCategory { code: "zz-test".into(), name: "测试类别".into() };
+        let meta = crate::commands::Meta::new(actor, chrono::Utc::now());
+        crate::commands::tenant(&store, &meta, &district, &tenant, add).await.unwrap();
+        live.catch_up_to(&store, None).await.unwrap();
+        let t = live.trim().await.unwrap();
+        assert_eq!((t.dropped, t.packed), (1, 1), "only the tenant written to was unpacked, and packed again");
+        let folded = fold().await;
+        assert!(*live.read() == folded);
+
+        live.checkpoint(&store).await.unwrap();
+        let again = LiveModel::load(&store, 0).await.unwrap();
+        assert!(again.read().shares().all(|(_, s)| !s.is_resident()));
+        assert!(*again.read() == *live.read());
+
+        let generation = live.generation();
+        live.unreadable.store(true, Ordering::Release);
+        live.catch_up_to(&store, None).await.unwrap();
+        assert_eq!(live.generation(), generation + 1, "folded again");
+        assert!(!live.unreadable.load(Ordering::Acquire));
+        let folded = fold().await;
+        assert!(*live.read() == folded);
+        store.close().await;
     }
 }

@@ -25,7 +25,7 @@ impl Demo {
         let store = Arc::new(data.store(Synchronous::Off, None).unwrap());
         crate::demo::load(&*store).await.unwrap();
         let events: Arc<dyn EventStore> = store.clone();
-        let live = Arc::new(LiveModel::load(&*events).await.unwrap());
+        let live = Arc::new(LiveModel::load(&*events, usize::MAX).await.unwrap());
         let config = Config { evidence_dir: Some(dir.join("evidence")), ..Config::default() };
         let server = ServerState::sqlite(dir, &dir.join("evidence")).unwrap();
         let auth = Arc::new(AuthService::new(&config, Some(dir), &server).unwrap());

@@ -8,7 +8,6 @@ use crate::envelope::{ActorRef, RecordedEvent};
 use crate::ids::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Counts and bounds, kept inline (no heap per stream): times as microseconds since the epoch, the
 /// last actor as an index into the tenant's actor table. A rebuild touches one small record per
@@ -42,7 +41,8 @@ struct StreamCounter {
     version: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One tenant's counters (kept in its [`super::TenantShare`], packed with it when cold).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(super) struct TenantCounter {
     counter: Counter,
     last_seq: u64,
@@ -67,59 +67,59 @@ impl TenantCounter {
             }
         }
     }
-}
 
-/// The counters of every tenant (the platform's own streams under the `_platform` pseudo-tenant).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct AuditLog {
-    /// Shared and copied on write, as the tenants' facts are (see `ReadModel`).
-    pub(super) tenants: BTreeMap<TenantId, Arc<TenantCounter>>,
-}
-
-impl AuditLog {
-    pub(crate) fn record(&mut self, e: &RecordedEvent) {
+    pub(super) fn record(&mut self, e: &RecordedEvent) {
         let at = micros_of(&e.occurred_at);
-        let t = match self.tenants.get_mut(&e.tenant) {
-            Some(t) => Arc::make_mut(t),
-            None => Arc::make_mut(self.tenants.entry(e.tenant.clone()).or_insert_with(|| {
-                Arc::new(TenantCounter {
-                    counter: Counter::default(),
-                    last_seq: 0,
-                    by_type: BTreeMap::new(),
-                    streams: FxHashMap::default(),
-                    actors: Vec::new(),
-                })
-            })),
-        };
-        let actor = t.actor(&e.actor);
-        t.counter.bump(at, actor, e.position);
-        t.last_seq = e.tenant_seq;
-        match t.by_type.get_mut(e.event_type.as_str()) {
+        let actor = self.actor(&e.actor);
+        self.counter.bump(at, actor, e.position);
+        self.last_seq = e.tenant_seq;
+        match self.by_type.get_mut(e.event_type.as_str()) {
             Some(n) => *n += 1,
             None => {
-                t.by_type.insert(e.event_type.clone(), 1);
+                self.by_type.insert(e.event_type.clone(), 1);
             }
         }
-        match t.streams.get_mut(e.stream.as_str()) {
+        match self.streams.get_mut(e.stream.as_str()) {
             Some(s) => {
                 s.counter.bump(at, actor, e.position);
                 s.version = e.stream_version;
             }
             None => {
                 let s = StreamCounter { counter: Counter::new(at, actor, e.position), version: e.stream_version };
-                t.streams.insert(e.stream.clone(), s);
+                self.streams.insert(e.stream.clone(), s);
+            }
+        }
+    }
+}
+
+/// Every tenant's event count and last position (the platform's own streams under the
+/// `_platform` pseudo-tenant): small and always resident, unlike the tenants' full counters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditLog {
+    tenants: BTreeMap<TenantId, (u64, u64)>,
+}
+
+impl AuditLog {
+    pub(crate) fn record(&mut self, e: &RecordedEvent) {
+        match self.tenants.get_mut(&e.tenant) {
+            Some((events, last)) => {
+                *events += 1;
+                *last = e.position;
+            }
+            None => {
+                self.tenants.insert(e.tenant.clone(), (1, e.position));
             }
         }
     }
 
     /// The position of the tenant's last event (0 when it has none).
     pub fn last_position(&self, tenant: &TenantId) -> u64 {
-        self.tenants.get(tenant).map_or(0, |t| t.counter.last_position)
+        self.tenants.get(tenant).map_or(0, |t| t.1)
     }
 
     /// The tenants that have any event, with their event counts.
     pub fn tenants(&self) -> impl Iterator<Item = (&TenantId, u64)> {
-        self.tenants.iter().map(|(id, t)| (id, t.counter.events))
+        self.tenants.iter().map(|(id, t)| (id, t.0))
     }
 }
 
@@ -178,9 +178,15 @@ pub struct AuditSummary {
 }
 
 impl ReadModel {
+    /// A stream's version after its last event (0 for a stream with none): one lookup, where
+    /// [`Self::audit`] lists every stream of the tenant.
+    pub fn stream_version(&self, tenant: &TenantId, stream: &str) -> u64 {
+        self.tenants.get(tenant).and_then(|s| s.get().audit.streams.get(stream)).map_or(0, |s| s.version)
+    }
+
     /// The counters of one tenant (empty for a tenant with no events).
     pub fn audit(&self, tenant: &TenantId) -> AuditSummary {
-        let Some(t) = self.audit_log().tenants.get(tenant) else {
+        let Some(t) = self.tenants.get(tenant).map(|s| &s.get().audit) else {
             return AuditSummary {
                 tenant_id: tenant.clone(),
                 events: 0,
@@ -259,6 +265,11 @@ mod tests {
         assert_eq!(m.audit(&tid("t2")).events, log.iter().filter(|(e, _)| e.tenant.as_str() == "t2").count() as u64);
         assert_eq!(m.audit(&TenantId::platform()).streams.len(), 2);
         assert_eq!(m.audit(&tid("nope")).events, 0);
+        for s in &a.streams {
+            assert_eq!(m.stream_version(&tid("t1"), &s.stream), s.version, "{}", s.stream);
+        }
+        assert_eq!(m.stream_version(&tid("t1"), "t1/finding-nope"), 0);
+        assert_eq!(m.stream_version(&tid("nope"), "nope/tenant"), 0);
         assert_eq!(m.audit_log().tenants().map(|(_, n)| n).sum::<u64>(), log.len() as u64);
     }
 }

@@ -1,85 +1,103 @@
-//! The read model in parts, for checkpoints: a head (the position and the directory) and one part
-//! per tenant (its facts and its audit counters).
+//! The read model in parts, for checkpoints: a head (the position, the directory, every tenant's
+//! event count and last position, and the order of the parts) and one part per tenant (its
+//! [`TenantShare`]: facts and audit counters).
 //!
-//! Taking the parts shares every tenant with the live model (an `Arc` each, no copy), so a
-//! checkpoint holds the model's lock for microseconds, not for a copy of gigabytes. Each part is
-//! encoded and decoded on its own: a checkpoint of a thousand sub-districts spreads over every
-//! core (the server runs the parts on threads: `ducha::model_checkpoint`).
+//! Taking the parts shares every tenant with the live model (no copy), so a checkpoint holds the
+//! model's lock for microseconds, not for a copy of gigabytes; a tenant still packed since the
+//! last checkpoint gives its bytes as they are ([`Take::Packed`]), so a checkpoint encodes only the
+//! tenants written to since. Each part is encoded and decoded on its own (the server runs them on
+//! every core and loads the parts beyond its memory budget without unpacking them:
+//! `ducha::model_checkpoint`).
 
-use super::audit::TenantCounter;
-use super::{Directory, ReadModel, TenantFacts};
+use super::audit::AuditLog;
+use super::{Directory, Held, ReadModel, Take, TenantShare};
 use crate::ids::TenantId;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
-/// The position and the directory (districts, tenants, users): small next to the tenants' facts.
+/// Everything but the tenants' shares: small next to them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelHead {
     position: u64,
     directory: Directory,
+    audit: AuditLog,
+    /// The tenant of each part, in the parts' order.
+    tenants: Vec<TenantId>,
 }
 
 impl ModelHead {
     pub fn position(&self) -> u64 {
         self.position
     }
-}
 
-/// One tenant's share of the model: its facts (none for a tenant that only has directory or
-/// platform events) and its audit counters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TenantPart {
-    tenant: TenantId,
-    facts: Option<Arc<TenantFacts>>,
-    audit: Option<Arc<TenantCounter>>,
-}
-
-impl TenantPart {
-    pub fn tenant(&self) -> &TenantId {
-        &self.tenant
+    /// The tenant of each part, in order.
+    pub fn tenants(&self) -> &[TenantId] {
+        &self.tenants
     }
 }
 
 impl ReadModel {
     /// The model as a head and one part per tenant, sharing the tenants with `self`.
-    pub fn parts(&self) -> (ModelHead, Vec<TenantPart>) {
-        let head = ModelHead { position: self.position, directory: self.directory.clone() };
-        let mut parts: Vec<TenantPart> = self
-            .tenants
-            .iter()
-            .map(|(t, f)| TenantPart {
-                tenant: t.clone(),
-                facts: Some(Arc::clone(f)),
-                audit: self.audit.tenants.get(t).map(Arc::clone),
-            })
-            .collect();
-        for (t, a) in &self.audit.tenants {
-            if !self.tenants.contains_key(t) {
-                parts.push(TenantPart { tenant: t.clone(), facts: None, audit: Some(Arc::clone(a)) });
-            }
-        }
-        (head, parts)
+    pub fn parts(&self) -> (ModelHead, Vec<Take<TenantShare>>) {
+        let head = ModelHead {
+            position: self.position,
+            directory: self.directory.clone(),
+            audit: self.audit.clone(),
+            tenants: self.tenants.keys().cloned().collect(),
+        };
+        (head, self.tenants.values().map(Held::take).collect())
     }
 
-    /// The model [`ReadModel::parts`] was taken from.
-    pub fn from_parts(head: ModelHead, parts: Vec<TenantPart>) -> ReadModel {
-        let mut model = ReadModel { position: head.position, directory: head.directory, ..ReadModel::default() };
-        for part in parts {
-            if let Some(f) = part.facts {
-                model.tenants.insert(part.tenant.clone(), f);
-            }
-            if let Some(a) = part.audit {
-                model.audit.tenants.insert(part.tenant, a);
-            }
+    /// The model [`ReadModel::parts`] was taken from, given each tenant's share as held (in the
+    /// head's order); `None` when the numbers differ.
+    pub fn from_parts(head: ModelHead, shares: Vec<Held<TenantShare>>) -> Option<ReadModel> {
+        if head.tenants.len() != shares.len() {
+            return None;
         }
-        model
+        Some(ReadModel {
+            position: head.position,
+            directory: head.directory,
+            tenants: head.tenants.into_iter().zip(shares).collect(),
+            audit: head.audit,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Packed;
     use super::super::testkit::*;
     use super::*;
+    use std::sync::Arc;
+
+    /// A share packed as plain JSON (the server compresses it as well).
+    #[derive(Debug)]
+    struct Json(Vec<u8>);
+
+    impl Packed<TenantShare> for Json {
+        fn unpack(&self) -> Option<TenantShare> {
+            serde_json::from_slice(&self.0).ok()
+        }
+        fn bytes(&self) -> &[u8] {
+            &self.0
+        }
+        fn weight(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    fn pack(take: &Take<TenantShare>) -> Arc<dyn Packed<TenantShare>> {
+        match take {
+            Take::Value(v) => Arc::new(Json(serde_json::to_vec(&**v).unwrap())),
+            Take::Packed(p) => Arc::clone(p),
+        }
+    }
+
+    /// The model with every share packed, as a checkpoint is loaded.
+    fn packed(model: &ReadModel) -> ReadModel {
+        let (head, parts) = model.parts();
+        let head: ModelHead = serde_json::from_slice(&serde_json::to_vec(&head).unwrap()).unwrap();
+        ReadModel::from_parts(head, parts.iter().map(|p| Held::packed(pack(p))).collect()).unwrap()
+    }
 
     /// At every cut of the sample log (two tenants and the platform), the parts encoded one by one
     /// and put together again are the model.
@@ -88,17 +106,13 @@ mod tests {
         let log = sample_log();
         for cut in 0..=log.len() {
             let model = fold(&log[..cut]);
-            let (head, parts) = model.parts();
+            let (head, _) = model.parts();
             assert_eq!(head.position(), model.position());
-            let head: ModelHead = serde_json::from_slice(&serde_json::to_vec(&head).unwrap()).unwrap();
-            let parts: Vec<TenantPart> =
-                parts.iter().map(|p| serde_json::from_slice(&serde_json::to_vec(p).unwrap()).unwrap()).collect();
-            assert_eq!(ReadModel::from_parts(head, parts), model, "cut {cut}");
+            assert_eq!(packed(&model), model, "cut {cut}");
         }
-        let (_, parts) = fold(&log).parts();
-        let mut tenants: Vec<&str> = parts.iter().map(|p| p.tenant().as_str()).collect();
-        tenants.sort_unstable();
-        assert_eq!(tenants, ["_platform", "t1", "t2"]);
+        let (head, parts) = fold(&log).parts();
+        assert_eq!(head.tenants().iter().map(TenantId::as_str).collect::<Vec<_>>(), ["_platform", "t1", "t2"]);
+        assert_eq!(ReadModel::from_parts(head, parts[1..].iter().map(|p| Held::packed(pack(p))).collect()), None);
     }
 
     /// The parts share the tenants: folding on after taking them copies the tenant written to and
@@ -114,7 +128,37 @@ mod tests {
             model.apply(e, ev);
         }
         assert_ne!(model, before);
-        assert_eq!(ReadModel::from_parts(head, parts), before);
+        let shares = parts.iter().map(|p| Held::packed(pack(p))).collect();
+        assert_eq!(ReadModel::from_parts(head, shares).unwrap(), before);
         assert_eq!(model, fold(&log));
+    }
+
+    /// A model loaded packed folds on, is packed again (adopting fresh bytes) and has its unpacked
+    /// values dropped at any point, and still equals the fold of the whole log; a checkpoint after
+    /// reuses the bytes of every tenant not written to since.
+    #[test]
+    fn packing_and_evicting_between_events_never_changes_the_model() {
+        let log = sample_log();
+        for cut in [1, log.len() / 3, log.len() / 2, log.len() - 2] {
+            let mut model = packed(&fold(&log[..cut]));
+            for (n, (e, ev)) in log[cut..].iter().enumerate() {
+                model.apply(e, ev);
+                let tenants: Vec<TenantId> = model.shares().map(|(t, _)| t.clone()).collect();
+                for t in &tenants {
+                    let share = model.share_mut(t).unwrap();
+                    if let Take::Value(v) = share.take() {
+                        assert!(share.adopt(&v, pack(&Take::Value(v.clone())), n % 2 == 0));
+                    }
+                    if n % 3 == 0 {
+                        share.evict();
+                    }
+                }
+                assert!(model.shares().all(|(_, s)| matches!(s.take(), Take::Packed(_))), "all packed");
+            }
+            assert_eq!(model, fold(&log), "cut {cut}");
+            model.apply(&log[0].0, &log[0].1);
+            let (_, parts) = model.parts();
+            assert!(parts.iter().all(|p| matches!(p, Take::Packed(_))), "a re-delivered event writes nothing");
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod dashboard;
 pub mod directory;
 pub mod facts;
+pub mod held;
 pub mod inspection_detail;
 pub mod ledger;
 pub mod reminders;
@@ -43,6 +44,7 @@ pub use facts::{
     InspectionStatus, IssuedReportFact, RectificationFacts, RectificationStatus, ReminderNote, SelfInspectionFact,
     TenantFacts,
 };
+pub use held::{Held, Packed, Take};
 pub use inspection_detail::{
     AchievementView, CommunityFieldwork, CommunityRef, CommunityScore, FieldworkView, FindingView, InspectionDetail,
     IssuedReportView, ItemScore, SelfInspectionRef, TeamMemberView, WHOLE_SUBDISTRICT,
@@ -61,7 +63,6 @@ use crate::ids::TenantId;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Every read model, for every tenant, as of [`ReadModel::position`].
 ///
@@ -71,11 +72,22 @@ use std::sync::Arc;
 pub struct ReadModel {
     position: u64,
     directory: Directory,
-    /// Shared, copied on write ([`Arc::make_mut`]): a checkpoint takes the tenants as they are in
-    /// microseconds and encodes them while the fold goes on; a tenant written to meanwhile is copied
-    /// once, the others never.
-    tenants: BTreeMap<TenantId, Arc<TenantFacts>>,
+    /// Each tenant's share, [`Held`]: shared and copied on write, so a checkpoint takes the tenants
+    /// as they are in microseconds and encodes them while the fold goes on (a tenant written to
+    /// meanwhile is copied once, the others never); packed when the server's memory budget says so
+    /// and unpacked when read again.
+    tenants: BTreeMap<TenantId, Held<TenantShare>>,
+    /// Each tenant's event count and last position, always resident (the roll-up asks every
+    /// tenant's on every request).
     audit: AuditLog,
+}
+
+/// One tenant's share of the model: its facts (none for a tenant that only has directory or
+/// platform events) and its audit counters.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TenantShare {
+    facts: Option<TenantFacts>,
+    audit: audit::TenantCounter,
 }
 
 impl ReadModel {
@@ -91,15 +103,21 @@ impl ReadModel {
         }
         self.position = envelope.position;
         self.audit.record(envelope);
+        if !self.tenants.contains_key(&envelope.tenant) {
+            self.tenants.insert(envelope.tenant.clone(), Held::default());
+        }
+        let Some(share) = self.tenants.get_mut(&envelope.tenant) else { return };
+        let share = share.make_mut();
+        share.audit.record(envelope);
         if !self.directory.apply(envelope, event) {
-            match self.tenants.get_mut(&envelope.tenant) {
+            match &mut share.facts {
                 Some(facts) => {
-                    Arc::make_mut(facts).apply(envelope, event);
+                    facts.apply(envelope, event);
                 }
                 None => {
                     let mut facts = TenantFacts::default();
                     if facts.apply(envelope, event) {
-                        self.tenants.insert(envelope.tenant.clone(), Arc::new(facts));
+                        share.facts = Some(facts);
                     }
                 }
             }
@@ -118,18 +136,28 @@ impl ReadModel {
 
     /// The raw facts of one tenant (for callers that need more than the views).
     pub fn tenant_facts(&self, tenant: &TenantId) -> Option<&TenantFacts> {
-        self.tenants.get(tenant).map(|f| &**f)
+        self.tenants.get(tenant).and_then(|s| s.get().facts.as_ref())
     }
 
-    /// Every event counter (see [`Self::audit`] for one tenant's summary).
+    /// Every tenant's event count and last position (see [`Self::audit`] for one tenant's summary).
     pub fn audit_log(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Each tenant's share as held (for the server's memory budget and checkpoints).
+    pub fn shares(&self) -> impl Iterator<Item = (&TenantId, &Held<TenantShare>)> {
+        self.tenants.iter()
+    }
+
+    /// One tenant's share, to pack it or drop its unpacked value ([`Held::adopt`], [`Held::evict`]).
+    pub fn share_mut(&mut self, tenant: &TenantId) -> Option<&mut Held<TenantShare>> {
+        self.tenants.get_mut(tenant)
     }
 
     /// Facts and directory entry of a tenant; empty facts when nothing was recorded yet.
     pub(crate) fn tenant_parts(&self, tenant: &TenantId) -> (&TenantFacts, Option<&TenantEntry>) {
         static EMPTY: std::sync::OnceLock<TenantFacts> = std::sync::OnceLock::new();
-        let facts = self.tenants.get(tenant).map_or_else(|| EMPTY.get_or_init(TenantFacts::default), |f| &**f);
+        let facts = self.tenant_facts(tenant).unwrap_or_else(|| EMPTY.get_or_init(TenantFacts::default));
         (facts, self.directory.tenant(tenant))
     }
 }
