@@ -433,11 +433,18 @@ mod tests {
         assert_eq!((t.dropped, t.packed, t.resident), (tenants, tenants, 0), "folded: all hot, all packed");
         assert!(live.read().shares().all(|(_, s)| !s.is_resident()));
         let folded = fold().await;
+        // The roll-up reads every sub-district of the district in turn, keeping none.
+        let (district, today) = (DistrictId::parse("xxq").unwrap(), chrono::Utc::now().date_naive());
+        let (query, policy) = (Default::default(), WarningPolicy::default());
+        let rollup = live.read().rollup(&district, &query, today, &policy);
+        assert_eq!(rollup, folded.rollup(&district, &query, today, &policy));
+        assert!(rollup.rows.len() > 1);
+        assert!(live.read().shares().all(|(_, s)| !s.is_resident()), "read, not kept");
         assert!(*live.read() == folded, "read back from the packed bytes");
         let t = live.trim().await.unwrap();
         assert_eq!((t.dropped, t.packed), (tenants, 0), "unchanged since: dropped without packing again");
 
-        let (district, tenant) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
+        let tenant = TenantId::parse("xxjd").unwrap();
         let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
         let actor = Actor {
             user_id: ducha_events::ids::UserId::parse("xxjd-admin").unwrap(),

@@ -107,51 +107,59 @@ async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError>
         let (policy, digest_hour) = super::policy_of(settings.as_ref());
         let work = {
             let model = state.live.read();
-            let Some(facts) = model.tenant_facts(&tenant) else { continue };
-            let dir = model.directory();
-            let entry = dir.tenant(&tenant);
-            let name_of =
-                |c: &ducha_events::ids::CommunityId| entry.and_then(|t| t.community_name(c)).map(str::to_owned);
-            let mut work =
-                TenantWork { tenant: tenant.clone(), notifications: Vec::new(), reminders: Vec::new(), digest: None };
-            for r in reminders::reminders(facts, today, &policy) {
-                let text = r.text(r.community_id.as_ref().and_then(name_of).as_deref());
-                for user in reminders::recipients(dir, &tenant, facts, &r) {
-                    work.notifications.push(NewNotification {
-                        tenant: tenant.as_str().to_owned(),
-                        user_id: user.as_str().to_owned(),
-                        key: r.key.clone(),
-                        kind: r.kind.code().to_owned(),
-                        finding_id: Some(r.finding_id.as_str().to_owned()),
-                        text: text.clone(),
-                    });
+            // Every tenant in turn: a packed one is read without being kept.
+            model.with_tenant_facts(&tenant, |facts| {
+                let facts = facts?;
+                let dir = model.directory();
+                let entry = dir.tenant(&tenant);
+                let name_of =
+                    |c: &ducha_events::ids::CommunityId| entry.and_then(|t| t.community_name(c)).map(str::to_owned);
+                let mut work = TenantWork {
+                    tenant: tenant.clone(),
+                    notifications: Vec::new(),
+                    reminders: Vec::new(),
+                    digest: None,
+                };
+                for r in reminders::reminders(facts, today, &policy) {
+                    let text = r.text(r.community_id.as_ref().and_then(name_of).as_deref());
+                    for user in reminders::recipients(dir, &tenant, facts, &r) {
+                        work.notifications.push(NewNotification {
+                            tenant: tenant.as_str().to_owned(),
+                            user_id: user.as_str().to_owned(),
+                            key: r.key.clone(),
+                            kind: r.kind.code().to_owned(),
+                            finding_id: Some(r.finding_id.as_str().to_owned()),
+                            text: text.clone(),
+                        });
+                    }
+                    work.reminders.push((r, text));
                 }
-                work.reminders.push((r, text));
-            }
-            if hour >= digest_hour {
-                let tenant_name = entry.map_or(tenant.as_str(), |t| t.name.as_str());
-                let d = reminders::digest(tenant_name, facts, today, &policy);
-                if !d.is_empty() {
-                    let lines = d.lines(&name_of, DIGEST_ITEMS);
-                    let title = lines.first().cloned().unwrap_or_default();
-                    let markdown = std::iter::once(format!("### {title}"))
-                        .chain(lines.iter().skip(1).map(|l| format!("> {l}")))
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    work.digest = Some(Message {
-                        tenant: tenant.as_str().to_owned(),
-                        key: format!("digest/{today}"),
-                        kind: "digest".to_owned(),
-                        title,
-                        text: lines.join("\n"),
-                        markdown,
-                        finding_id: None,
-                        lines,
-                    });
+                if hour >= digest_hour {
+                    let tenant_name = entry.map_or(tenant.as_str(), |t| t.name.as_str());
+                    let d = reminders::digest(tenant_name, facts, today, &policy);
+                    if !d.is_empty() {
+                        let lines = d.lines(&name_of, DIGEST_ITEMS);
+                        let title = lines.first().cloned().unwrap_or_default();
+                        let markdown = std::iter::once(format!("### {title}"))
+                            .chain(lines.iter().skip(1).map(|l| format!("> {l}")))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        work.digest = Some(Message {
+                            tenant: tenant.as_str().to_owned(),
+                            key: format!("digest/{today}"),
+                            kind: "digest".to_owned(),
+                            title,
+                            text: lines.join("\n"),
+                            markdown,
+                            finding_id: None,
+                            lines,
+                        });
+                    }
                 }
-            }
-            work
+                Some(work)
+            })
         };
+        let Some(work) = work else { continue };
         queue(state, work).await?;
     }
     Ok(())

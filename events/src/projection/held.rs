@@ -74,6 +74,18 @@ impl<T: Default + Clone> Held<T> {
         }
     }
 
+    /// `f` of the value; a packed value not read since it was packed is unpacked for `f` only and
+    /// not kept (nor marked as used).
+    pub fn peek<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        match &self.state {
+            State::Hot(v) => f(v),
+            State::Cold { packed, thawed } => match thawed.get() {
+                Some(v) => f(v),
+                None => f(&packed.unpack().unwrap_or_default()),
+            },
+        }
+    }
+
     /// The value for a write: unpacked first if it is packed (and the packed bytes dropped, since
     /// they will no longer be the value), copied if a checkpoint still shares it.
     pub fn make_mut(&mut self) -> &mut T {
@@ -224,13 +236,17 @@ mod tests {
         let mut held: Held<u64> = Held::packed(packed.clone());
         assert!(!held.is_resident());
         assert_eq!(held.weight(), 4);
+        assert_eq!(held.peek(|v| *v), 1234);
+        assert!(!held.is_resident() && !held.take_used(), "peeked at, not kept");
         assert_eq!((*held.get(), *held.get()), (1234, 1234));
-        assert_eq!(packed.1.load(Ordering::SeqCst), 1);
+        assert_eq!(packed.1.load(Ordering::SeqCst), 2);
+        assert_eq!(held.peek(|v| *v), 1234);
+        assert_eq!(packed.1.load(Ordering::SeqCst), 2, "resident: read as it is");
         assert!(held.is_resident() && held.take_used() && !held.take_used());
         assert_eq!(held.evict().as_deref(), Some(&1234));
         assert!(!held.is_resident());
         assert_eq!(held, Held::new(1234));
-        assert_eq!(packed.1.load(Ordering::SeqCst), 2);
+        assert_eq!(packed.1.load(Ordering::SeqCst), 3);
         assert!(matches!(held.take(), Take::Packed(_)), "unchanged: a checkpoint reuses the bytes");
     }
 

@@ -139,6 +139,15 @@ impl ReadModel {
         self.tenants.get(tenant).and_then(|s| s.get().facts.as_ref())
     }
 
+    /// `f` of the raw facts of one tenant, read without being kept when the tenant is packed (for
+    /// what reads every tenant in turn: the roll-up, the reminders).
+    pub fn with_tenant_facts<R>(&self, tenant: &TenantId, f: impl FnOnce(Option<&TenantFacts>) -> R) -> R {
+        match self.tenants.get(tenant) {
+            Some(share) => share.peek(|s| f(s.facts.as_ref())),
+            None => f(None),
+        }
+    }
+
     /// Every tenant's event count and last position (see [`Self::audit`] for one tenant's summary).
     pub fn audit_log(&self) -> &AuditLog {
         &self.audit

@@ -2,7 +2,7 @@
 //! breakdowns and rankings. Only the tenants registered with the district are read.
 
 use super::dashboard::{CategoryCount, StatusCount, WarningCounts, count_by_category, status_counts};
-use super::facts::{FindingFacts, RectificationStatus};
+use super::facts::{FindingFacts, RectificationStatus, TenantFacts};
 use super::inspection_detail::CommunityRef;
 use super::scorecard::{average, final_score};
 use super::warning::WarningPolicy;
@@ -238,71 +238,12 @@ impl ReadModel {
         today: NaiveDate,
         policy: &WarningPolicy,
     ) -> TenantRollup {
-        let in_year = |y: i32| query.year.is_none_or(|want| want == y);
-        let (facts, entry) = self.tenant_parts(tenant_id);
-        let empty = TenantEntry::default();
-        let entry = entry.unwrap_or(&empty);
-        let mut acc = Acc::default();
-        let mut by_year: BTreeMap<i32, (u64, u64, u64, u64, u64)> = BTreeMap::new();
-        let mut by_month: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        let mut by_category: Vec<CategoryRollup> = Vec::new();
-        let mut covered = BTreeSet::<&CommunityId>::new();
-        let mut community_scores: BTreeMap<&CommunityId, Vec<Points>> = BTreeMap::new();
-        for i in facts.inspections.iter().filter(|i| in_year(i.year)) {
-            acc.inspections += 1;
-            acc.achievements += i.achievements.len() as u64;
-            covered.extend(i.communities.iter());
-            by_year.entry(i.year).or_default().0 += 1;
-            for c in &i.communities {
-                if let Some((score, _)) = final_score(entry, i, c) {
-                    acc.score_sum += u64::from(score.0);
-                    acc.scores += 1;
-                    community_scores.entry(c).or_default().push(score);
-                }
-            }
-        }
-        acc.covered = covered.len() as u64;
-
-        let findings: Vec<&FindingFacts> = facts
-            .findings
-            .iter()
-            .filter(|f| query.year.is_none() || facts.finding_year(f).is_some_and(in_year))
-            .collect();
-        acc.by_category = count_by_category(Some(entry), findings.iter().copied());
-        let mut per_community: BTreeMap<Option<&CommunityId>, [u64; 4]> = BTreeMap::new();
-        for f in &findings {
-            let (verified, overdue, open) =
-                (f.status == RectificationStatus::Verified, f.is_overdue(today), !f.status.is_closed());
-            acc.by_status[f.status.index()] += 1;
-            acc.assigned += u64::from(f.counts_as_assigned());
-            acc.verified += u64::from(verified);
-            acc.overdue += u64::from(overdue);
-            acc.warnings.add(f.warning(today, policy));
-
-            if let Some(y) = facts.finding_year(f) {
-                let e = by_year.entry(y).or_default();
-                (e.1, e.2, e.3) = (e.1 + 1, e.2 + u64::from(verified), e.3 + u64::from(overdue));
-                e.4 += u64::from(f.counts_as_assigned());
-            }
-            if let Some(d) = f.recorded_on {
-                by_month.entry(month_key(d)).or_default().0 += 1;
-            }
-            if let Some(d) = f.rectification.as_ref().and_then(|r| r.verified_on).filter(|_| verified) {
-                by_month.entry(month_key(d)).or_default().1 += 1;
-            }
-            let cat = category_row(&mut by_category, &f.category, || entry.category_name(&f.category).to_owned());
-            cat.findings += 1;
-            cat.open += u64::from(open);
-            cat.verified += u64::from(verified);
-            cat.overdue += u64::from(overdue);
-            let pc = per_community.entry(f.community_id.as_ref()).or_default();
-            for (slot, v) in pc.iter_mut().zip([1, u64::from(open), u64::from(overdue), u64::from(verified)]) {
-                *slot += v;
-            }
-        }
-        let by_community = community_rows(tenant_id, entry, &per_community, &community_scores);
-        let row = SubdistrictRollup { tenant_id: tenant_id.clone(), name: entry.name.clone(), metrics: acc.metrics() };
-        TenantRollup { acc, row, by_year, by_month, by_category, by_community }
+        // A packed tenant is read without being kept: a roll-up of a thousand sub-districts would
+        // otherwise unpack them all at once.
+        self.with_tenant_facts(tenant_id, |facts| {
+            let empty = TenantFacts::default();
+            rollup_part_of(facts.unwrap_or(&empty), self.directory().tenant(tenant_id), tenant_id, query, today, policy)
+        })
     }
 
     /// The district's roll-up from its sub-districts' parts, in the order given (the order of
@@ -376,6 +317,77 @@ impl ReadModel {
             ranking_by_completion,
         }
     }
+}
+/// See [`ReadModel::rollup_part`].
+fn rollup_part_of(
+    facts: &TenantFacts,
+    entry: Option<&TenantEntry>,
+    tenant_id: &TenantId,
+    query: &RollupQuery,
+    today: NaiveDate,
+    policy: &WarningPolicy,
+) -> TenantRollup {
+    let in_year = |y: i32| query.year.is_none_or(|want| want == y);
+    let empty = TenantEntry::default();
+    let entry = entry.unwrap_or(&empty);
+    let mut acc = Acc::default();
+    let mut by_year: BTreeMap<i32, (u64, u64, u64, u64, u64)> = BTreeMap::new();
+    let mut by_month: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut by_category: Vec<CategoryRollup> = Vec::new();
+    let mut covered = BTreeSet::<&CommunityId>::new();
+    let mut community_scores: BTreeMap<&CommunityId, Vec<Points>> = BTreeMap::new();
+    for i in facts.inspections.iter().filter(|i| in_year(i.year)) {
+        acc.inspections += 1;
+        acc.achievements += i.achievements.len() as u64;
+        covered.extend(i.communities.iter());
+        by_year.entry(i.year).or_default().0 += 1;
+        for c in &i.communities {
+            if let Some((score, _)) = final_score(entry, i, c) {
+                acc.score_sum += u64::from(score.0);
+                acc.scores += 1;
+                community_scores.entry(c).or_default().push(score);
+            }
+        }
+    }
+    acc.covered = covered.len() as u64;
+
+    let findings: Vec<&FindingFacts> =
+        facts.findings.iter().filter(|f| query.year.is_none() || facts.finding_year(f).is_some_and(in_year)).collect();
+    acc.by_category = count_by_category(Some(entry), findings.iter().copied());
+    let mut per_community: BTreeMap<Option<&CommunityId>, [u64; 4]> = BTreeMap::new();
+    for f in &findings {
+        let (verified, overdue, open) =
+            (f.status == RectificationStatus::Verified, f.is_overdue(today), !f.status.is_closed());
+        acc.by_status[f.status.index()] += 1;
+        acc.assigned += u64::from(f.counts_as_assigned());
+        acc.verified += u64::from(verified);
+        acc.overdue += u64::from(overdue);
+        acc.warnings.add(f.warning(today, policy));
+
+        if let Some(y) = facts.finding_year(f) {
+            let e = by_year.entry(y).or_default();
+            (e.1, e.2, e.3) = (e.1 + 1, e.2 + u64::from(verified), e.3 + u64::from(overdue));
+            e.4 += u64::from(f.counts_as_assigned());
+        }
+        if let Some(d) = f.recorded_on {
+            by_month.entry(month_key(d)).or_default().0 += 1;
+        }
+        if let Some(d) = f.rectification.as_ref().and_then(|r| r.verified_on).filter(|_| verified) {
+            by_month.entry(month_key(d)).or_default().1 += 1;
+        }
+        let cat = category_row(&mut by_category, &f.category, || entry.category_name(&f.category).to_owned());
+        cat.findings += 1;
+        cat.open += u64::from(open);
+        cat.verified += u64::from(verified);
+        cat.overdue += u64::from(overdue);
+        let pc = per_community.entry(f.community_id.as_ref()).or_default();
+        for (slot, v) in pc.iter_mut().zip([1, u64::from(open), u64::from(overdue), u64::from(verified)]) {
+            *slot += v;
+        }
+    }
+    let by_community = community_rows(tenant_id, entry, &per_community, &community_scores);
+    let row = SubdistrictRollup { tenant_id: tenant_id.clone(), name: entry.name.clone(), metrics: acc.metrics() };
+    TenantRollup { acc, row, by_year, by_month, by_category, by_community }
 }
 
 /// The row of category `code` (added, zeroed and named by `name`, when missing).
