@@ -113,7 +113,8 @@ impl Taken {
             }
         }
         let total: usize = sections.iter().map(|(z, _)| z.len()).sum();
-        let mut out = Vec::with_capacity(MAGIC.len() + 4 + 16 * sections.len() + total);
+        // With room for the sealing layer's header and tag: it seals in place (`Keyring::seal_blob`).
+        let mut out = Vec::with_capacity(MAGIC.len() + 4 + 16 * sections.len() + total + 64);
         out.extend_from_slice(MAGIC);
         let n = u32::try_from(sections.len()).map_err(|_| "too many sections".to_owned())?;
         out.extend_from_slice(&n.to_le_bytes());

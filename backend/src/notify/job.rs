@@ -51,6 +51,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
     }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut derived = Derived::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -62,7 +63,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
                     tracing::info!(replica = %state.replica.id, "took the notifications lease");
                 }
                 state.replica.set(LEASE, true);
-                round(&state, &client).await;
+                round(&state, &client, &mut derived).await;
             }
             Ok(false) => state.replica.set(LEASE, false),
             Err(e) => {
@@ -76,9 +77,12 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
     }
 }
 
+/// What each tenant's last derivation was made of (see [`derive`]).
+pub type Derived = std::collections::HashMap<TenantId, String>;
+
 /// One round; failures are logged and the next round tries again.
-pub async fn round(state: &AppState, client: &reqwest::Client) {
-    if let Err(e) = derive(state).await {
+pub async fn round(state: &AppState, client: &reqwest::Client, derived: &mut Derived) {
+    if let Err(e) = derive(state, derived).await {
         tracing::warn!(error = %e, "cannot derive reminders");
     }
     if let Err(e) = state.server.notify.abandon_stale(now_ms() - STALE_CLAIM_MS).await {
@@ -97,7 +101,12 @@ struct TenantWork {
     digest: Option<Message>,
 }
 
-async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError> {
+/// Derives each tenant's reminders and digest, skipping a tenant whose inputs are what they were at
+/// its last derivation (`derived`): its events and the platform's (the same last positions), the
+/// day, whether the digest hour has come, its settings and channels. What a skipped tenant would
+/// add is there already (every notification and delivery is once per key), and reading each of a
+/// thousand sub-districts every minute would unpack the packed ones every minute.
+async fn derive(state: &AppState, derived: &mut Derived) -> Result<(), crate::server_state::StateError> {
     let now = crate::clock::now();
     let today = ducha_events::time::local_date(&now);
     let hour = chrono::Timelike::hour(&now.with_timezone(&ducha_events::time::shanghai()));
@@ -105,6 +114,25 @@ async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError>
     for tenant in tenants {
         let settings = state.server.notify.settings(tenant.as_str()).await?;
         let (policy, digest_hour) = super::policy_of(settings.as_ref());
+        let channels: Vec<(String, bool, bool)> = state
+            .server
+            .notify
+            .channels(Some(tenant.as_str()))
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.enabled, c.each_reminder))
+            .collect();
+        let inputs = {
+            let model = state.live.read();
+            let log = model.audit_log();
+            let platform = log.last_position(&TenantId::platform());
+            let digest_due = hour >= digest_hour;
+            let settings = settings.as_ref().map(|s| (s.due_soon_days, s.verify_wait_days, s.digest_hour));
+            format!("{}/{platform}/{today}/{digest_due}/{settings:?}/{channels:?}", log.last_position(&tenant))
+        };
+        if derived.get(&tenant) == Some(&inputs) {
+            continue;
+        }
         let work = {
             let model = state.live.read();
             // Every tenant in turn: a packed one is read without being kept.
@@ -159,8 +187,10 @@ async fn derive(state: &AppState) -> Result<(), crate::server_state::StateError>
                 Some(work)
             })
         };
-        let Some(work) = work else { continue };
-        queue(state, work).await?;
+        if let Some(work) = work {
+            queue(state, work).await?;
+        }
+        derived.insert(tenant, inputs);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! written here; this module picks the algorithm, the key length and the nonce.
 
 use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, AesGcm};
 
 type Sm4Gcm = AesGcm<sm4::Sm4, U12>;
@@ -21,6 +21,8 @@ pub enum Cipher {
 }
 
 pub const NONCE_LEN: usize = 12;
+/// GCM's authentication tag.
+pub const TAG_LEN: usize = 16;
 
 impl Cipher {
     pub const ALL: [Cipher; 2] = [Cipher::Sm4Gcm, Cipher::Aes256Gcm];
@@ -61,6 +63,50 @@ impl Cipher {
             }
         };
         out.map_err(|_| "encryption failed".to_owned())
+    }
+
+    /// Encrypts `buf` in place (for large blobs: no second copy); gives the tag.
+    pub fn seal_detached(
+        self,
+        key: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], String> {
+        let tag = match self {
+            Cipher::Sm4Gcm => Sm4Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt_inout_detached(
+                nonce.into(),
+                aad,
+                buf.into(),
+            ),
+            Cipher::Aes256Gcm => Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt_inout_detached(
+                nonce.into(),
+                aad,
+                buf.into(),
+            ),
+        };
+        let tag = tag.map_err(|_| "encryption failed".to_owned())?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Decrypts `buf` in place and checks the tag; `false` (and `buf` not the plaintext) when the
+    /// key, nonce, AAD, bytes or tag are not the ones sealed.
+    pub fn open_detached(
+        self,
+        key: &[u8],
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> bool {
+        match self {
+            Cipher::Sm4Gcm => Sm4Gcm::new_from_slice(key)
+                .is_ok_and(|c| c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into()).is_ok()),
+            Cipher::Aes256Gcm => Aes256Gcm::new_from_slice(key)
+                .is_ok_and(|c| c.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into()).is_ok()),
+        }
     }
 
     /// Decrypts and checks the tag; `None` when the key, nonce, AAD or bytes are not the ones sealed.

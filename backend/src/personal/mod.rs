@@ -309,21 +309,28 @@ impl Keyring {
     }
 
     /// Encrypts a blob that holds opened personal data (the read model's checkpoint) under a key
-    /// derived from the master key: `DPC1 ‖ algorithm byte ‖ nonce ‖ ciphertext`.
-    pub fn seal_blob(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+    /// derived from the master key: `DPC1 ‖ algorithm byte ‖ nonce ‖ ciphertext ‖ tag`.
+    ///
+    /// In place: a checkpoint of hundreds of MiB is not held twice (three times, with the
+    /// ciphertext and the output apart). The header is moved in front within the buffer's
+    /// capacity when it has room for it (the checkpoint encoder leaves some).
+    pub fn seal_blob(&self, data: Vec<u8>) -> Result<Vec<u8>, String> {
         let key = hmac_sm3(&self.master.wrap, &[b"ducha/pii/checkpoint"]);
-        let (nonce, ct) = self.cipher.seal(&key[..self.cipher.key_len()], BLOB_MAGIC, data)?;
-        let mut out = Vec::with_capacity(ct.len() + 17);
-        out.extend_from_slice(BLOB_MAGIC);
-        out.push(if self.cipher == Cipher::Sm4Gcm { 1 } else { 2 });
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        let mut nonce = [0u8; cipher::NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let mut out = data;
+        let tag = self.cipher.seal_detached(&key[..self.cipher.key_len()], &nonce, BLOB_MAGIC, &mut out)?;
+        out.extend_from_slice(&tag);
+        let alg = if self.cipher == Cipher::Sm4Gcm { 1 } else { 2 };
+        let header = BLOB_MAGIC.iter().copied().chain([alg]).chain(nonce);
+        out.splice(0..0, header);
         Ok(out)
     }
 
-    /// The blob [`Keyring::seal_blob`] made; `None` for anything else (a checkpoint written in clear
-    /// before encryption was on, or under another master key: the caller rebuilds instead).
-    pub fn open_blob(&self, blob: &[u8]) -> Option<Vec<u8>> {
+    /// The blob [`Keyring::seal_blob`] made, opened in place; `None` for anything else (a
+    /// checkpoint written in clear before encryption was on, or under another master key: the
+    /// caller rebuilds instead).
+    pub fn open_blob(&self, blob: Vec<u8>) -> Option<Vec<u8>> {
         let rest = blob.strip_prefix(BLOB_MAGIC)?;
         let (&alg, rest) = rest.split_first()?;
         let cipher = match alg {
@@ -331,12 +338,19 @@ impl Keyring {
             2 => Cipher::Aes256Gcm,
             _ => return None,
         };
-        if rest.len() < cipher::NONCE_LEN {
+        let header = BLOB_MAGIC.len() + 1 + cipher::NONCE_LEN;
+        if rest.len() < cipher::NONCE_LEN + cipher::TAG_LEN {
             return None;
         }
-        let (nonce, ct) = rest.split_at(cipher::NONCE_LEN);
+        let nonce: [u8; cipher::NONCE_LEN] = rest[..cipher::NONCE_LEN].try_into().ok()?;
+        let mut blob = blob;
+        let tag: [u8; cipher::TAG_LEN] = blob.split_off(blob.len() - cipher::TAG_LEN).try_into().ok()?;
         let key = hmac_sm3(&self.master.wrap, &[b"ducha/pii/checkpoint"]);
-        cipher.open(&key[..cipher.key_len()], nonce, BLOB_MAGIC, ct)
+        if !cipher.open_detached(&key[..cipher.key_len()], &nonce, BLOB_MAGIC, &mut blob[header..], &tag) {
+            return None;
+        }
+        blob.drain(..header);
+        Some(blob)
     }
 
     /// A second factor's secret as stored: `sealed:<cipher>:<hex nonce ‖ ciphertext>` under a key
@@ -501,13 +515,27 @@ mod tests {
     fn checkpoints_are_sealed_and_a_clear_one_is_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
         let ring = keyring(dir.path(), Cipher::Sm4Gcm);
-        let blob = ring.seal_blob("{\"users\":\"张三\"}".as_bytes()).unwrap();
+        let blob = ring.seal_blob("{\"users\":\"张三\"}".as_bytes().to_vec()).unwrap();
         assert!(!String::from_utf8_lossy(&blob).contains("张三"));
-        assert_eq!(ring.open_blob(&blob).unwrap(), "{\"users\":\"张三\"}".as_bytes());
-        assert_eq!(ring.open_blob(b"{\"users\":1}"), None);
-        let mut bad = blob.clone();
-        *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(ring.open_blob(&bad), None);
+        assert_eq!(ring.open_blob(blob.clone()).unwrap(), "{\"users\":\"张三\"}".as_bytes());
+        assert_eq!(ring.open_blob(b"{\"users\":1}".to_vec()), None);
+        for at in [0, 4, 5, 16, 17, blob.len() - 17, blob.len() - 1] {
+            let mut bad = blob.clone();
+            bad[at] ^= 1;
+            assert_eq!(ring.open_blob(bad), None, "byte {at} altered");
+        }
+        for cut in 0..blob.len() {
+            assert_eq!(ring.open_blob(blob[..cut].to_vec()), None, "cut at {cut}");
+        }
+        // The layout before sealing in place (ciphertext and tag from one call): still opens.
+        let key = hmac_sm3(&ring.master.wrap, &[b"ducha/pii/checkpoint"]);
+        let (nonce, ct) = Cipher::Sm4Gcm.seal(&key[..16], BLOB_MAGIC, b"before").unwrap();
+        let old: Vec<u8> = BLOB_MAGIC.iter().copied().chain([1]).chain(nonce).chain(ct).collect();
+        assert_eq!(ring.open_blob(old).as_deref(), Some(&b"before"[..]));
+        let aes = keyring(dir.path(), Cipher::Aes256Gcm);
+        let blob = aes.seal_blob(b"aes".to_vec()).unwrap();
+        assert_eq!(blob[4], 2);
+        assert_eq!(ring.open_blob(blob).as_deref(), Some(&b"aes"[..]), "the algorithm is the blob's");
     }
 
     #[test]

@@ -117,14 +117,14 @@ impl EventStore for SealingStore {
 
     /// A checkpoint holds opened personal data: it is stored encrypted.
     async fn save_checkpoint(&self, name: &str, position: u64, data: Vec<u8>) -> Result<(), StoreError> {
-        let sealed = self.keys.seal_blob(&data).map_err(StoreError::Io)?;
+        let sealed = self.keys.seal_blob(data).map_err(StoreError::Io)?;
         self.inner.save_checkpoint(name, position, sealed).await
     }
 
     /// A checkpoint that does not open (saved in clear before, or under another master key) is
     /// treated as missing: the model is folded from the log instead.
     async fn load_checkpoint(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        Ok(self.inner.load_checkpoint(name).await?.and_then(|(p, blob)| self.keys.open_blob(&blob).map(|d| (p, d))))
+        Ok(self.inner.load_checkpoint(name).await?.and_then(|(p, blob)| self.keys.open_blob(blob).map(|d| (p, d))))
     }
 
     async fn close(&self) {
