@@ -63,7 +63,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
                     tracing::info!(replica = %state.replica.id, "took the notifications lease");
                 }
                 state.replica.set(LEASE, true);
-                round(&state, &client, &mut derived).await;
+                round(&state, &client, &mut derived, &stop).await;
             }
             Ok(false) => state.replica.set(LEASE, false),
             Err(e) => {
@@ -81,8 +81,13 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
 pub type Derived = std::collections::HashMap<TenantId, String>;
 
 /// One round; failures are logged and the next round tries again.
-pub async fn round(state: &AppState, client: &reqwest::Client, derived: &mut Derived) {
-    if let Err(e) = derive(state, derived).await {
+pub async fn round(
+    state: &AppState,
+    client: &reqwest::Client,
+    derived: &mut Derived,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
+    if let Err(e) = derive(state, derived, stop).await {
         tracing::warn!(error = %e, "cannot derive reminders");
     }
     if let Err(e) = state.server.notify.abandon_stale(now_ms() - STALE_CLAIM_MS).await {
@@ -106,12 +111,23 @@ struct TenantWork {
 /// day, whether the digest hour has come, its settings and channels. What a skipped tenant would
 /// add is there already (every notification and delivery is once per key), and reading each of a
 /// thousand sub-districts every minute would unpack the packed ones every minute.
-async fn derive(state: &AppState, derived: &mut Derived) -> Result<(), crate::server_state::StateError> {
+/// Gives the number of tenants derived; stops early when `stop` fires.
+async fn derive(
+    state: &AppState,
+    derived: &mut Derived,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<usize, crate::server_state::StateError> {
     let now = crate::clock::now();
     let today = ducha_events::time::local_date(&now);
     let hour = chrono::Timelike::hour(&now.with_timezone(&ducha_events::time::shanghai()));
     let tenants: Vec<TenantId> = state.live.read().directory().tenants().map(|(t, _)| t.clone()).collect();
+    let mut count = 0;
     for tenant in tenants {
+        // A stop does not wait for a round over a thousand sub-districts (the next start derives
+        // what is left).
+        if *stop.borrow() {
+            break;
+        }
         let settings = state.server.notify.settings(tenant.as_str()).await?;
         let (policy, digest_hour) = super::policy_of(settings.as_ref());
         let channels: Vec<(String, bool, bool)> = state
@@ -133,6 +149,7 @@ async fn derive(state: &AppState, derived: &mut Derived) -> Result<(), crate::se
         if derived.get(&tenant) == Some(&inputs) {
             continue;
         }
+        count += 1;
         let work = {
             let model = state.live.read();
             // Every tenant in turn: a packed one is read without being kept.
@@ -192,7 +209,7 @@ async fn derive(state: &AppState, derived: &mut Derived) -> Result<(), crate::se
         }
         derived.insert(tenant, inputs);
     }
-    Ok(())
+    Ok(count)
 }
 
 async fn queue(state: &AppState, work: TenantWork) -> Result<(), crate::server_state::StateError> {
@@ -297,5 +314,52 @@ async fn attempt(
         }
         Err(e) if e.is_timeout() => Err((format!("请求超时，无法确认是否送达 / timed out: {e}"), true)),
         Err(e) => Err((format!("无法连接 / cannot connect: {e}"), false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ducha_events::authz::{Actor, Grant, Role, Scope};
+    use ducha_events::ids::DistrictId;
+    use ducha_events::tenant::TenantCommand;
+
+    /// A round derives every sub-district once; the next derives none until one's events, the
+    /// platform's or its channels change, and then only those.
+    #[tokio::test]
+    async fn unchanged_sub_districts_are_not_derived_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = crate::api::testkit::Demo::load(dir.path()).await;
+        let state = &demo.state;
+        let tenants = state.live.read().directory().tenants().count();
+        let mut derived = Derived::default();
+        let (stopping, stop) = tokio::sync::watch::channel(false);
+        assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), tenants);
+        let notifications = |t: &str| {
+            let db = rusqlite::Connection::open(dir.path().join("api.db")).unwrap();
+            db.query_row("SELECT count(*) FROM notifications WHERE tenant = ?1", [t], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        let before = notifications("xxjd");
+        assert!(before > 0, "the demo has reminders due");
+        assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 0);
+
+        let (district, tenant) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
+        let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
+        let actor = Actor {
+            user_id: ducha_events::ids::UserId::parse("xxjd-admin").unwrap(),
+            grants: vec![Grant { role: Role::SubdistrictAdmin, scope }],
+        };
+        let add = TenantCommand::AddFindingCategory { code: "zz-test".into(), name: "测试类别".into() };
+        let meta = crate::commands::Meta::new(actor, chrono::Utc::now());
+        crate::commands::tenant(&*state.store, &meta, &district, &tenant, add).await.unwrap();
+        state.live.catch_up_to(&*state.store, None).await.unwrap();
+        assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 1, "only the sub-district written to");
+        assert_eq!(notifications("xxjd"), before, "derived again: nothing twice");
+        derived.insert(tenant.clone(), "what it was made of before".into());
+        assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 1);
+        assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 0);
+        // A stop ends a round before the next sub-district.
+        stopping.send(true).unwrap();
+        assert_eq!(derive(state, &mut Derived::default(), &stop).await.unwrap(), 0);
     }
 }
