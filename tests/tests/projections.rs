@@ -117,9 +117,22 @@ fn a_server_with_every_sub_district_packed_answers_as_with_all_unpacked() {
     server.restart(&[packed[0], ("DUCHA_LOG_LEVEL", "info")]);
     let log = server.log();
     assert!(log.contains("read-model checkpoint loaded") && log.contains("unpacked=0 packed="), "{log}");
-    // Once a second the budget packs what was unpacked: read, wait for a round, read again.
+    // Once a second the budget packs what was unpacked: read, see it packed again, read again.
     let first = reads(&server);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let gauge = |server: &Server, name: &str| -> u64 {
+        let text = String::from_utf8(server.get("/metrics", None).body).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(gauge(&server, "ducha_read_model_packed_bytes") > 0);
+    assert_eq!(gauge(&server, "ducha_read_model_budget_bytes"), 0);
+    // Read since: packed again by the next round.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gauge(&server, "ducha_read_model_unpacked_bytes") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the budget packs what was read");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(gauge(&server, "ducha_read_model_tenants_unpacked"), 0);
     assert_eq!(reads(&server), first);
     server.restart(&[]);
     assert_eq!(reads(&server), first, "the same answers with every sub-district unpacked");

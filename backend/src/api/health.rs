@@ -111,6 +111,20 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          # TYPE ducha_storage_full gauge\nducha_storage_full {}\n",
         u8::from(full)
     ));
+    let m = state.live.memory();
+    for (name, help, v) in [
+        (
+            "ducha_read_model_unpacked_bytes",
+            "JSON bytes of the sub-districts the read model holds unpacked (kept within the budget).",
+            m.unpacked,
+        ),
+        ("ducha_read_model_packed_bytes", "Compressed bytes the read model holds of packed sub-districts.", m.packed),
+        ("ducha_read_model_budget_bytes", "read_model_budget_mb in bytes.", m.budget),
+        ("ducha_read_model_tenants_unpacked", "Sub-districts held unpacked.", m.tenants_unpacked),
+        ("ducha_read_model_tenants", "Sub-districts (and the platform) in the read model.", m.tenants),
+    ] {
+        body.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }
 

@@ -372,6 +372,22 @@ impl LiveModel {
         Ok(trimmed)
     }
 
+    /// What the model holds: the JSON bytes of the unpacked sub-districts (the budget's measure),
+    /// the packed bytes held, and the budget.
+    pub fn memory(&self) -> ModelMemory {
+        let model = self.read();
+        let mut m = ModelMemory { budget: self.budget, ..ModelMemory::default() };
+        for (_, share) in model.shares() {
+            if share.is_resident() {
+                m.unpacked += share.weight();
+                m.tenants_unpacked += 1;
+            }
+            m.packed += share.packed_len();
+            m.tenants += 1;
+        }
+        m
+    }
+
     /// Runs [`Self::trim`] every second until `stop` fires.
     pub async fn keep_to_budget(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -393,6 +409,16 @@ impl LiveModel {
             }
         }
     }
+}
+
+/// See [`LiveModel::memory`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ModelMemory {
+    pub unpacked: usize,
+    pub packed: usize,
+    pub budget: usize,
+    pub tenants_unpacked: usize,
+    pub tenants: usize,
 }
 
 /// What a [`LiveModel::trim`] did.
@@ -432,6 +458,9 @@ mod tests {
         let t = live.trim().await.unwrap();
         assert_eq!((t.dropped, t.packed, t.resident), (tenants, tenants, 0), "folded: all hot, all packed");
         assert!(live.read().shares().all(|(_, s)| !s.is_resident()));
+        let memory = live.memory();
+        assert_eq!((memory.unpacked, memory.tenants_unpacked, memory.tenants, memory.budget), (0, 0, tenants, 0));
+        assert!(memory.packed > 0);
         let folded = fold().await;
         // The roll-up reads every sub-district of the district in turn, keeping none.
         let (district, today) = (DistrictId::parse("xxq").unwrap(), chrono::Utc::now().date_naive());

@@ -114,6 +114,14 @@ impl<T: Default + Clone> Held<T> {
         self.weight
     }
 
+    /// The packed bytes held (0 for a value written since it was last packed).
+    pub fn packed_len(&self) -> usize {
+        match &self.state {
+            State::Hot(_) => 0,
+            State::Cold { packed, .. } => packed.bytes().len(),
+        }
+    }
+
     /// Whether it was read or written since the last call, and clears the mark.
     pub fn take_used(&self) -> bool {
         self.used.swap(false, Ordering::Relaxed)
@@ -235,7 +243,7 @@ mod tests {
         let packed = text(1234);
         let mut held: Held<u64> = Held::packed(packed.clone());
         assert!(!held.is_resident());
-        assert_eq!(held.weight(), 4);
+        assert_eq!((held.weight(), held.packed_len()), (4, 4));
         assert_eq!(held.peek(|v| *v), 1234);
         assert!(!held.is_resident() && !held.take_used(), "peeked at, not kept");
         assert_eq!((*held.get(), *held.get()), (1234, 1234));
@@ -255,6 +263,7 @@ mod tests {
         let mut held: Held<u64> = Held::packed(text(7));
         *held.make_mut() += 1;
         assert_eq!(held.evict(), None, "hot values are packed first");
+        assert_eq!(held.packed_len(), 0);
         let Take::Value(taken) = held.take() else { panic!("written: no bytes to reuse") };
         assert_eq!(*taken, 8);
         *held.make_mut() += 1;
