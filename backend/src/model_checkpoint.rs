@@ -113,8 +113,10 @@ impl Taken {
             }
         }
         let total: usize = sections.iter().map(|(z, _)| z.len()).sum();
-        // With room for the sealing layer's header and tag: it seals in place (`Keyring::seal_blob`).
-        let mut out = Vec::with_capacity(MAGIC.len() + 4 + 16 * sections.len() + total + 64);
+        // With room for the sealing layer's header and its tag per 4 MiB: it seals in place
+        // (`Keyring::seal_blob`), and a buffer that had to grow for them would be copied whole.
+        let len = MAGIC.len() + 4 + 16 * sections.len() + total;
+        let mut out = Vec::with_capacity(len + len / 65_536 + 256);
         out.extend_from_slice(MAGIC);
         let n = u32::try_from(sections.len()).map_err(|_| "too many sections".to_owned())?;
         out.extend_from_slice(&n.to_le_bytes());
@@ -216,7 +218,7 @@ fn decompress<T: serde::de::DeserializeOwned>((section, json_len): (&[u8], usize
 }
 
 /// `f` over `items` on every core (scoped threads taking the next item as they finish), in order.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
     if threads <= 1 {
         return items.iter().map(f).collect();
@@ -275,6 +277,13 @@ mod tests {
             assert_eq!(decode(&bytes, budget, &flag()).as_ref(), Some(&model), "budget {budget}");
         }
         let json = serde_json::to_vec(&model).unwrap().len();
+        // Room for the sealing layer's header and a tag per 4 MiB (it seals in place), at any size.
+        for len in [bytes.len(), 409 << 20, 40 << 30] {
+            let room = len / 65_536 + 256;
+            assert!(room >= 4 + 1 + 8 + 4 + 16 * len.div_ceil(4 << 20), "{len}");
+        }
+        let encoded = Taken::of(&model, &flag()).encode().unwrap().bytes;
+        assert!(encoded.capacity() - encoded.len() >= 17 + 16 * encoded.len().div_ceil(4 << 20));
         assert!(bytes.len() * 3 < json, "{} bytes against {json} of JSON", bytes.len());
     }
 

@@ -321,24 +321,30 @@ impl LiveModel {
         }
         candidates.sort_by_key(|(_, weight, used, _)| (*used, std::cmp::Reverse(*weight)));
         let target = self.budget / 5 * 4;
-        let mut left = resident;
-        candidates.retain(|(_, weight, _, _)| {
-            let take = left > target;
-            if take {
+        let (mut left, mut to_pack) = (resident, PACK_PER_ROUND);
+        candidates.retain(|(_, weight, _, held)| {
+            // Values written since they were packed are packed first, at most PACK_PER_ROUND of
+            // them a round: a whole model folded at start converges over some rounds, and a stop
+            // never waits for more than one.
+            let written = matches!(held, Take::Value(_));
+            let chosen = left > target && (!written || to_pack > 0);
+            if chosen {
                 left -= weight;
+                if written {
+                    to_pack = to_pack.saturating_sub(*weight);
+                }
             }
-            take
+            chosen
         });
         let unreadable = self.unreadable.clone();
         let victims = tokio::task::spawn_blocking(move || {
-            candidates
-                .into_iter()
-                .map(|(tenant, _, _, take)| match take {
-                    Take::Value(v) => crate::model_checkpoint::Section::pack(&*v, &unreadable)
-                        .map(|s| (tenant, Some((v, Arc::new(s))))),
-                    Take::Packed(_) => Ok((tenant, None)),
-                })
-                .collect::<Result<Vec<_>, String>>()
+            crate::model_checkpoint::par_map(&candidates, |(tenant, _, _, take)| match take {
+                Take::Value(v) => crate::model_checkpoint::Section::pack(&**v, &unreadable)
+                    .map(|s| (tenant.clone(), Some((v.clone(), Arc::new(s))))),
+                Take::Packed(_) => Ok((tenant.clone(), None)),
+            })
+            .into_iter()
+            .collect::<Result<Vec<_>, String>>()
         })
         .await
         .map_err(|e| StoreError::Io(format!("packer stopped: {e}")))?
@@ -420,6 +426,10 @@ pub struct ModelMemory {
     pub tenants_unpacked: usize,
     pub tenants: usize,
 }
+
+/// The JSON bytes of written sub-districts [`LiveModel::trim`] packs in one round, at most (about
+/// a second of both cores).
+const PACK_PER_ROUND: usize = 256 << 20;
 
 /// What a [`LiveModel::trim`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
