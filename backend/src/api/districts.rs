@@ -9,7 +9,7 @@ use crate::api::auth::Authenticated;
 use crate::api::error::ApiError;
 use crate::api::extract::{AsOf, AsOfParams};
 use crate::api::ledger::{enum_param, year_param};
-use crate::api::state::AppState;
+use crate::api::state::{AppState, LiveModel};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -247,7 +247,7 @@ type RollupKey = (DistrictId, Option<i32>, NaiveDate);
 type PartKey = (TenantId, Option<i32>);
 
 /// A sub-district's part with what it was computed from: the live model's generation (it starts
-/// over after an erasure), the tenant's [`ReadModel::rollup_version`] and the day.
+/// over after an erasure), the tenant's `ReadModel::rollup_version` and the day.
 struct KeptPart {
     generation: u64,
     version: (u64, u64),
@@ -338,40 +338,112 @@ impl RollupCache {
         entries.insert(key, value);
     }
 
-    /// The live roll-up at `model`'s position: the cached one, or assembled once for all the
-    /// requests that ask for it at the same time.
-    fn current(&self, model: &ReadModel, generation: u64, key: RollupKey, policy: &WarningPolicy) -> CachedRollup {
-        let position = model.position();
-        if let Some(hit) = self.get(&key, position) {
+    /// The live roll-up: the cached one at the model's position, or assembled once for all the
+    /// requests that ask for it at the same time. CPU-bound: call it on a blocking thread.
+    fn current(&self, live: &LiveModel, key: RollupKey, policy: &WarningPolicy) -> CachedRollup {
+        if let Some(hit) = self.get(&key, live.position()) {
             return hit;
         }
         let _one = self.building.lock().unwrap_or_else(|p| p.into_inner());
         // Assembled by the request this one waited for.
-        if let Some(hit) = self.get(&key, position) {
+        if let Some(hit) = self.get(&key, live.position()) {
             return hit;
         }
         let (district, year, today) = &key;
-        let (rollup, _) = self.assemble(model, generation, district, &RollupQuery { year: *year }, *today, policy);
+        let (rollup, _, position) = self.assemble(live, district, &RollupQuery { year: *year }, *today, policy);
         self.assembled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let value = CachedRollup::new(position, rollup);
         self.put(key, value.clone());
         value
     }
 
-    /// The roll-up of the live model `model`, from the kept parts of the sub-districts whose
-    /// version stands and fresh parts of the others. Returns it and how many parts were computed.
+    /// The roll-up of the live model, from the kept parts of the sub-districts whose version
+    /// stands and fresh parts of the others. Returns it, how many parts were computed and the
+    /// position it is the roll-up at.
+    ///
+    /// The fresh parts are computed without the model's lock, on every core, from what the
+    /// sub-districts were when it was looked at (`ReadModel::rollup_source`, shared, not copied):
+    /// after a start or on a new day a district of 1,000 sub-districts, packed, takes seconds, and
+    /// the fold (and so every write waiting to read its own result) would wait for all of it.
     fn assemble(
+        &self,
+        live: &LiveModel,
+        district: &DistrictId,
+        query: &RollupQuery,
+        today: NaiveDate,
+        policy: &WarningPolicy,
+    ) -> (DistrictRollup, usize, u64) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // One computation at a time: concurrent requests after a write wait for the parts the
+            // first one computes instead of computing them again.
+            let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+            // The platform's events move every part's version: should they keep coming, the third
+            // attempt holds the lock throughout, as it always did.
+            if attempt > 2 {
+                let model = live.read();
+                let (rollup, fresh) =
+                    self.assemble_under(&model, live.generation(), &mut parts, district, query, today, policy);
+                return (rollup, fresh, model.position());
+            }
+            let (position, generation, platform, mut chosen, todo) = {
+                let model = live.read();
+                let generation = live.generation();
+                let mut chosen: Vec<Option<Arc<TenantRollup>>> = Vec::new();
+                let mut todo = Vec::new();
+                for (i, tenant) in model.rollup_tenants(district).enumerate() {
+                    let version = model.rollup_version(tenant);
+                    match parts.get(&(tenant.clone(), query.year)) {
+                        Some(k) if k.generation == generation && k.version == version && k.today == today => {
+                            chosen.push(Some(k.part.clone()))
+                        }
+                        _ => {
+                            chosen.push(None);
+                            todo.push((i, tenant.clone(), version, model.rollup_source(tenant)));
+                        }
+                    }
+                }
+                let platform = model.audit_log().last_position(&TenantId::platform());
+                (model.position(), generation, platform, chosen, todo)
+            };
+            let fresh = crate::model_checkpoint::par_map(&todo, |(_, _, _, source)| {
+                Arc::new(source.part(query, today, policy))
+            });
+            for ((i, tenant, version, _), part) in todo.iter().zip(fresh) {
+                let key = (tenant.clone(), query.year);
+                if parts.len() >= CACHE_PARTS && !parts.contains_key(&key) {
+                    parts.clear();
+                }
+                parts.insert(key, KeptPart { generation, version: *version, today, part: part.clone() });
+                chosen[*i] = Some(part);
+            }
+            drop(parts);
+            // Put together under the lock again, with the directory the parts were chosen by: if
+            // the platform's events (districts, sub-districts, names) or the generation moved
+            // meanwhile, look again (the parts computed are kept).
+            let model = live.read();
+            if model.audit_log().last_position(&TenantId::platform()) != platform || live.generation() != generation {
+                continue;
+            }
+            let chosen: Vec<Arc<TenantRollup>> = chosen.into_iter().flatten().collect();
+            let rollup = model.rollup_from_parts(district, query, today, chosen.iter().map(|p| &**p));
+            return (rollup, todo.len(), position);
+        }
+    }
+
+    /// [`Self::assemble`] with the model's lock held throughout.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble_under(
         &self,
         model: &ReadModel,
         generation: u64,
+        parts: &mut HashMap<PartKey, KeptPart>,
         district: &DistrictId,
         query: &RollupQuery,
         today: NaiveDate,
         policy: &WarningPolicy,
     ) -> (DistrictRollup, usize) {
-        // One computation at a time: concurrent requests after a write wait for the parts the first
-        // one computes instead of computing them again.
-        let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = 0;
         let mut chosen = Vec::new();
         for tenant in model.rollup_tenants(district) {
@@ -405,9 +477,11 @@ async fn compute(
 ) -> Result<(CachedRollup, u64), ApiError> {
     if as_of.is_now() {
         let key = (district.clone(), year, as_of.today);
-        let view = state.live.read();
-        let value = state.rollups.current(&view, state.live.generation(), key, policy);
-        drop(view);
+        let (rollups, live, policy) = (state.rollups.clone(), state.live.clone(), *policy);
+        // Off the server's workers: a roll-up whose parts must be computed again can take seconds.
+        let value = web::block(move || rollups.current(&live, key, &policy))
+            .await
+            .map_err(|e| ApiError::internal(format!("roll-up stopped: {e}")))?;
         let position = value.position;
         return Ok((value, position));
     }
@@ -648,20 +722,29 @@ mod tests {
         let cache = RollupCache::default();
         let (d, q, p) = (DistrictId::parse("xxq").unwrap(), RollupQuery::default(), WarningPolicy::default());
         let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
-        let model = demo.state.live.read();
+        let live = &demo.state.live;
+        let model = live.read();
         let n = model.rollup_tenants(&d).count();
         assert!(n >= 3);
-        let (first, fresh) = cache.assemble(&model, 0, &d, &q, day, &p);
-        assert_eq!(fresh, n);
-        assert_eq!(first, model.rollup(&d, &q, day, &p));
-        let (again, fresh) = cache.assemble(&model, 0, &d, &q, day, &p);
+        drop(model);
+        let (first, fresh, position) = cache.assemble(live, &d, &q, day, &p);
+        assert_eq!((fresh, position), (n, live.position()));
+        assert_eq!(first, live.read().rollup(&d, &q, day, &p));
+        let (again, fresh, _) = cache.assemble(live, &d, &q, day, &p);
         assert_eq!((fresh, &again), (0, &first));
         let next = day.succ_opt().unwrap();
-        let (later, fresh) = cache.assemble(&model, 0, &d, &q, next, &p);
+        let (later, fresh, _) = cache.assemble(live, &d, &q, next, &p);
         assert_eq!(fresh, n, "a new day");
-        assert_eq!(later, model.rollup(&d, &q, next, &p));
-        let (_, fresh) = cache.assemble(&model, 1, &d, &q, next, &p);
+        assert_eq!(later, live.read().rollup(&d, &q, next, &p));
+        live.bump_generation();
+        let (_, fresh, _) = cache.assemble(live, &d, &q, next, &p);
         assert_eq!(fresh, n, "a new generation");
+        // The same under the lock throughout (what a third attempt does).
+        let mut parts = HashMap::new();
+        let model = live.read();
+        let (under, fresh) = cache.assemble_under(&model, live.generation(), &mut parts, &d, &q, next, &p);
+        assert_eq!((under, fresh, parts.len()), (later, n, n));
+        drop(model);
         assert_eq!(cache.parts.lock().unwrap().len(), n, "one part per sub-district and year filter");
     }
 
@@ -674,14 +757,14 @@ mod tests {
         let cache = RollupCache::default();
         let (d, p) = (DistrictId::parse("xxq").unwrap(), WarningPolicy::default());
         let day = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
-        let model = demo.state.live.read();
+        let live = &demo.state.live;
         let start = std::sync::Barrier::new(8);
         let got: Vec<(CachedRollup, web::Bytes, web::Bytes)> = std::thread::scope(|s| {
             let threads: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
                         start.wait();
-                        let c = cache.current(&model, 0, (d.clone(), None, day), &p);
+                        let c = cache.current(live, (d.clone(), None, day), &p);
                         let (json, gzip) = (c.json().unwrap(), c.gzip().unwrap());
                         (c, json, gzip)
                     })
@@ -691,14 +774,14 @@ mod tests {
         });
         assert_eq!(cache.assembled.load(std::sync::atomic::Ordering::Relaxed), 1);
         let (first, json, gzip) = &got[0];
-        assert_eq!(*first.rollup, model.rollup(&d, &RollupQuery::default(), day, &p));
+        assert_eq!(*first.rollup, live.read().rollup(&d, &RollupQuery::default(), day, &p));
         for (c, j, g) in &got {
             assert!(Arc::ptr_eq(&c.rollup, &first.rollup));
             // The same bytes, not equal copies.
             assert_eq!((j.as_ptr(), g.as_ptr()), (json.as_ptr(), gzip.as_ptr()));
         }
         // Another year filter is another roll-up.
-        cache.current(&model, 0, (d.clone(), Some(2023), day), &p);
+        cache.current(live, (d.clone(), Some(2023), day), &p);
         assert_eq!(cache.assembled.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 

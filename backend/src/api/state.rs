@@ -149,6 +149,12 @@ impl LiveModel {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// As an erasure's rebuild does, for the tests of what depends on the generation.
+    #[cfg(test)]
+    pub(crate) fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
     }

@@ -51,7 +51,7 @@ pub use inspection_detail::{
 };
 pub use ledger::{LEDGER_COLUMNS, LedgerFilter, LedgerPage, LedgerRow, LedgerSort, Page, SourceRef};
 pub use rollup::{
-    CategoryRollup, CommunityRollup, DistrictRollup, MonthRollup, RankEntry, RollupMetrics, RollupQuery,
+    CategoryRollup, CommunityRollup, DistrictRollup, MonthRollup, RankEntry, RollupMetrics, RollupQuery, RollupSource,
     SubdistrictRollup, TenantRollup, YearRollup,
 };
 pub use scorecard::CommunityScorecard;
@@ -88,6 +88,12 @@ pub struct ReadModel {
 pub struct TenantShare {
     facts: Option<TenantFacts>,
     audit: audit::TenantCounter,
+}
+
+impl TenantShare {
+    pub fn facts(&self) -> Option<&TenantFacts> {
+        self.facts.as_ref()
+    }
 }
 
 impl ReadModel {
