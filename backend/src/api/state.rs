@@ -452,9 +452,7 @@ pub struct Trimmed {
 mod tests {
     use super::*;
     use crate::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
-    use ducha_events::authz::{Actor, Grant, Role, Scope};
     use ducha_events::ids::DistrictId;
-    use ducha_events::tenant::TenantCommand;
 
     /// A budget of nothing: every tenant is packed and dropped by a round, unpacked when read or
     /// written, packed again after a write; at every step the model is the fold of the log, a
@@ -489,15 +487,7 @@ mod tests {
         let t = live.trim().await.unwrap();
         assert_eq!((t.dropped, t.packed), (tenants, 0), "unchanged since: dropped without packing again");
 
-        let tenant = TenantId::parse("xxjd").unwrap();
-        let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
-        let actor = Actor {
-            user_id: ducha_events::ids::UserId::parse("xxjd-admin").unwrap(),
-            grants: vec![Grant { role: Role::SubdistrictAdmin, scope }],
-        };
-        let add = TenantCommand::AddFindingCategory { code: "zz-test".into(), name: "测试类别".into() };
-        let meta = crate::commands::Meta::new(actor, chrono::Utc::now());
-        crate::commands::tenant(&store, &meta, &district, &tenant, add).await.unwrap();
+        crate::api::testkit::write_to_xxjd(&store).await;
         live.catch_up_to(&store, None).await.unwrap();
         let t = live.trim().await.unwrap();
         assert_eq!((t.dropped, t.packed), (1, 1), "only the tenant written to was unpacked, and packed again");

@@ -52,3 +52,20 @@ impl Demo {
         format!("Bearer {}", self.state.auth.issue(&user, 8).await.unwrap().token)
     }
 }
+
+/// Writes one event to the demo's `xxjd` (a finding category added by its administrator), as a
+/// user's command would: for tests that need the log to move in one sub-district.
+pub async fn write_to_xxjd(store: &dyn EventStore) {
+    use ducha_events::authz::{Actor, Grant, Role, Scope};
+    use ducha_events::ids::{DistrictId, TenantId, UserId};
+    let (district, tenant) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
+    let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
+    let actor = Actor {
+        user_id: UserId::parse("xxjd-admin").unwrap(),
+        grants: vec![Grant { role: Role::SubdistrictAdmin, scope }],
+    };
+    let add =
+        ducha_events::tenant::TenantCommand::AddFindingCategory { code: "zz-test".into(), name: "测试类别".into() };
+    let meta = crate::commands::Meta::new(actor, chrono::Utc::now());
+    crate::commands::tenant(store, &meta, &district, &tenant, add).await.unwrap();
+}

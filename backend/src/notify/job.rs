@@ -320,9 +320,6 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ducha_events::authz::{Actor, Grant, Role, Scope};
-    use ducha_events::ids::DistrictId;
-    use ducha_events::tenant::TenantCommand;
 
     /// A round derives every sub-district once; the next derives none until one's events, the
     /// platform's or its channels change, and then only those.
@@ -343,15 +340,8 @@ mod tests {
         assert!(before > 0, "the demo has reminders due");
         assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 0);
 
-        let (district, tenant) = (DistrictId::parse("xxq").unwrap(), TenantId::parse("xxjd").unwrap());
-        let scope = Scope::Tenant { district_id: district.clone(), tenant_id: tenant.clone() };
-        let actor = Actor {
-            user_id: ducha_events::ids::UserId::parse("xxjd-admin").unwrap(),
-            grants: vec![Grant { role: Role::SubdistrictAdmin, scope }],
-        };
-        let add = TenantCommand::AddFindingCategory { code: "zz-test".into(), name: "测试类别".into() };
-        let meta = crate::commands::Meta::new(actor, chrono::Utc::now());
-        crate::commands::tenant(&*state.store, &meta, &district, &tenant, add).await.unwrap();
+        let tenant = TenantId::parse("xxjd").unwrap();
+        crate::api::testkit::write_to_xxjd(&*state.store).await;
         state.live.catch_up_to(&*state.store, None).await.unwrap();
         assert_eq!(derive(state, &mut derived, &stop).await.unwrap(), 1, "only the sub-district written to");
         assert_eq!(notifications("xxjd"), before, "derived again: nothing twice");
