@@ -2,12 +2,14 @@
 //! the page of the current route).
 
 use crate::components::{AsOfBanner, AsOfPicker, ErrorBox, Link, Loading};
-use crate::pages::{AuditPage, DistrictPage, LoginPage, NotFoundPage, PlaceholderPage, TenantDashboardPage};
+use crate::pages::{DistrictPage, LoginPage, NotFoundPage, PlaceholderPage, TenantDashboardPage};
+use crate::problem::ApiError;
 use crate::route::{Route, home_for, nav_for};
 use crate::state::{AppState, use_app};
 use ducha_events::api::MeResponse;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos::wasm_split::wasm_split;
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -131,38 +133,151 @@ fn Page(me: MeResponse) -> impl IntoView {
                 .into_any(),
             },
             Route::TenantDashboard { tenant } => view! { <TenantDashboardPage tenant=tenant/> }.into_any(),
-            Route::Inspections { tenant } => view! { <crate::pages::InspectionsPage tenant=tenant/> }.into_any(),
-            Route::Inspection { tenant, inspection } => {
-                view! { <crate::pages::InspectionPage tenant=tenant inspection=inspection/> }.into_any()
-            }
-            Route::Communities { tenant } => view! { <crate::pages::CommunitiesPage tenant=tenant/> }.into_any(),
-            Route::Checklists { tenant } => view! { <crate::pages::ChecklistsPage tenant=tenant/> }.into_any(),
-            Route::Users { tenant } => view! { <crate::pages::UsersPage tenant=tenant/> }.into_any(),
-            Route::SelfInspections { tenant } => {
-                view! { <crate::pages::SelfInspectionsPage tenant=tenant/> }.into_any()
-            }
-            Route::Platform => view! { <crate::pages::PlatformPage/> }.into_any(),
-            Route::Account => view! { <crate::pages::AccountPage/> }.into_any(),
-            Route::Accounts => view! { <crate::pages::AccountsPage/> }.into_any(),
-            Route::DistrictUsers { district } => view! { <crate::pages::DistrictUsersPage district=district/> }.into_any(),
-            Route::SecurityAudit => view! { <crate::pages::SecurityAuditPage/> }.into_any(),
-            Route::SecurityPolicy => view! { <crate::pages::SecurityPolicyPage/> }.into_any(),
-            Route::PersonalData => view! { <crate::pages::PersonalDataPage/> }.into_any(),
             Route::District { district } => view! { <DistrictPage district=district/> }.into_any(),
-            Route::Audit => view! { <AuditPage/> }.into_any(),
-            Route::AuditTenant { tenant } => view! { <AuditPage tenant=tenant/> }.into_any(),
-            Route::Ledger { tenant } => view! { <crate::pages::LedgerPage tenant=tenant/> }.into_any(),
-            Route::LedgerImport { tenant } => view! { <crate::pages::LedgerImportPage tenant=tenant/> }.into_any(),
-            Route::Finding { tenant, inspection, finding } => {
-                view! { <crate::pages::FindingPage tenant=tenant inspection=inspection finding=finding/> }.into_any()
+            r @ (Route::Inspections { .. }
+            | Route::Inspection { .. }
+            | Route::Finding { .. }
+            | Route::SelfInspections { .. }
+            | Route::MyFindings { .. }) => on_demand(move || inspection_screens(r.clone())),
+            r @ (Route::Ledger { .. } | Route::LedgerImport { .. }) => on_demand(move || ledger_screens(r.clone())),
+            r @ (Route::Communities { .. }
+            | Route::Checklists { .. }
+            | Route::Users { .. }
+            | Route::Platform
+            | Route::Accounts
+            | Route::DistrictUsers { .. }) => on_demand(move || admin_screens(r.clone())),
+            r @ (Route::Account | Route::SecurityAudit | Route::SecurityPolicy | Route::PersonalData) => {
+                on_demand(move || security_screens(r.clone()))
             }
-            Route::MyFindings { tenant } => view! { <crate::pages::MyFindingsPage tenant=tenant/> }.into_any(),
-            Route::Notifications => view! { <crate::pages::NotificationsPage/> }.into_any(),
-            Route::NotifySettings { tenant } => view! { <crate::pages::NotifySettingsPage tenant=tenant/> }.into_any(),
+            r @ (Route::Audit | Route::AuditTenant { .. }) => on_demand(move || audit_screens(r.clone())),
+            r @ (Route::Notifications | Route::NotifySettings { .. }) => {
+                on_demand(move || notification_screens(r.clone()))
+            }
             Route::NotFound { path } => view! { <NotFoundPage path=path/> }.into_any(),
             // Every route has its page now; a new route may use the placeholder until its page exists.
             #[allow(unreachable_patterns)]
             other => view! { <PlaceholderPage route=other/> }.into_any(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Screens loaded on demand. Login, the shell and the two home pages (a sub-district's dashboard,
+// the district's overview) are in the first module the browser fetches; every other screen is in
+// a module of its group, fetched the first time one of its screens is opened (`#[wasm_split]`, what
+// Leptos's `#[lazy]` expands to, with `fallible` so that a failed fetch is an error on the page
+// rather than a panic: `cargo xtask web` splits the WASM at these functions with wasm-split). A group's screens share
+// code no other group uses, so that code is fetched once, with the group.
+// ---------------------------------------------------------------------------------------------
+
+/// A screen of a group loaded on demand: the loading state until its module is there; if the
+/// module cannot be fetched (a network failure), a clear error and 重试, which tries again (a
+/// failed load is not remembered; the app itself keeps running).
+fn on_demand<F>(load: impl Fn() -> F + Send + Sync + 'static) -> AnyView
+where
+    F: std::future::Future<Output = Result<AnyView, ApiError>> + Send + 'static,
+{
+    let attempt = RwSignal::new(0_u32);
+    (move || {
+        attempt.track();
+        let screen = load();
+        view! {
+            <Suspense fallback=|| view! { <Loading/> }>
+                {Suspend::new(async move {
+                    match screen.await {
+                        Ok(view) => view,
+                        Err(error) => view! {
+                            <section class="page">
+                                <ErrorBox error=error/>
+                                <button type="button" data-testid="retry-module" on:click=move |_| attempt.update(|n| *n += 1)>
+                                    "重试"
+                                </button>
+                            </section>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+        }
+    })
+    .into_any()
+}
+
+impl From<leptos::wasm_split::SplitLoaderError> for ApiError {
+    fn from(_: leptos::wasm_split::SplitLoaderError) -> Self {
+        ApiError::module_unavailable()
+    }
+}
+
+/// 督查工作: inspections, an inspection, a finding, self-inspections, my findings.
+#[wasm_split(inspection_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn inspection_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Inspections { tenant } => view! { <crate::pages::InspectionsPage tenant=tenant/> }.into_any(),
+        Route::Inspection { tenant, inspection } => {
+            view! { <crate::pages::InspectionPage tenant=tenant inspection=inspection/> }.into_any()
+        }
+        Route::Finding { tenant, inspection, finding } => {
+            view! { <crate::pages::FindingPage tenant=tenant inspection=inspection finding=finding/> }.into_any()
+        }
+        Route::SelfInspections { tenant } => view! { <crate::pages::SelfInspectionsPage tenant=tenant/> }.into_any(),
+        Route::MyFindings { tenant } => view! { <crate::pages::MyFindingsPage tenant=tenant/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
+}
+
+/// 整改台账 and its import.
+#[wasm_split(ledger_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn ledger_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Ledger { tenant } => view! { <crate::pages::LedgerPage tenant=tenant/> }.into_any(),
+        Route::LedgerImport { tenant } => view! { <crate::pages::LedgerImportPage tenant=tenant/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
+}
+
+/// Administration: communities, checklists, users, the platform, accounts, district users.
+#[wasm_split(admin_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn admin_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Communities { tenant } => view! { <crate::pages::CommunitiesPage tenant=tenant/> }.into_any(),
+        Route::Checklists { tenant } => view! { <crate::pages::ChecklistsPage tenant=tenant/> }.into_any(),
+        Route::Users { tenant } => view! { <crate::pages::UsersPage tenant=tenant/> }.into_any(),
+        Route::Platform => view! { <crate::pages::PlatformPage/> }.into_any(),
+        Route::Accounts => view! { <crate::pages::AccountsPage/> }.into_any(),
+        Route::DistrictUsers { district } => view! { <crate::pages::DistrictUsersPage district=district/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
+}
+
+/// 账号安全, the security audit, the security policy, personal data (PIPL).
+#[wasm_split(security_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn security_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Account => view! { <crate::pages::AccountPage/> }.into_any(),
+        Route::SecurityAudit => view! { <crate::pages::SecurityAuditPage/> }.into_any(),
+        Route::SecurityPolicy => view! { <crate::pages::SecurityPolicyPage/> }.into_any(),
+        Route::PersonalData => view! { <crate::pages::PersonalDataPage/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
+}
+
+/// The auditors' screen: the log, its proofs, "as of".
+#[wasm_split(audit_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn audit_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Audit => view! { <crate::pages::AuditPage/> }.into_any(),
+        Route::AuditTenant { tenant } => view! { <crate::pages::AuditPage tenant=tenant/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
+}
+
+/// The notification centre and the reminder settings.
+#[wasm_split(notification_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn notification_screens(route: Route) -> Result<AnyView, ApiError> {
+    Ok(match route {
+        Route::Notifications => view! { <crate::pages::NotificationsPage/> }.into_any(),
+        Route::NotifySettings { tenant } => view! { <crate::pages::NotifySettingsPage tenant=tenant/> }.into_any(),
+        other => view! { <PlaceholderPage route=other/> }.into_any(),
+    })
 }

@@ -79,6 +79,17 @@ impl ApiError {
         }
     }
 
+    /// A screen's program module (loaded on demand, see `app.rs`) could not be fetched.
+    pub fn module_unavailable() -> ApiError {
+        ApiError {
+            status: 0,
+            code: "module_unavailable".into(),
+            title: "页面加载失败".into(),
+            detail: "这个页面的程序模块未能下载，请检查网络后点击“重试”。".into(),
+            field: None,
+        }
+    }
+
     /// The token is missing, expired, revoked or invalid: the user must log in again.
     pub fn needs_login(&self) -> bool {
         self.status == 401 && self.code != "invalid_credentials" && self.code != "user_disabled"

@@ -381,6 +381,32 @@ fn ensure_wasm_opt(tools: &Path) -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
+/// The wasm-split tool (`wasm_split_cli` of the crate `wasm_split_cli_support`, the splitter
+/// cargo-leptos uses for Leptos's `#[lazy]`), of exactly this version, installed into the tools
+/// folder when it is not there yet.
+const WASM_SPLIT_VERSION: &str = "0.2.4";
+
+fn ensure_wasm_split(tools: &Path) -> Result<PathBuf, String> {
+    let bin = tools.join("bin").join("wasm-split-cli");
+    let installed = std::fs::read_to_string(tools.join(".crates.toml"))
+        .is_ok_and(|t| t.contains(&format!("\"wasm_split_cli_support {WASM_SPLIT_VERSION} ")));
+    if installed && bin.exists() {
+        return Ok(bin);
+    }
+    step(
+        &format!("cargo install wasm_split_cli_support {WASM_SPLIT_VERSION} (wasm-split-cli) into {}", tools.display()),
+        cargo().arg("install").arg("--root").arg(tools).args([
+            "wasm_split_cli_support",
+            "--version",
+            WASM_SPLIT_VERSION,
+            "--features",
+            "build-binary",
+            "--force",
+        ]),
+    )?;
+    Ok(bin)
+}
+
 /// Writes `bytes` to `path` unless it already holds them (an unchanged file keeps its time, so
 /// the `ducha` binary that embeds the folder is not rebuilt for nothing).
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -401,59 +427,91 @@ fn gzip_copy(path: &Path) -> Option<usize> {
 }
 
 /// Builds the web app into `<target>/web-dist` and returns that folder: the WASM in the
-/// `wasm-release` profile, wasm-bindgen (`--target web`), wasm-opt -Oz, then our own assets
-/// (index.html, boot.js, style.css), with gzipped copies of the JS and the WASM.
+/// `wasm-release` profile, split by wasm-split at the `#[lazy]` screens (frontend/src/app.rs) into
+/// the first module and the modules loaded on demand, wasm-bindgen (`--target web`) on the first,
+/// wasm-opt -Oz on every module, then our own assets (index.html, boot.js, style.css), with
+/// gzipped copies of the JS and the WASM.
 fn web() -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     let tools = tools_dir();
     let bindgen = ensure_wasm_bindgen(&tools)?;
+    let splitter = ensure_wasm_split(&tools)?;
     step(
         "web app: cargo build -p ducha-web (wasm32, wasm-release)",
         cargo().args(["build", "-p", "ducha-web", "--target", WASM_TARGET, "--profile", "wasm-release"]),
     )?;
     let target = target_dir();
     let wasm = target.join(WASM_TARGET).join("wasm-release").join("ducha_web.wasm");
+    // wasm-split: `ducha.wasm` (for wasm-bindgen), one module per group of screens (and chunks of
+    // code shared by several groups), and `__wasm_split.js`, which fetches them on demand and
+    // imports the wasm-bindgen glue as `./ducha.js`.
+    let split = target.join("web-split");
+    let _ = std::fs::remove_dir_all(&split);
+    step(
+        "web app: wasm-split at the #[lazy] screens",
+        Command::new(&splitter).arg(&wasm).arg(&split).args(["--target", "web", "--out-name", "ducha"]),
+    )?;
     let staging = target.join("web-bindgen");
+    let _ = std::fs::remove_dir_all(&staging);
     step(
         "web app: wasm-bindgen --target web",
         Command::new(&bindgen)
-            .arg(&wasm)
-            .args(["--target", "web", "--no-typescript", "--out-name", "ducha", "--out-dir"])
+            .arg(split.join("ducha.wasm"))
+            // As cargo-leptos does for a split module: the split modules call the first one's
+            // exports by their linker names.
+            .args(["--target", "web", "--no-typescript", "--keep-lld-exports", "--no-demangle", "--out-name", "ducha"])
+            .arg("--out-dir")
             .arg(&staging),
     )?;
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display()));
+    // (name in the folder, file to read): the first module, then the modules loaded on demand.
+    let mut modules = vec![("ducha_bg.wasm".to_owned(), staging.join("ducha_bg.wasm"))];
+    let mut on_demand: Vec<_> = std::fs::read_dir(&split)
+        .map_err(|e| format!("{}: {e}", split.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wasm") && n != "ducha.wasm")
+        .collect();
+    on_demand.sort();
+    modules.extend(on_demand.iter().map(|n| (n.clone(), split.join(n))));
+    let opt = ensure_wasm_opt(&tools);
+    let mut files = Vec::new();
+    for (name, path) in &modules {
+        let bytes = match &opt {
+            Some(opt) => {
+                let shrunk = staging.join(format!("{name}.opt"));
+                // The features rustc's wasm32 target uses by default; binaryen must accept them.
+                step(
+                    &format!("web app: wasm-opt -Oz {name}"),
+                    Command::new(opt).arg(path).arg("-o").arg(&shrunk).args([
+                        "-Oz",
+                        "--enable-bulk-memory",
+                        "--enable-nontrapping-float-to-int",
+                        "--enable-sign-ext",
+                        "--enable-mutable-globals",
+                        "--enable-reference-types",
+                        "--enable-multivalue",
+                    ]),
+                )?;
+                read(&shrunk)?
+            }
+            None => read(path)?,
+        };
+        files.push((name.clone(), bytes));
+    }
+    let frontend = root().join("frontend");
+    for (name, path) in [
+        ("ducha.js", staging.join("ducha.js")),
+        ("__wasm_split.js", split.join("__wasm_split.js")),
+        ("index.html", frontend.join("index.html")),
+        ("boot.js", frontend.join("boot.js")),
+        ("style.css", frontend.join("style.css")),
+        ("favicon.svg", frontend.join("favicon.svg")),
+    ] {
+        files.push((name.to_owned(), read(&path)?));
+    }
     let dist = target.join("web-dist");
     std::fs::create_dir_all(&dist).map_err(|e| format!("{}: {e}", dist.display()))?;
-    let bound = staging.join("ducha_bg.wasm");
-    let shrunk = staging.join("ducha_bg.opt.wasm");
-    let wasm_out = match ensure_wasm_opt(&tools) {
-        Some(opt) => {
-            // The features rustc's wasm32 target uses by default; binaryen must accept them.
-            step(
-                "web app: wasm-opt -Oz",
-                Command::new(&opt).arg(&bound).arg("-o").arg(&shrunk).args([
-                    "-Oz",
-                    "--enable-bulk-memory",
-                    "--enable-nontrapping-float-to-int",
-                    "--enable-sign-ext",
-                    "--enable-mutable-globals",
-                    "--enable-reference-types",
-                    "--enable-multivalue",
-                ]),
-            )?;
-            shrunk
-        }
-        None => bound,
-    };
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("read {}: {e}", p.display()));
-    let frontend = root().join("frontend");
-    let files = [
-        ("ducha_bg.wasm", read(&wasm_out)?),
-        ("ducha.js", read(&staging.join("ducha.js"))?),
-        ("index.html", read(&frontend.join("index.html"))?),
-        ("boot.js", read(&frontend.join("boot.js"))?),
-        ("style.css", read(&frontend.join("style.css"))?),
-        ("favicon.svg", read(&frontend.join("favicon.svg"))?),
-    ];
     // Only these files (and their .gz) belong in the folder: drop leftovers of older builds.
     if let Ok(entries) = std::fs::read_dir(&dist) {
         for e in entries.flatten() {
@@ -463,21 +521,22 @@ fn web() -> Result<PathBuf, String> {
             }
         }
     }
-    let mut gzipped = 0;
+    // What the browser fetches before the dashboard can draw, and what only some screens need.
+    let (mut first, mut later) = (0, 0);
     for (name, bytes) in &files {
         let path = dist.join(name);
         write_if_changed(&path, bytes)?;
-        if name.ends_with(".wasm") || *name == "ducha.js" {
-            gzipped += gzip_copy(&path).unwrap_or(bytes.len());
+        if name.ends_with(".wasm") || name.ends_with(".js") {
+            let gz = gzip_copy(&path).unwrap_or(bytes.len());
+            if on_demand.contains(name) { later += gz } else { first += gz }
         }
     }
-    let size = |name: &str| files.iter().find(|(f, _)| *f == name).map_or(0, |(_, b)| b.len());
     eprintln!(
-        "web app: {} (WASM {} KB, JS {} KB; gzipped together {} KB)",
+        "web app: {} (first load, gzipped: {} KB of WASM and JS; {} modules loaded on demand: {} KB)",
         dist.display(),
-        size("ducha_bg.wasm") / 1024,
-        size("ducha.js") / 1024,
-        gzipped / 1024
+        first / 1024,
+        on_demand.len(),
+        later / 1024
     );
     Ok(dist)
 }
