@@ -9,7 +9,8 @@ use crate::state::{AppState, use_app};
 use ducha_events::api::MeResponse;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos::wasm_split::wasm_split;
+use leptos::wasm_split::{SplitLoaderError, wasm_split};
+use std::future::Future;
 
 #[component]
 pub fn App() -> impl IntoView {
@@ -138,20 +139,20 @@ fn Page(me: MeResponse) -> impl IntoView {
             | Route::Inspection { .. }
             | Route::Finding { .. }
             | Route::SelfInspections { .. }
-            | Route::MyFindings { .. }) => on_demand(move || inspection_screens(r.clone())),
-            r @ (Route::Ledger { .. } | Route::LedgerImport { .. }) => on_demand(move || ledger_screens(r.clone())),
+            | Route::MyFindings { .. }) => on_demand(load_inspection_screens, move || inspection_screens(r.clone())),
+            r @ (Route::Ledger { .. } | Route::LedgerImport { .. }) => on_demand(load_ledger_screens, move || ledger_screens(r.clone())),
             r @ (Route::Communities { .. }
             | Route::Checklists { .. }
             | Route::Users { .. }
             | Route::Platform
             | Route::Accounts
-            | Route::DistrictUsers { .. }) => on_demand(move || admin_screens(r.clone())),
+            | Route::DistrictUsers { .. }) => on_demand(load_admin_screens, move || admin_screens(r.clone())),
             r @ (Route::Account | Route::SecurityAudit | Route::SecurityPolicy | Route::PersonalData) => {
-                on_demand(move || security_screens(r.clone()))
+                on_demand(load_security_screens, move || security_screens(r.clone()))
             }
-            r @ (Route::Audit | Route::AuditTenant { .. }) => on_demand(move || audit_screens(r.clone())),
+            r @ (Route::Audit | Route::AuditTenant { .. }) => on_demand(load_audit_screens, move || audit_screens(r.clone())),
             r @ (Route::Notifications | Route::NotifySettings { .. }) => {
-                on_demand(move || notification_screens(r.clone()))
+                on_demand(load_notification_screens, move || notification_screens(r.clone()))
             }
             Route::NotFound { path } => view! { <NotFoundPage path=path/> }.into_any(),
             // Every route has its page now; a new route may use the placeholder until its page exists.
@@ -164,53 +165,73 @@ fn Page(me: MeResponse) -> impl IntoView {
 // ---------------------------------------------------------------------------------------------
 // Screens loaded on demand. Login, the shell and the two home pages (a sub-district's dashboard,
 // the district's overview) are in the first module the browser fetches; every other screen is in
-// a module of its group, fetched the first time one of its screens is opened (`#[wasm_split]`, what
-// Leptos's `#[lazy]` expands to, with `fallible` so that a failed fetch is an error on the page
-// rather than a panic: `cargo xtask web` splits the WASM at these functions with wasm-split). A group's screens share
-// code no other group uses, so that code is fetched once, with the group.
+// the module of its group, fetched the first time one of its screens opens. `#[wasm_split]` is
+// what Leptos's `#[lazy]` expands to, here with `fallible`, so that a failed fetch is an error on
+// the page rather than a panic; `cargo xtask web` cuts the WASM at these functions (wasm-split).
+// Code only one group uses goes into its module; code several share, into small shared chunks.
 // ---------------------------------------------------------------------------------------------
 
-/// A screen of a group loaded on demand: the loading state until its module is there; if the
-/// module cannot be fetched (a network failure), a clear error and 重试, which tries again (a
-/// failed load is not remembered; the app itself keeps running).
-fn on_demand<F>(load: impl Fn() -> F + Send + Sync + 'static) -> AnyView
+/// A screen of a group loaded on demand: the loading state until the group's module is there,
+/// then the screen, built as any other (synchronously, in the page's own reactive owner: the
+/// split function answers at once once its module is loaded). If the module cannot be fetched (a
+/// network failure): a clear error and 重试, which fetches again (a failed load is not remembered;
+/// the rest of the app keeps running).
+fn on_demand<P, S>(preload: fn() -> P, screen: impl Fn() -> S + Send + Sync + 'static) -> AnyView
 where
-    F: std::future::Future<Output = Result<AnyView, ApiError>> + Send + 'static,
+    P: Future<Output = Result<(), SplitLoaderError>> + 'static,
+    S: Future<Output = Result<AnyView, ApiError>>,
 {
-    let attempt = RwSignal::new(0_u32);
-    (move || {
-        attempt.track();
-        let screen = load();
-        view! {
-            <Suspense fallback=|| view! { <Loading/> }>
-                {Suspend::new(async move {
-                    match screen.await {
-                        Ok(view) => view,
-                        Err(error) => view! {
-                            <section class="page">
-                                <ErrorBox error=error/>
-                                <button type="button" data-testid="retry-module" on:click=move |_| attempt.update(|n| *n += 1)>
-                                    "重试"
-                                </button>
-                            </section>
-                        }
-                        .into_any(),
-                    }
-                })}
-            </Suspense>
+    // Already loaded (the group was opened before): no loading state at all.
+    let loaded = ready_now(preload()).and_then(Result::ok);
+    let state = RwSignal::new(loaded.map(Ok::<(), ApiError>));
+    let load = move || {
+        spawn_local(async move {
+            let result = preload().await.map_err(ApiError::from);
+            // The user may have left the screen meanwhile (its signal is then gone).
+            let _ = state.try_set(Some(result));
+        })
+    };
+    if loaded.is_none() {
+        load();
+    }
+    (move || match state.get() {
+        None => view! { <Loading/> }.into_any(),
+        Some(Err(error)) => view! {
+            <section class="page">
+                <ErrorBox error=error/>
+                <button type="button" data-testid="retry-module" on:click=move |_| { state.set(None); load(); }>
+                    "重试"
+                </button>
+            </section>
         }
+        .into_any(),
+        Some(Ok(())) => match ready_now(screen()) {
+            Some(Ok(view)) => view,
+            Some(Err(error)) => view! { <section class="page"><ErrorBox error=error/></section> }.into_any(),
+            None => view! { <Loading/> }.into_any(),
+        },
     })
     .into_any()
 }
 
-impl From<leptos::wasm_split::SplitLoaderError> for ApiError {
-    fn from(_: leptos::wasm_split::SplitLoaderError) -> Self {
+/// The output of a future that is ready on its first poll (a split function whose module is
+/// loaded), or `None`.
+fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+impl From<SplitLoaderError> for ApiError {
+    fn from(_: SplitLoaderError) -> Self {
         ApiError::module_unavailable()
     }
 }
 
 /// 督查工作: inspections, an inspection, a finding, self-inspections, my findings.
-#[wasm_split(inspection_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(inspection_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_inspection_screens))]
 fn inspection_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Inspections { tenant } => view! { <crate::pages::InspectionsPage tenant=tenant/> }.into_any(),
@@ -227,7 +248,7 @@ fn inspection_screens(route: Route) -> Result<AnyView, ApiError> {
 }
 
 /// 整改台账 and its import.
-#[wasm_split(ledger_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(ledger_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_ledger_screens))]
 fn ledger_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Ledger { tenant } => view! { <crate::pages::LedgerPage tenant=tenant/> }.into_any(),
@@ -237,7 +258,7 @@ fn ledger_screens(route: Route) -> Result<AnyView, ApiError> {
 }
 
 /// Administration: communities, checklists, users, the platform, accounts, district users.
-#[wasm_split(admin_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(admin_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_admin_screens))]
 fn admin_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Communities { tenant } => view! { <crate::pages::CommunitiesPage tenant=tenant/> }.into_any(),
@@ -251,7 +272,7 @@ fn admin_screens(route: Route) -> Result<AnyView, ApiError> {
 }
 
 /// 账号安全, the security audit, the security policy, personal data (PIPL).
-#[wasm_split(security_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(security_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_security_screens))]
 fn security_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Account => view! { <crate::pages::AccountPage/> }.into_any(),
@@ -263,7 +284,7 @@ fn security_screens(route: Route) -> Result<AnyView, ApiError> {
 }
 
 /// The auditors' screen: the log, its proofs, "as of".
-#[wasm_split(audit_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(audit_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_audit_screens))]
 fn audit_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Audit => view! { <crate::pages::AuditPage/> }.into_any(),
@@ -273,7 +294,7 @@ fn audit_screens(route: Route) -> Result<AnyView, ApiError> {
 }
 
 /// The notification centre and the reminder settings.
-#[wasm_split(notification_screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+#[wasm_split(notification_screens, wasm_split_path = ::leptos::wasm_split, fallible, preload(load_notification_screens))]
 fn notification_screens(route: Route) -> Result<AnyView, ApiError> {
     Ok(match route {
         Route::Notifications => view! { <crate::pages::NotificationsPage/> }.into_any(),
