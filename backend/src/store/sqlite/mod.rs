@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use tokio::sync::{oneshot, watch};
-use writer::{Job, Writer, WriterState};
+use writer::{CommitCounts, Job, Writer, WriterState};
 
 /// The schema version this build writes (SQLite `PRAGMA user_version`).
 #[derive(Debug, Clone, Default)]
@@ -79,6 +79,8 @@ pub struct SqliteStore {
     /// Set by the writer while appends fail for want of space (see [`EventStore::storage_full`]).
     full: Arc<Mutex<Option<String>>>,
     states: super::states::StateCache,
+    /// Counted by the writer (see [`SqliteStore::group_commits`]).
+    counts: Arc<CommitCounts>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -132,6 +134,7 @@ impl SqliteStore {
                 chain_hash,
                 full: Arc::default(),
                 states: Default::default(),
+                counts: Arc::default(),
             });
         }
 
@@ -142,7 +145,9 @@ impl SqliteStore {
         let (head, _) = watch::channel(state.last_position);
         let (tx, rx) = mpsc::channel();
         let full: Arc<Mutex<Option<String>>> = Arc::default();
-        let writer = Writer { conn, state, head: head.clone(), full: full.clone(), _lock: lock_file };
+        let counts: Arc<CommitCounts> = Arc::default();
+        let writer =
+            Writer { conn, state, head: head.clone(), full: full.clone(), counts: counts.clone(), _lock: lock_file };
         let handle = std::thread::Builder::new()
             .name("ducha-sqlite-writer".into())
             .spawn(move || writer.run(rx))
@@ -157,6 +162,7 @@ impl SqliteStore {
             chain_hash,
             full,
             states: Default::default(),
+            counts,
         })
     }
 
@@ -208,6 +214,13 @@ impl SqliteStore {
             out.push(rx.await.unwrap_or(Err(StoreError::Closed)));
         }
         out
+    }
+
+    /// Group commits so far and the requests they carried (`requests / commits` is the average
+    /// group).
+    pub fn group_commits(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.counts.commits.load(Relaxed), self.counts.requests.load(Relaxed))
     }
 
     /// The writer connection's pragmas, as SQLite reports them.
@@ -563,5 +576,44 @@ mod tests {
     fn schema_application_id_matches_the_constant() {
         assert!(SCHEMA_V1.contains(&format!("application_id = {APPLICATION_ID};")));
         assert!(schema::migrations().validate().is_ok());
+    }
+
+    /// The group commits are counted: every request once, in fewer commits than requests when
+    /// appenders run at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commits_are_counted() {
+        use crate::store::ExpectedVersion;
+        use crate::store::conformance::{new_event, request, tenant};
+        const APPENDERS: u64 = 8;
+        const EACH: u64 = 40;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("group.db"), SqliteOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let t = tenant("group");
+        let at = time::parse("2023-03-01T08:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+        let tasks: Vec<_> = (0..APPENDERS)
+            .map(|w| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move {
+                    for n in 0..EACH {
+                        let req = request(
+                            &t,
+                            &format!("s-{w}"),
+                            ExpectedVersion::Any,
+                            vec![new_event(&format!("{{\"n\":{n}}}"), at)],
+                        );
+                        store.append(req).await.unwrap_or_else(|e| panic!("append: {e}"));
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let (commits, requests) = store.group_commits();
+        assert_eq!(requests, APPENDERS * EACH);
+        assert!(commits > 0 && commits < requests, "{requests} requests in {commits} commits");
+        assert_eq!(store.head().await.unwrap_or_else(|e| panic!("{e}")), APPENDERS * EACH);
     }
 }

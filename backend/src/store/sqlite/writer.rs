@@ -16,6 +16,12 @@ use tokio::sync::{oneshot, watch};
 /// A group commit takes at most this many requests / events.
 const MAX_BATCH_REQUESTS: usize = 1024;
 const MAX_BATCH_EVENTS: usize = 16_384;
+/// Group commits so far: how many, and how many requests they carried.
+#[derive(Debug, Default)]
+pub(super) struct CommitCounts {
+    pub(super) commits: std::sync::atomic::AtomicU64,
+    pub(super) requests: std::sync::atomic::AtomicU64,
+}
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -79,6 +85,7 @@ pub(super) struct Writer {
     pub(super) head: watch::Sender<u64>,
     /// Why appends fail for want of space, until one commits again (`storage_full`).
     pub(super) full: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    pub(super) counts: std::sync::Arc<CommitCounts>,
     /// Held while the writer lives; released when it exits.
     pub(super) _lock: File,
 }
@@ -89,7 +96,9 @@ enum Pending {
 
 impl Writer {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Job>) {
-        // Ends when every sender is gone and the queue is drained.
+        // Ends when every sender is gone and the queue is drained. No wait for more requests
+        // after the first: tried (BENCHMARKS.md, "group commit"), it filled the commits of
+        // appenders that wait on each other but did not make the HTTP commands faster.
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
             let mut events = batch.iter().map(job_events).sum::<usize>();
@@ -102,7 +111,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let requests: u64 = batch
+                .iter()
+                .map(|job| match job {
+                    Job::Append(..) => 1,
+                    Job::Many(reqs) => reqs.len() as u64,
+                    Job::Pragmas(_) => 0,
+                })
+                .sum();
             self.commit_batch(batch);
+            self.counts.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counts.requests.fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
         }
         // A clean shutdown checkpoints the WAL into the main file (best effort).
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
