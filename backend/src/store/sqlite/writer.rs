@@ -119,9 +119,11 @@ impl Writer {
                     Job::Pragmas(_) => 0,
                 })
                 .sum();
-            self.commit_batch(batch);
+            // Counted before the answers go out, so that an appender that has its answer sees its
+            // request counted.
             self.counts.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.counts.requests.fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
+            self.commit_batch(batch);
         }
         // A clean shutdown checkpoints the WAL into the main file (best effort).
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
