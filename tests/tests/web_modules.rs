@@ -24,14 +24,18 @@ fn modules_of(files: &[(String, u64)], prefix: &str) -> Vec<String> {
     files.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(p, _)| p.clone()).collect()
 }
 
+/// Logs in as the sub-district's administrator and waits for 街道首页's cards.
+fn open_dashboard(page: &Page<'_>, server: &Server) {
+    page.login(&server.base_url(), "xx-admin", "ducha-demo");
+    page.wait_for("[data-page=dashboard] [data-testid=card-findings-open]");
+}
+
 #[test]
 fn the_dashboard_needs_only_the_first_module_and_each_screen_group_fetches_its_own() {
     let server = Server::demo();
-    let base = server.base_url();
     let browser = Browser::launch();
     let page = browser.new_page();
-    page.login(&base, "xx-admin", "ducha-demo");
-    page.wait_for("[data-page=dashboard] [data-testid=card-findings-open]");
+    open_dashboard(&page, &server);
 
     // Usable dashboard: the first module only, within the budget, gzipped as the server sent it.
     let first = fetched(&page);
@@ -63,11 +67,9 @@ fn the_dashboard_needs_only_the_first_module_and_each_screen_group_fetches_its_o
 #[test]
 fn a_module_that_cannot_be_fetched_is_a_clear_error_and_retry_loads_it() {
     let server = Server::demo();
-    let base = server.base_url();
     let browser = Browser::launch();
     let page = browser.new_page();
-    page.login(&base, "xx-admin", "ducha-demo");
-    page.wait_for("[data-page=dashboard] [data-testid=card-findings-open]");
+    open_dashboard(&page, &server);
 
     // The network fails for the inspections' module (as a dropped connection fails a fetch).
     page.eval(
