@@ -220,8 +220,43 @@ impl Directory {
         self.users.get(id).map_or(id.as_str(), |u| u.display_name.as_str())
     }
 
-    /// Folds a directory event; returns false when the event is not about the directory.
+    /// Whether the event is about the directory (then it is folded here and not into a tenant's
+    /// facts). Decided by the event's kind alone, so a tenant's share can be folded apart from the
+    /// directory (the fold in two passes: `ReadModel::apply_head`, `TenantShare::apply`).
+    pub fn handles(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::DistrictCreated(_)
+                | Event::TenantCreated(_)
+                | Event::CommunityAdded(_)
+                | Event::CommunityRenamed(_)
+                | Event::FindingCategoryAdded(_)
+                | Event::FindingCategoryRenamed(_)
+                | Event::FindingCategoryRetired(_)
+                | Event::MethodAdded(_)
+                | Event::MethodRenamed(_)
+                | Event::MethodRetired(_)
+                | Event::ChecklistDefined(_)
+                | Event::UserCreated(_)
+                | Event::UserContactSet(_)
+                | Event::PasswordSet(_)
+                | Event::PasswordChanged(_)
+                | Event::SecondFactorEnrolled(_)
+                | Event::SecondFactorReset(_)
+                | Event::SecurityPolicySet(_)
+                | Event::RoleGranted(_)
+                | Event::RoleRevoked(_)
+                | Event::UserDisabled(_)
+                | Event::UserEnabled(_)
+        )
+    }
+
+    /// Folds a directory event; returns false (and does nothing) when the event is not about the
+    /// directory, as [`Self::handles`] says.
     pub(crate) fn apply(&mut self, e: &RecordedEvent, event: &Event) -> bool {
+        if !Self::handles(event) {
+            return false;
+        }
         match event {
             Event::DistrictCreated(d) => {
                 let entry = self.districts.entry(d.district_id.clone()).or_default();
@@ -360,6 +395,7 @@ impl Directory {
                     u.disabled = false;
                 }
             }
+            // Not about the directory: `handles` said so above.
             _ => return false,
         }
         true

@@ -94,6 +94,26 @@ impl TenantShare {
     pub fn facts(&self) -> Option<&TenantFacts> {
         self.facts.as_ref()
     }
+
+    /// Folds one event of this share's tenant (in the tenant's order): its audit counters, and its
+    /// facts unless the event is about the directory.
+    pub fn apply(&mut self, envelope: &RecordedEvent, event: &Event) {
+        self.audit.record(envelope);
+        if Directory::handles(event) {
+            return;
+        }
+        match &mut self.facts {
+            Some(facts) => {
+                facts.apply(envelope, event);
+            }
+            None => {
+                let mut facts = TenantFacts::default();
+                if facts.apply(envelope, event) {
+                    self.facts = Some(facts);
+                }
+            }
+        }
+    }
 }
 
 impl ReadModel {
@@ -104,29 +124,45 @@ impl ReadModel {
     /// Folds one event. Events must come in global order; an event at or before [`Self::position`]
     /// has been applied already and is ignored, so a runner may safely re-deliver after a checkpoint.
     pub fn apply(&mut self, envelope: &RecordedEvent, event: &Event) {
-        if self.position > 0 && envelope.position <= self.position {
+        if !self.apply_head(envelope, event) {
             return;
+        }
+        if let Some(share) = self.tenants.get_mut(&envelope.tenant) {
+            share.make_mut().apply(envelope, event);
+        }
+    }
+
+    /// The first pass of the fold in two passes: folds the event into everything but the tenants'
+    /// shares (the position, the audit log, the directory) and makes sure its tenant has a share
+    /// (empty until set). False when the event was applied already.
+    ///
+    /// The fold in two passes is for a model that must not hold every tenant unpacked while it is
+    /// folded (the server's memory budget): every event through `apply_head`, then each tenant's
+    /// share folded from that tenant's events alone ([`TenantShare::apply`]) and set
+    /// ([`Self::set_share`]). A share depends on its own tenant's events only, so the result is
+    /// the model [`Self::apply`] folds (tested at every cut of the sample log).
+    pub fn apply_head(&mut self, envelope: &RecordedEvent, event: &Event) -> bool {
+        if self.position > 0 && envelope.position <= self.position {
+            return false;
         }
         self.position = envelope.position;
         self.audit.record(envelope);
         if !self.tenants.contains_key(&envelope.tenant) {
             self.tenants.insert(envelope.tenant.clone(), Held::default());
         }
-        let Some(share) = self.tenants.get_mut(&envelope.tenant) else { return };
-        let share = share.make_mut();
-        share.audit.record(envelope);
-        if !self.directory.apply(envelope, event) {
-            match &mut share.facts {
-                Some(facts) => {
-                    facts.apply(envelope, event);
-                }
-                None => {
-                    let mut facts = TenantFacts::default();
-                    if facts.apply(envelope, event) {
-                        share.facts = Some(facts);
-                    }
-                }
+        self.directory.apply(envelope, event);
+        true
+    }
+
+    /// Replaces the share of a tenant the model knows (second pass of the fold in two passes, see
+    /// [`Self::apply_head`]); false, and nothing changes, for a tenant it does not know.
+    pub fn set_share(&mut self, tenant: &TenantId, share: Held<TenantShare>) -> bool {
+        match self.tenants.get_mut(tenant) {
+            Some(held) => {
+                *held = share;
+                true
             }
+            None => false,
         }
     }
 
@@ -429,5 +465,44 @@ mod tests {
             again.apply(e, ev);
         }
         assert_eq!(again, whole);
+    }
+
+    /// The fold in two passes (every event into the head, then each tenant's share from its own
+    /// events) is the fold, at every cut of the sample log; the shares are set in any order.
+    #[test]
+    fn the_fold_in_two_passes_is_the_fold_at_every_cut() {
+        let log = sample_log();
+        let mut seen_directory = 0;
+        for cut in 0..=log.len() {
+            let events = &log[..cut];
+            let mut model = ReadModel::default();
+            for (e, ev) in events {
+                assert!(model.apply_head(e, ev));
+                assert!(!model.apply_head(e, ev), "an event applied already is ignored");
+            }
+            let tenants: Vec<TenantId> = model.shares().map(|(t, _)| t.clone()).collect();
+            for t in tenants.iter().rev() {
+                let mut share = TenantShare::default();
+                for (e, ev) in events.iter().filter(|(e, _)| &e.tenant == t) {
+                    share.apply(e, ev);
+                }
+                assert!(model.set_share(t, Held::new(share)));
+            }
+            assert_eq!(model, fold(events), "cut {cut}");
+            assert!(!model.set_share(&tid("nobody"), Held::default()), "an unknown tenant gets no share");
+            if let Some((e, ev)) = events.last() {
+                // What `handles` says is what the directory folds: nothing else changes it.
+                let mut directory = Directory::default();
+                let before = directory.clone();
+                let folded = directory.apply(e, ev);
+                assert_eq!(folded, Directory::handles(ev));
+                if !folded {
+                    assert_eq!(directory, before, "{}", e.event_type);
+                } else {
+                    seen_directory += 1;
+                }
+            }
+        }
+        assert!(seen_directory > 3, "the sample log has directory events: {seen_directory}");
     }
 }
