@@ -17,6 +17,7 @@ pub mod anchors;
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod budget_fold;
 pub mod cli;
 pub mod clock;
 pub mod commands;

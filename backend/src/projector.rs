@@ -36,11 +36,23 @@ pub async fn catch_up<S: EventStore + ?Sized>(
     model: &mut ReadModel,
     upto: Upto,
     tenant: Option<&TenantId>,
+    progress: impl FnMut(u64),
+) -> Result<u64, CommandError> {
+    let start = model.position();
+    feed(store, start, upto, tenant, progress, |e, event| model.apply(e, event)).await
+}
+
+/// What [`catch_up`] does, with `apply` for each event after `start` (decoded, in order).
+pub(crate) async fn feed<S: EventStore + ?Sized>(
+    store: &S,
+    start: u64,
+    upto: Upto,
+    tenant: Option<&TenantId>,
     mut progress: impl FnMut(u64),
+    mut apply: impl FnMut(&RecordedEvent, &ducha_events::Event),
 ) -> Result<u64, CommandError> {
     use futures_util::StreamExt;
     type Decoded = Vec<(RecordedEvent, ducha_events::Event)>;
-    let start = model.position();
     let read = move |after: u64, end: Upto| async move {
         let page = store.read_for_fold(tenant, after, PAGE, end).await?;
         let decoded = tokio::task::spawn_blocking(move || {
@@ -59,7 +71,7 @@ pub async fn catch_up<S: EventStore + ?Sized>(
     let mut applied = 0u64;
     let mut fold = |batch: Decoded, applied: &mut u64| {
         for (e, event) in &batch {
-            model.apply(e, event);
+            apply(e, event);
         }
         *applied += batch.len() as u64;
         progress(*applied);
@@ -150,8 +162,9 @@ pub async fn load_live<S: EventStore + ?Sized>(store: &S) -> Result<ReadModel, C
     load_live_within(store, usize::MAX, &Arc::new(AtomicBool::new(false))).await
 }
 
-/// [`load_live`] for the server: the tenants beyond `budget` bytes of JSON are left packed, and a
-/// part that fails to unpack later raises `unreadable`.
+/// [`load_live`] for the server: the tenants beyond `budget` bytes of JSON are left packed (also
+/// when there is no usable checkpoint and the log is folded: `budget_fold`), and a part that fails
+/// to unpack later raises `unreadable`.
 pub async fn load_live_within<S: EventStore + ?Sized>(
     store: &S,
     budget: usize,
@@ -167,6 +180,9 @@ pub async fn load_live_within<S: EventStore + ?Sized>(
         }
         _ => ReadModel::default(),
     };
+    if model.position() == 0 {
+        model = crate::budget_fold::fold_within(store, Upto::Head, budget, unreadable).await?;
+    }
     catch_up(store, &mut model, Upto::Head, None, |_| {}).await?;
     Ok(model)
 }
