@@ -181,7 +181,7 @@ pub async fn load_live_within<S: EventStore + ?Sized>(
         _ => ReadModel::default(),
     };
     if model.position() == 0 {
-        model = crate::budget_fold::fold_within(store, Upto::Head, budget, unreadable).await?;
+        model = crate::budget_fold::fold(store, Upto::Head, budget, unreadable).await?;
     }
     catch_up(store, &mut model, Upto::Head, None, |_| {}).await?;
     Ok(model)

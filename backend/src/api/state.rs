@@ -193,7 +193,7 @@ impl LiveModel {
                 let last = page.last().map_or(position, |e| e.position);
                 self.snapshots.clear();
                 let rebuilt =
-                    crate::budget_fold::fold_within(store, Upto::Position(last), self.budget, &self.unreadable).await?;
+                    crate::budget_fold::fold(store, Upto::Position(last), self.budget, &self.unreadable).await?;
                 let at = rebuilt.position();
                 {
                     // Under the write lock: no reader sees the new model with the old generation.
