@@ -545,6 +545,9 @@ struct Sample {
     anon: u64,
     file: u64,
     threads: u64,
+    /// Open file descriptors: the listener, the database files and every client connection (a
+    /// live stream whose client has gone and that the server still holds shows here).
+    fds: u64,
     head: u64,
 }
 
@@ -558,6 +561,7 @@ fn sample_of(pid: u32) -> Option<Sample> {
         anon: field("RssAnon:").unwrap_or(0) * 1024,
         file: (field("RssFile:").unwrap_or(0) + field("RssShmem:").unwrap_or(0)) * 1024,
         threads: field("Threads:")?,
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64),
         ..Sample::default()
     })
 }
@@ -866,7 +870,10 @@ fn main() {
             replay_lengths: replays.iter().map(|(v, r)| (format!("{}/{}", v.tenant, v.user), r.len())).collect(),
         }
     });
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    // `DUCHA_SOAK_STOP_SIGNAL=KILL` (the heap profile's run) leaves the heap as it was at the end,
+    // not as a graceful stop (which saves a checkpoint and frees the model) leaves it.
+    let signal = std::env::var("DUCHA_SOAK_STOP_SIGNAL").unwrap_or_else(|_| "TERM".to_owned());
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
     let _ = server.wait();
     let failed = report(&a, &outcome);
     if failed {
@@ -909,17 +916,18 @@ fn report(a: &Args, o: &Outcome) -> bool {
     println!(
         "Memory (server RSS: anonymous, and mapped files + shared memory), threads and the log's head, every {step:.0} s:\n"
     );
-    println!("| minute | RSS MiB | anon MiB | files+shm MiB | threads | events in the log |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| minute | RSS MiB | anon MiB | files+shm MiB | threads | open files | events in the log |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let row = |m: &Sample, last: &str| {
         let mb = |b: u64| b as f64 / 1048576.0;
         println!(
-            "| {:.1}{last} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            "| {:.1}{last} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
             m.t / 60.0,
             mb(m.rss),
             mb(m.anon),
             mb(m.file),
             m.threads,
+            m.fds,
             m.head
         );
     };

@@ -161,6 +161,16 @@ mod tests {
     use super::*;
     use crate::store::sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
+    /// The demo loaded into a fresh SQLite store, and its plain fold at the head.
+    async fn demo_store() -> (tempfile::TempDir, SqliteStore, ReadModel) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
+        let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
+        crate::demo::load(&store).await.unwrap();
+        let whole = projector::as_of(&store, Upto::Head, None).await.unwrap();
+        (dir, store, whole)
+    }
+
     fn resident(model: &ReadModel) -> (usize, usize) {
         let shares = model.shares().filter(|(_, s)| s.is_resident());
         shares.fold((0, 0), |(n, bytes), (_, s)| (n + 1, bytes + s.weight()))
@@ -171,13 +181,9 @@ mod tests {
     /// them at a budget of everything).
     #[tokio::test]
     async fn the_fold_within_a_budget_is_the_plain_fold() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
-        let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
-        crate::demo::load(&store).await.unwrap();
+        let (_dir, store, whole) = demo_store().await;
         let head = store.head().await.unwrap();
         let flag = Arc::new(AtomicBool::new(false));
-        let whole = projector::as_of(&store, Upto::Head, None).await.unwrap();
         let tenants = whole.shares().count();
         assert!(tenants >= 3, "the demo has the platform and sub-districts: {tenants}");
         let weights: Vec<usize> = {
@@ -214,13 +220,9 @@ mod tests {
     /// fits the budget, and within the budget below it; the model is the plain fold either way.
     #[tokio::test]
     async fn the_plain_fold_when_the_log_is_expected_to_fit() {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
-        let store = SqliteStore::open(&dir.path().join("ducha.db"), opts).unwrap();
-        crate::demo::load(&store).await.unwrap();
+        let (_dir, store, whole) = demo_store().await;
         let head = store.head().await.unwrap();
         let flag = Arc::new(AtomicBool::new(false));
-        let whole = projector::as_of(&store, Upto::Head, None).await.unwrap();
         let tenants = whole.shares().count();
         let expected = (head * EXPECTED_BYTES_PER_EVENT) as usize;
         let one_pass = fold(&store, Upto::Head, expected, &flag).await.unwrap();

@@ -36,7 +36,16 @@ pub enum ReadError {
     Empty,
 }
 
+/// Excel's own limits: a sheet has at most 1,048,576 rows and 16,384 columns. A range said to
+/// start beyond them is not a workbook Excel wrote.
+const MAX_ROWS: usize = 1_048_576;
+const MAX_COLUMNS: usize = 16_384;
+
 /// The cells of every worksheet of an XLSX file.
+///
+/// calamine panics on some malformed files (fuzzing found an overflow in its cell-reference parser,
+/// calamine 0.38 `xlsx/mod.rs`: a reference of many letters): a panic while reading is this file's
+/// error, not the server's.
 pub fn read_xlsx(bytes: &[u8]) -> Result<Vec<SheetInput>, ReadError> {
     if bytes.is_empty() {
         return Err(ReadError::Empty);
@@ -44,12 +53,29 @@ pub fn read_xlsx(bytes: &[u8]) -> Result<Vec<SheetInput>, ReadError> {
     if bytes.len() > FILE_MAX {
         return Err(ReadError::TooLarge);
     }
+    std::panic::catch_unwind(|| read_sheets(bytes)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::warn!(panic = %what, "the XLSX reader failed on a malformed file");
+        Err(ReadError::NotXlsx(format!("无法解析的工作簿结构 / malformed workbook ({what})")))
+    })
+}
+
+fn read_sheets(bytes: &[u8]) -> Result<Vec<SheetInput>, ReadError> {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| ReadError::NotXlsx(e.to_string()))?;
     let mut out = Vec::new();
     for name in book.sheet_names() {
         let range = book.worksheet_range(&name).map_err(|e| ReadError::NotXlsx(e.to_string()))?;
         // Rows as Excel numbers them: the range may start below row 1 or right of column A.
         let (top, left) = range.start().map_or((0, 0), |(r, c)| (r as usize, c as usize));
+        if top >= MAX_ROWS || left >= MAX_COLUMNS {
+            return Err(ReadError::NotXlsx(format!(
+                "工作表“{name}”的单元格位置超出 Excel 的范围 / cells beyond Excel's limits"
+            )));
+        }
         let mut rows: Vec<Vec<Cell>> = vec![Vec::new(); top];
         for r in range.rows() {
             let mut cells = vec![Cell::Empty; left];
@@ -374,4 +400,23 @@ pub async fn cli(location: &crate::store::StoreLocation, args: ImportLedgerArgs)
     }
     opened.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the fuzzer found (calamine panicked on a cell reference that overflows): the file is
+    /// refused as not a workbook, and the reader does not panic.
+    #[test]
+    fn a_file_the_xlsx_reader_panics_on_is_refused() {
+        // The manifest dir at run time: a shared target dir may hold a test built in another clone.
+        let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+            .join("../fuzz/corpus/ledger_xlsx/crash-calamine-cell-reference-overflow");
+        let bytes = std::fs::read(path).unwrap();
+        match read_xlsx(&bytes) {
+            Err(ReadError::NotXlsx(why)) => assert!(!why.is_empty()),
+            other => panic!("expected NotXlsx, got {other:?}"),
+        }
+    }
 }
