@@ -5,7 +5,7 @@
 //! or a missing frame. Not part of `cargo xtask test`.
 //!
 //! `--heap-profile` builds the server with glibc's malloc (feature `system-allocator`) and runs it
-//! under `heaptrack` (installed with apt if missing), writing `soak-heap.<pid>.zst` under the target
+//! under `heaptrack` (installed with apt if missing), writing `soak-heap.<unix time>.zst` under the target
 //! dir. The server is stopped with SIGKILL at the end, so what heaptrack reports as "leaked" is the
 //! heap as it was at the end of the load, by allocation site; the sites holding the most are
 //! printed. The profiler slows the server: its latencies are not the soak's figures.
@@ -54,7 +54,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .args(["--minutes", &minutes])
         .args(&extra);
     if heap_profile {
-        run.env("DUCHA_SOAK_SERVER_WRAPPER", format!("heaptrack -o {}.%p", profile.display()))
+        // A name of its own per run (this heaptrack does not expand `%p`): runs do not overwrite
+        // each other, so two can be compared (`heaptrack_print -d OLD NEW`).
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        run.env("DUCHA_SOAK_SERVER_WRAPPER", format!("heaptrack -o {}.{stamp}", profile.display()))
             .env("DUCHA_SOAK_STOP_SIGNAL", "KILL");
     }
     let soaked = step(&format!("soak for {minutes} min"), &mut run);
