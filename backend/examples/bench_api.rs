@@ -25,7 +25,10 @@
 //! 3260` is about 10,000 events per sub-district, 10 M in all. `--skip-wrk` measures only the starts.
 //! `--varied-texts` gives every finding its own texts (clauses of the sample report, 3–7 to a
 //! description), as real ones are, instead of the same short sentences (which compress unlike any
-//! real log).
+//! real log). `--district-size N` puts N sub-districts in each district (XX区 keeps the demo's three
+//! and gets N − 3 more; the rest go to districts of N created for them) where by default every
+//! sub-district is in XX区: a real district (区) has about 5 to 30 sub-districts and towns, so the
+//! roll-up of one district at 1,000 sub-districts on the deployment covers N of them.
 
 // The same allocator as the `ducha` binary.
 #[global_allocator]
@@ -56,6 +59,8 @@ struct Args {
     replicas: u64,
     skip_wrk: bool,
     varied_texts: bool,
+    /// Sub-districts per district (0: all in XX区, as before).
+    district_size: u64,
 }
 
 fn args() -> Args {
@@ -69,6 +74,7 @@ fn args() -> Args {
         replicas: 1,
         skip_wrk: false,
         varied_texts: false,
+        district_size: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -90,6 +96,7 @@ fn args() -> Args {
             "--dir" => a.dir = Some(PathBuf::from(value)),
             "--postgres" => a.postgres = Some(value),
             "--replicas" => a.replicas = n().max(1),
+            "--district-size" => a.district_size = n(),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -315,6 +322,24 @@ async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
     };
     let mut written = 0;
     let mut logs: Vec<(TenantId, Log)> = Vec::new();
+    // Sub-district k (from 0; xxjd, yyjd and zzjd are 0 to 2) is in district k / N.
+    let district_of = |k: u64| -> DistrictId {
+        match a.district_size {
+            0 => district.clone(),
+            n if k < n => district.clone(),
+            n => id(format!("d{:03}", k / n)),
+        }
+    };
+    if let Some(last) = a.tenants.saturating_sub(1).checked_div(a.district_size) {
+        let created: Log = (1..=last)
+            .map(|d| {
+                let d: DistrictId = id(format!("d{d:03}"));
+                let name = format!("第{d}区");
+                (stream::district(&d), vec![DistrictCreated { district_id: d, name }.into()])
+            })
+            .collect();
+        logs.push((TenantId::platform(), created));
+    }
     // The sample tenant gets open findings of its own (the command's targets).
     let xx: Vec<CommunityId> = ["dongfeng", "xiangyang", "heping"].iter().map(|c| id((*c).into())).collect();
     logs.push((id("xxjd".into()), findings_log(&id("xxjd".into()), &xx, a.findings, "bench", a.varied_texts)));
@@ -324,7 +349,7 @@ async fn scale(store: &dyn EventStore, a: &Args) -> u64 {
         let mut tenant_events: Vec<Event> = vec![
             TenantCreated {
                 tenant_id: t.clone(),
-                district_id: district.clone(),
+                district_id: district_of(k),
                 name: format!("第{k}街道"),
                 methods: InspectionMethod::builtin_terms(),
                 categories: vec![],
@@ -573,6 +598,13 @@ end
         if !post {
             let (status, body) = http(&addr, "GET", path, *token, None);
             assert_eq!(status, 200, "{name}: {}", &body[..body.len().min(300)]);
+            if path.as_str() == rollup {
+                let rows = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["rows"].as_array().map(Vec::len))
+                    .unwrap_or(0);
+                println!("the roll-up of XX区: {} bytes of JSON, {rows} rows", body.len());
+            }
         }
     }
     let (status, body) = http(

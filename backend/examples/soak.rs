@@ -3,7 +3,8 @@
 //! latency that creeps up.
 //!
 //! `cargo build --release -p ducha --examples && target/release/examples/soak [--minutes 10]
-//!  [--sse 1000] [--readers 4] [--write-every-ms 1000] [--no-downloads] [--max-slope-kib 1024]`, or
+//!  [--sse 1000] [--readers 4] [--write-every-ms 1000] [--no-downloads] [--max-slope-kib 1024]
+//!  [--sqlite-cache-mb 64]`, or
 //!  `cargo xtask soak`.
 //!
 //! 1. Starts `target/release/ducha serve --demo` on a free port with a fresh temporary data
@@ -27,6 +28,13 @@
 //! 5. At the end, stops the load, replays each view's whole stream (`Last-Event-ID: 0`) and checks
 //!    that every stream received exactly the replay's frames after the position it started at, with
 //!    nothing missing, repeated or out of order, across its reconnects.
+//!
+//! SQLite's page caches are growth that stops: each connection's fills as the log's new pages are
+//! touched, up to its `cache_size`. With the server's default (`sqlite_cache_mb = 64`: up to 320 MiB
+//! in all) they can still be filling after ten minutes, which the slope cannot tell from a leak
+//! (BENCHMARKS.md "Soak", 2026-12-03). `--sqlite-cache-mb 2` (up to 10 MiB in all) runs the server
+//! with caches that fill within the warm-up, so the slope after it is only what is left: the read
+//! model, buffers, connections.
 //!
 //! Prints memory over time and its slope after the warm-up (the first fifth of the run), the errors,
 //! the streams' check, and each request kind's p99 in the first and the last fifth of the run.
@@ -60,11 +68,29 @@ struct Args {
     /// record, so an event in the log).
     downloads: bool,
     max_slope_kib: f64,
+    /// The server's `sqlite_cache_mb` (the writer's page cache; each reader keeps a quarter).
+    sqlite_cache_mb: u64,
+}
+
+/// The soak's default `sqlite_cache_mb`: the server's own default.
+const SOAK_SQLITE_CACHE_MB: u64 = 64;
+
+/// The most SQLite's page caches hold with `mb` (as `ducha::store::sqlite` sizes them: the writer
+/// `mb`, each of the 16 kept readers a quarter, at least 256 KiB), in MiB.
+fn page_cache_caps(mb: u64) -> f64 {
+    mb as f64 + 16.0 * (mb as f64 / 4.0).max(0.25)
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { minutes: 10.0, sse: 1000, readers: 4, write_every_ms: 1000, downloads: true, max_slope_kib: 1024.0 };
+    let mut a = Args {
+        minutes: 10.0,
+        sse: 1000,
+        readers: 4,
+        write_every_ms: 1000,
+        downloads: true,
+        max_slope_kib: 1024.0,
+        sqlite_cache_mb: SOAK_SQLITE_CACHE_MB,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--no-downloads" {
@@ -79,6 +105,7 @@ fn args() -> Args {
             "--readers" => a.readers = n() as usize,
             "--write-every-ms" => a.write_every_ms = n() as u64,
             "--max-slope-kib" => a.max_slope_kib = n(),
+            "--sqlite-cache-mb" => a.sqlite_cache_mb = n() as u64,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -636,6 +663,7 @@ fn main() {
         .arg(dir.join("data"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
         .env("DUCHA_LOG_LEVEL", "warn")
+        .env("DUCHA_SQLITE_CACHE_MB", a.sqlite_cache_mb.to_string())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -910,7 +938,15 @@ struct Outcome {
 /// Prints the figures; true when the soak failed.
 fn report(a: &Args, o: &Outcome) -> bool {
     let fifth = o.elapsed / 5.0;
-    println!("\n## Soak: {:.1} min, {} live streams, {} readers, 3 writers\n", o.elapsed / 60.0, a.sse, a.readers);
+    println!(
+        "\n## Soak: {:.1} min, {} live streams, {} readers, 3 writers; SQLite page caches: {} MiB for the writer, up to {:.1} MiB in all (`sqlite_cache_mb`; the production default 64: up to {:.0} MiB)\n",
+        o.elapsed / 60.0,
+        a.sse,
+        a.readers,
+        a.sqlite_cache_mb,
+        page_cache_caps(a.sqlite_cache_mb),
+        page_cache_caps(64)
+    );
     // Every 30 s for short runs, every minute for long ones.
     let step = if o.elapsed < 600.0 { 30.0 } else { 60.0 };
     println!(

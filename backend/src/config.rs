@@ -135,6 +135,10 @@ pub struct Config {
     /// max_page_count`); writes beyond answer 503 `storage_full`, as on a full disk. A disk budget;
     /// takes effect at start. Unset: no limit but the disk.
     pub sqlite_max_page_count: Option<u64>,
+    /// SQLite only: the writer's page cache in MiB; each read connection keeps a quarter of it (at
+    /// least 256 KiB), so with the 16 kept readers up to 5 × this in all. The caches fill as pages are
+    /// touched and then stay at their size. 1 to 65536; default 64.
+    pub sqlite_cache_mb: u64,
     /// The master key of personal data (`ducha-pii-1:<64 hex>`, owner-only; docs/SECURITY.md):
     /// wraps the per-person keys personal data in the events is sealed under. Default with SQLite:
     /// `personal.key` in the data directory, generated on first start. A shared store seals personal
@@ -195,6 +199,7 @@ impl Default for Config {
             anchor_algorithm: None,
             anchor_interval_seconds: 3600,
             sqlite_max_page_count: None,
+            sqlite_cache_mb: crate::store::sqlite::DEFAULT_CACHE_MB,
             personal_data_key_file: None,
             personal_data_cipher: crate::personal::cipher::Cipher::Sm4Gcm,
             notify_interval_seconds: 60,
@@ -245,6 +250,7 @@ pub const KEYS: &[&str] = &[
     "anchor_algorithm",
     "anchor_interval_seconds",
     "sqlite_max_page_count",
+    "sqlite_cache_mb",
     "personal_data_key_file",
     "personal_data_cipher",
     "notify_interval_seconds",
@@ -334,6 +340,9 @@ impl Config {
         if self.read_model_budget_mb > 1_048_576 {
             return bad("read_model_budget_mb 须在 0 到 1048576 之间 / must be 0 to 1048576");
         }
+        if !(1..=65_536).contains(&self.sqlite_cache_mb) {
+            return bad("sqlite_cache_mb 须在 1 到 65536 之间 / must be 1 to 65536");
+        }
         if self.sqlite_max_page_count == Some(0) {
             return bad("sqlite_max_page_count 必须大于 0 / must be positive");
         }
@@ -399,6 +408,20 @@ mod tests {
         assert!(Config::load_with_env(Some(&path), &FlagOverrides::default(), no_env()).is_err());
         std::fs::write(&path, "jwt_algorithm = \"none\"\n").unwrap();
         assert!(Config::load_with_env(Some(&path), &FlagOverrides::default(), no_env()).is_err());
+    }
+
+    #[test]
+    fn the_sqlite_cache_is_refused_outside_its_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ducha.toml");
+        for (value, ok) in [("0", false), ("1", true), ("65536", true), ("65537", false)] {
+            std::fs::write(&path, format!("sqlite_cache_mb = {value}\n")).unwrap();
+            let c = Config::load_with_env(Some(&path), &FlagOverrides::default(), no_env());
+            assert_eq!(c.is_ok(), ok, "sqlite_cache_mb = {value}");
+            if let Err(e) = c {
+                assert!(e.to_string().contains("sqlite_cache_mb"), "{e}");
+            }
+        }
     }
 
     #[test]

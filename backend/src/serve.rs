@@ -91,6 +91,13 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     }
 }
 
+/// Threads each HTTP worker may run blocking work on (store reads, hashing, roll-ups). actix's
+/// default (512 shared out between the workers) let a burst of commands start over a hundred
+/// threads on two cores — tokio starts a thread whenever no idle one has woken yet — each holding
+/// its allocator's pages until it exited (BENCHMARKS.md, 2026-12-03). Reads of the event store are
+/// bounded apart (16 at once), so this leaves room for them and for the rest.
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
+
 pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let flags = FlagOverrides { listen: args.listen, demo: args.demo.then_some(true) };
     let config = Config::load(args.config.as_deref(), &flags)?;
@@ -104,6 +111,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
         store::location::configure_chain_hash(config.chain_hash);
     }
     store::sqlite::set_max_page_count(config.sqlite_max_page_count);
+    store::sqlite::set_cache_mb(config.sqlite_cache_mb);
 
     let opened = store::location::open(location, Access::Write).await?;
     let home =
@@ -194,6 +202,7 @@ pub async fn run(location: &StoreLocation, args: ServeArgs) -> anyhow::Result<Ex
     };
     let server = actix_web::HttpServer::new(move || api::app(state.clone()))
         .workers(workers)
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
         .shutdown_timeout(config.shutdown_timeout_seconds)
         .disable_signals()
         .bind(&config.listen)

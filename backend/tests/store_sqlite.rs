@@ -86,6 +86,21 @@ async fn wal_and_synchronous_full_are_set() {
 }
 
 #[tokio::test]
+async fn the_writer_page_cache_follows_the_setting() {
+    // The only test in this binary that changes the setting; others opening stores meanwhile only
+    // get a different cache size.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = db_in(&dir);
+    let store = open(&path);
+    assert_eq!(store.writer_pragmas().await.expect("pragmas").cache_size, -64 * 1024, "64 MiB by default");
+    drop(store);
+    ducha::store::sqlite::set_cache_mb(3);
+    let store = open(&path);
+    ducha::store::sqlite::set_cache_mb(ducha::store::sqlite::DEFAULT_CACHE_MB);
+    assert_eq!(store.writer_pragmas().await.expect("pragmas").cache_size, -3 * 1024, "3 MiB");
+}
+
+#[tokio::test]
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = db_in(&dir);

@@ -25,7 +25,8 @@ mod read;
 mod schema;
 mod writer;
 
-pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, Synchronous, set_max_page_count};
+pub use schema::DEFAULT_CACHE_MB;
+pub use schema::{APPLICATION_ID, SCHEMA_V1, SCHEMA_V2, SCHEMA_VERSION, Synchronous, set_cache_mb, set_max_page_count};
 
 use super::{AppendOutcome, AppendRequest, EventStore, StoreError, TenantHead, Upto};
 use async_trait::async_trait;
@@ -63,6 +64,8 @@ pub struct WriterPragmas {
     /// 0 = OFF, 1 = NORMAL, 2 = FULL, 3 = EXTRA.
     pub synchronous: i64,
     pub busy_timeout_ms: i64,
+    /// `PRAGMA cache_size`: negative is KiB, positive pages.
+    pub cache_size: i64,
     pub user_version: i64,
 }
 

@@ -186,6 +186,27 @@ pub fn set_max_page_count(pages: Option<u64>) {
     MAX_PAGE_COUNT.store(pages.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The writer's page cache in MiB (`PRAGMA cache_size`); each reader's is a quarter of it (at
+/// least 256 KiB). Set from the `sqlite_cache_mb` setting before the store is opened.
+static CACHE_MB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_CACHE_MB);
+
+/// The default of `sqlite_cache_mb`: 64 MiB for the writer, 16 MiB for each of up to 16 idle readers.
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
+/// Sizes SQLite's page caches: `mb` for the writer, a quarter for each reader. The caches fill as
+/// pages are touched and stay at their size: with the readers kept for reuse, up to
+/// `mb × (1 + 16 / 4)` MiB in all. Applies to connections opened afterwards.
+pub fn set_cache_mb(mb: u64) {
+    CACHE_MB.store(mb.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `PRAGMA cache_size` values (negative: KiB) for the writer and for a reader.
+fn cache_sizes() -> (i64, i64) {
+    let mb = i64::try_from(CACHE_MB.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(i64::MAX / 2048);
+    let writer = mb.saturating_mul(1024);
+    (-writer, -(writer / 4).max(256))
+}
+
 pub(super) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
     let ctx = with_path(path);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -199,9 +220,10 @@ pub(super) fn open_writer(path: &Path, sync: Synchronous) -> Result<Connection, 
     // A larger page cache and fewer, larger WAL checkpoints: random event ids scatter index writes,
     // and each checkpoint costs an extra fsync of the main file.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = OFF; PRAGMA cache_size = {}; \
          PRAGMA wal_autocheckpoint = 16384; PRAGMA journal_size_limit = 67108864;",
-        sync.pragma()
+        sync.pragma(),
+        cache_sizes().0
     ))
     .map_err(db_err)
     .map_err(&ctx)?;
@@ -227,6 +249,6 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     // No memory-mapped I/O: mapped pages count as the process's resident memory, and a full scan
     // would "use" the whole file. The page cache of the OS serves the reads instead.
-    let _ = conn.execute_batch("PRAGMA mmap_size = 0; PRAGMA cache_size = -16384;");
+    let _ = conn.execute_batch(&format!("PRAGMA mmap_size = 0; PRAGMA cache_size = {};", cache_sizes().1));
     Ok(conn)
 }

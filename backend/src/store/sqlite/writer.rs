@@ -217,6 +217,7 @@ impl Writer {
             journal_mode,
             synchronous: as_int(q("PRAGMA synchronous")?),
             busy_timeout_ms: as_int(q("PRAGMA busy_timeout")?),
+            cache_size: as_int(q("PRAGMA cache_size")?),
             user_version: as_int(q("PRAGMA user_version")?),
         })
     }
