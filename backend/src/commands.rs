@@ -123,16 +123,30 @@ pub async fn load<S: EventStore + ?Sized, T: Clone + Send + Sync + 'static>(
     init: T,
     evolve: impl Fn(T, &Event) -> T,
 ) -> Result<(T, u64), CommandError> {
-    let (mut state, mut version) = store.states().and_then(|c| c.get::<T>(stream)).unwrap_or((init, 0));
+    let cache = store.states();
+    let mut found = cache.and_then(|c| c.get::<T>(stream));
+    // Nothing kept: fold from the first event, one command at a time per stream; a command that
+    // waited starts from what the one before it kept.
+    let mut first = None;
+    if let (None, Some(c)) = (&found, cache) {
+        let held = c.first_fold(stream).await;
+        found = c.get::<T>(stream);
+        if found.is_none() {
+            c.count_fold_from_start();
+            first = Some(held);
+        }
+    }
+    let (mut state, mut version) = found.unwrap_or((init, 0));
     let kept = version;
     loop {
         let batch = store.read_stream(stream, version, 1000, Upto::Head).await?;
         if batch.is_empty() {
             if version > kept
-                && let Some(cache) = store.states()
+                && let Some(cache) = cache
             {
                 cache.put(stream, version, state.clone());
             }
+            drop(first);
             return Ok((state, version));
         }
         for e in &batch {
@@ -478,5 +492,63 @@ mod tests {
         assert_ne!(state, first);
         assert_eq!((state, version), fresh_tenant(&store, &t).await);
         assert_eq!(kept.get::<tenant::TenantState>(&name).map(|(_, v)| v), Some(v1 + 3));
+    }
+
+    /// After a start, commands that need the same stream at once fold it from its first event
+    /// once: the others wait and start from the state it kept. Each answer equals a fresh fold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_loads_of_a_stream_fold_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteOptions { synchronous: Synchronous::Off, read_only: false, ..SqliteOptions::default() };
+        let path = dir.path().join("ducha.db");
+        let (t, name, v) = {
+            let store = SqliteStore::open(&path, opts.clone()).unwrap();
+            crate::demo::load(&store).await.unwrap();
+            let t = TenantId::parse("xxjd").unwrap();
+            let name = stream::tenant(&t);
+            let (_, v) = fresh_tenant(&store, &t).await;
+            let model = crate::projector::rebuild(&store, |_| {}).await.unwrap();
+            let admin = model.directory().user_by_username("xx-admin").unwrap().actor();
+            let meta = Meta::new(admin, chrono::Utc::now());
+            // A long tenant stream, so that a fold from the first event takes a while.
+            let added: Vec<Event> = (0..3_000)
+                .map(|n| {
+                    ducha_events::event::CommunityAdded {
+                        community_id: CommunityId::parse(format!("c{n}")).unwrap(),
+                        name: format!("第{n}社区"),
+                    }
+                    .into()
+                })
+                .collect();
+            let events = new_events(&meta, Role::SubdistrictAdmin, &added);
+            let req = AppendRequest {
+                tenant: t.clone(),
+                stream: name.clone(),
+                expected: ExpectedVersion::Exact(v),
+                events,
+                idempotency_key: None,
+            };
+            store.append(req).await.unwrap();
+            (t, name, v + 3_000)
+        };
+        // A store opened afresh keeps nothing, as after a start.
+        let store = std::sync::Arc::new(SqliteStore::open(&path, opts).unwrap());
+        let kept = store.states().unwrap();
+        assert_eq!((kept.len(), kept.folds_from_start()), (0, 0));
+        let expected = fresh_tenant(&store, &t).await;
+        assert_eq!(expected.1, v);
+        let loads: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move { load_tenant(store.as_ref(), &t).await.unwrap() })
+            })
+            .collect();
+        for l in loads {
+            assert_eq!(l.await.unwrap(), expected);
+        }
+        let kept = store.states().unwrap();
+        assert_eq!(kept.folds_from_start(), 1, "16 loads at once folded the stream from its start once");
+        assert_eq!(kept.get::<tenant::TenantState>(&name).map(|(_, v)| v), Some(v));
+        assert_eq!(kept.folding(), 0, "no place is left behind once the folds are done");
     }
 }
