@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("run") => run(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("web") => web().map(|_| ()),
+        Some("web") => web(false).map(|_| ()),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         _ => {
@@ -49,10 +49,39 @@ fn cargo() -> Command {
     c
 }
 
+/// Runs one step, announcing it and, when it ends, how long it took (CI's log then shows where
+/// the time of a run goes).
 fn step(name: &str, cmd: &mut Command) -> Result<(), String> {
     eprintln!("==> {name}");
+    let started = std::time::Instant::now();
     let status = cmd.status().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    eprintln!("<== {name}: {:.0} s", started.elapsed().as_secs_f64());
     if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+}
+
+/// Clippy inside the builds instead of beside them: `cargo clippy` checks every dependency a
+/// second time (check mode, whose metadata a build cannot reuse: on a cold target directory that
+/// was a third of CI's compiling). Cargo runs only the workspace's own crates through
+/// `RUSTC_WORKSPACE_WRAPPER`, so clippy-driver lints them while it compiles them, with
+/// `-D warnings` (`CLIPPY_ARGS`, the variable `cargo clippy` itself hands the driver); the
+/// dependencies are compiled by rustc as in any build and stay shared. clippy-driver turns MIR
+/// optimizations off for the crates it lints: the debug builds the tests run have none to speak
+/// of; the web app CI builds this way is a few KB larger than the one `cargo xtask run` serves
+/// (the size budget test therefore checks the larger one).
+fn with_clippy(cmd: &mut Command) -> Result<&mut Command, String> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("{rustc} --print sysroot: {e}"))?;
+    let driver = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("bin").join("clippy-driver");
+    if !driver.exists() {
+        step("rustup component add clippy", Command::new("rustup").args(["component", "add", "clippy"]))?;
+    }
+    if !driver.exists() {
+        return Err(format!("clippy-driver not found at {}", driver.display()));
+    }
+    Ok(cmd.env("RUSTC_WORKSPACE_WRAPPER", driver).env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"))
 }
 
 fn target_dir() -> PathBuf {
@@ -176,22 +205,22 @@ fn ensure_tools() -> Result<(), String> {
 fn test() -> Result<(), String> {
     ensure_tools()?;
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
-    // The web app once, first: every later cargo command gets the same DUCHA_WEB_DIST, so the
-    // binary that the end-to-end and browser tests run has it embedded and nothing builds twice.
-    let dist = web()?;
+    // The web app once, first, linted as it compiles (`with_clippy`; its build for wasm32 is also
+    // the proof that the events crate builds for the browser): every later cargo command gets the
+    // same DUCHA_WEB_DIST, so the binary that the end-to-end and browser tests run has it
+    // embedded and nothing builds twice.
+    let dist = web(true)?;
     let cargo = || {
         let mut c = cargo();
         c.env("DUCHA_WEB_DIST", &dist);
         c
     };
-    step("cargo clippy -D warnings", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // What the test build below does not compile: the xtask outside its tests and the web app's
+    // host helpers outside theirs. Small: only their few dependencies are checked.
     step(
-        "web app: clippy for wasm32 -D warnings",
-        cargo().args(["clippy", "-p", "ducha-web", "--target", WASM_TARGET, "--", "-D", "warnings"]),
+        "cargo clippy -D warnings: xtask and the web app's host helpers",
+        cargo().args(["clippy", "-p", "xtask", "-p", "ducha-web", "--all-targets", "--", "-D", "warnings"]),
     )?;
-    step("events crate builds for wasm32", cargo().args(["build", "-p", "ducha-events", "--target", WASM_TARGET]))?;
-    // The end-to-end tests run the real binary; build it first so they find it.
-    step("cargo build -p ducha (web app embedded)", cargo().args(["build", "-p", "ducha"]))?;
     // PostgreSQL for the shared-store suites: the one named by DUCHA_TEST_POSTGRES_URL, or a
     // throw-away cluster started here (installed from Debian's packages when missing) and stopped
     // when the tests end. Either way its suites must run: DUCHA_REQUIRE_POSTGRES turns a missing
@@ -203,12 +232,16 @@ fn test() -> Result<(), String> {
         }
         _ => Some(postgres::Cluster::start(false)?),
     };
+    // Every target of every crate, linted as it compiles (clippy -D warnings); the end-to-end
+    // tests run the real binary, which `cargo test` builds (for the backend's own end-to-end
+    // tests) and leaves in target/debug before any test starts.
     let mut test = cargo();
+    with_clippy(&mut test)?;
     test.args(["test", "--workspace", "--no-fail-fast"]).env("DUCHA_REQUIRE_POSTGRES", "1");
     if let Some(c) = &cluster {
         test.env("DUCHA_TEST_POSTGRES_URL", &c.url);
     }
-    let result = step("cargo test", &mut test);
+    let result = step("cargo test (clippy -D warnings on the workspace's crates as they compile)", &mut test);
     drop(cluster);
     result
 }
@@ -217,7 +250,7 @@ fn test() -> Result<(), String> {
 /// the demo loaded when the store is empty, the URL and the demo logins printed. Extra arguments
 /// go to `ducha serve` (e.g. `--listen 0.0.0.0:8080`).
 fn run(args: &[String]) -> Result<(), String> {
-    let dist = web()?;
+    let dist = web(false)?;
     step(
         "cargo build --release -p ducha (web app embedded)",
         cargo().env("DUCHA_WEB_DIST", &dist).args(["build", "--release", "-p", "ducha"]),
@@ -282,7 +315,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     )?;
     // The web app (issue 4): download size and time to a usable dashboard in headless Chromium,
     // against the debug binary the browser tests use (with the web app embedded).
-    let dist = web()?;
+    let dist = web(false)?;
     step(
         "cargo build -p ducha (web app embedded)",
         cargo().env("DUCHA_WEB_DIST", &dist).args(["build", "-p", "ducha"]),
@@ -430,16 +463,24 @@ fn gzip_copy(path: &Path) -> Option<usize> {
 /// `wasm-release` profile, split by wasm-split at the `#[lazy]` screens (frontend/src/app.rs) into
 /// the first module and the modules loaded on demand, wasm-bindgen (`--target web`) on the first,
 /// wasm-opt -Oz on every module, then our own assets (index.html, boot.js, style.css), with
-/// gzipped copies of the JS and the WASM.
-fn web() -> Result<PathBuf, String> {
+/// gzipped copies of the JS and the WASM. With `lint`, the web app's crates are linted as they
+/// compile (`with_clippy`, for CI).
+fn web(lint: bool) -> Result<PathBuf, String> {
     ensure_wasm_target()?;
     let tools = tools_dir();
     let bindgen = ensure_wasm_bindgen(&tools)?;
     let splitter = ensure_wasm_split(&tools)?;
-    step(
-        "web app: cargo build -p ducha-web (wasm32, wasm-release)",
-        cargo().args(["build", "-p", "ducha-web", "--target", WASM_TARGET, "--profile", "wasm-release"]),
-    )?;
+    let mut build = cargo();
+    build.args(["build", "-p", "ducha-web", "--target", WASM_TARGET, "--profile", "wasm-release"]);
+    if lint {
+        with_clippy(&mut build)?;
+    }
+    let name = if lint {
+        "web app: cargo build -p ducha-web (wasm32, wasm-release; clippy -D warnings on its crates)"
+    } else {
+        "web app: cargo build -p ducha-web (wasm32, wasm-release)"
+    };
+    step(name, &mut build)?;
     let target = target_dir();
     let wasm = target.join(WASM_TARGET).join("wasm-release").join("ducha_web.wasm");
     // wasm-split: `ducha.wasm` (for wasm-bindgen), one module per group of screens (and chunks of
