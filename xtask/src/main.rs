@@ -440,6 +440,76 @@ fn ensure_wasm_split(tools: &Path) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// What wasm-opt is given besides the module: the size goal and the features rustc's wasm32
+/// target uses by default (binaryen must accept them).
+const WASM_OPT_FLAGS: [&str; 7] = [
+    "-Oz",
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// wasm-opt on every module, as many at once as there are cores (each run is single-threaded),
+/// skipping a module that is byte for byte the one shrunk last time: its input and output are
+/// kept in `cache`, so a run whose web app did not change spends no time here (it was two minutes
+/// of every CI run). The cache is emptied when the tool or its flags change.
+fn shrink_all(opt: &Path, modules: &[(String, PathBuf)], cache: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let key = format!("{BINARYEN_NPM} {}", WASM_OPT_FLAGS.join(" "));
+    let key_file = cache.join("key");
+    if std::fs::read_to_string(&key_file).ok().as_deref() != Some(key.as_str()) {
+        let _ = std::fs::remove_dir_all(cache);
+        std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+        std::fs::write(&key_file, &key).map_err(|e| format!("{}: {e}", key_file.display()))?;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, modules.len().max(1));
+    let mut done: Vec<(usize, Result<Vec<u8>, String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((name, path)) = modules.get(i) else { break mine };
+                        mine.push((i, shrink_one(opt, name, path, cache)));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    if done.len() != modules.len() {
+        return Err("wasm-opt: a worker stopped before its modules were done".to_owned());
+    }
+    done.sort_by_key(|(i, _)| *i);
+    modules.iter().zip(done).map(|((name, _), (_, shrunk))| Ok((name.clone(), shrunk?))).collect()
+}
+
+/// One module through wasm-opt, or its output from the last run when the input is the same.
+fn shrink_one(opt: &Path, name: &str, path: &Path, cache: &Path) -> Result<Vec<u8>, String> {
+    let input = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let (kept_in, kept_out) = (cache.join(format!("{name}.in")), cache.join(format!("{name}.out")));
+    if std::fs::read(&kept_in).is_ok_and(|k| k == input)
+        && let Ok(out) = std::fs::read(&kept_out)
+    {
+        return Ok(out);
+    }
+    let shrunk = cache.join(format!("{name}.tmp"));
+    step(
+        &format!("web app: wasm-opt {name}"),
+        Command::new(opt).arg(path).arg("-o").arg(&shrunk).args(WASM_OPT_FLAGS),
+    )?;
+    let out = std::fs::read(&shrunk).map_err(|e| format!("read {}: {e}", shrunk.display()))?;
+    // The input last, so that an interrupted run never pairs an input with another's output.
+    let _ = std::fs::remove_file(&kept_in);
+    std::fs::rename(&shrunk, &kept_out).map_err(|e| format!("{}: {e}", kept_out.display()))?;
+    std::fs::write(&kept_in, &input).map_err(|e| format!("{}: {e}", kept_in.display()))?;
+    Ok(out)
+}
+
 /// Writes `bytes` to `path` unless it already holds them (an unchanged file keeps its time, so
 /// the `ducha` binary that embeds the folder is not rebuilt for nothing).
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -515,31 +585,10 @@ fn web(lint: bool) -> Result<PathBuf, String> {
         .collect();
     on_demand.sort();
     modules.extend(on_demand.iter().map(|n| (n.clone(), split.join(n))));
-    let opt = ensure_wasm_opt(&tools);
-    let mut files = Vec::new();
-    for (name, path) in &modules {
-        let bytes = match &opt {
-            Some(opt) => {
-                let shrunk = staging.join(format!("{name}.opt"));
-                // The features rustc's wasm32 target uses by default; binaryen must accept them.
-                step(
-                    &format!("web app: wasm-opt -Oz {name}"),
-                    Command::new(opt).arg(path).arg("-o").arg(&shrunk).args([
-                        "-Oz",
-                        "--enable-bulk-memory",
-                        "--enable-nontrapping-float-to-int",
-                        "--enable-sign-ext",
-                        "--enable-mutable-globals",
-                        "--enable-reference-types",
-                        "--enable-multivalue",
-                    ]),
-                )?;
-                read(&shrunk)?
-            }
-            None => read(path)?,
-        };
-        files.push((name.clone(), bytes));
-    }
+    let mut files = match ensure_wasm_opt(&tools) {
+        Some(opt) => shrink_all(&opt, &modules, &target.join("web-opt-cache"))?,
+        None => modules.iter().map(|(name, path)| Ok((name.clone(), read(path)?))).collect::<Result<_, String>>()?,
+    };
     let frontend = root().join("frontend");
     for (name, path) in [
         ("ducha.js", staging.join("ducha.js")),
